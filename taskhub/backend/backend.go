@@ -1,0 +1,193 @@
+// Package backend defines the storage contract that the task hub engine runs
+// on: queues of Durable Task messages, the fenced history store and the
+// instance status store. The Azure Storage implementation lives in package
+// azurestorage; tests may wrap it to inject faults.
+package backend
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/go-durable/durablefunctions/taskhub/history"
+)
+
+// Sentinel errors returned by every Backend implementation. Implementations
+// wrap them with context; callers test with errors.Is.
+var (
+	// ErrNotFound: the instance, message or row does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: an optimistic-concurrency check failed (ETag mismatch,
+	// sentinel already created, pop receipt no longer valid).
+	ErrConflict = errors.New("conflict")
+	// ErrExists: an insert found the row already present.
+	ErrExists = errors.New("already exists")
+)
+
+// Message is one Durable Task message: an event addressed to an orchestration
+// instance (control queue) or to an activity worker (work-item queue).
+type Message struct {
+	// Event is the payload: ExecutionStarted, TaskScheduled, TaskCompleted, ...
+	Event history.Event
+	// Target is the orchestration the message belongs to. ExecutionID may be
+	// empty for management messages (raise event, terminate) meaning "current".
+	Target history.OrchestrationInstance
+	// Sender is the orchestration that sent the message; empty for clients.
+	Sender history.OrchestrationInstance
+	// Episode is the sender's episode number, when known (0 = unknown).
+	Episode int
+	// ActivityID is a GUID identifying the message for tracing.
+	ActivityID string
+	// SequenceNumber orders messages from one sender; a tie-breaker only.
+	SequenceNumber int64
+	// OrchestrationTags are the orchestration's tags (work items only).
+	OrchestrationTags map[string]string
+}
+
+// Receipt identifies a stored queue message so that it can be deleted or its
+// visibility changed. PopReceipt changes on every visibility update.
+type Receipt struct {
+	Queue      string
+	MessageID  string
+	PopReceipt string
+	// NextVisible is when the message becomes visible to other consumers.
+	NextVisible time.Time
+}
+
+// Received is a message taken from a queue.
+type Received struct {
+	Message      Message
+	Receipt      Receipt
+	DequeueCount int64
+	InsertedAt   time.Time
+}
+
+// PoisonMessage is a queue message that could not be decoded. The backend
+// has already parked it (see ParkPoison); it is reported so the caller can
+// log and count it.
+type PoisonMessage struct {
+	Receipt      Receipt
+	DequeueCount int64
+	Reason       error
+}
+
+// History is the committed history of an instance's current execution.
+type History struct {
+	InstanceID  string
+	ExecutionID string
+	Events      []history.Event
+	// ETag is the sentinel row's ETag; empty when the instance has no history.
+	ETag string
+}
+
+// InstanceState is the Instances-table row of an instance.
+type InstanceState struct {
+	InstanceID         string
+	Name               string
+	Version            string
+	ExecutionID        string
+	Input              string // JSON, "" = null
+	Output             string // JSON, failure text or termination reason, "" = null
+	CustomStatus       string // JSON, "" = null
+	CreatedTime        time.Time
+	LastUpdatedTime    time.Time
+	CompletedTime      time.Time // zero = not completed
+	Status             history.OrchestrationStatus
+	ScheduledStartTime time.Time // zero = none
+	Generation         int32
+	Tags               map[string]string
+	// ETag of the row as read or last written; used for fenced updates.
+	ETag string
+}
+
+// InstanceQuery filters instances for listing.
+type InstanceQuery struct {
+	Statuses         []history.OrchestrationStatus // empty = all
+	CreatedFrom      time.Time                     // zero = unbounded
+	CreatedTo        time.Time                     // zero = unbounded
+	InstanceIDPrefix string
+	PageSize         int32  // 0 = backend default
+	Continuation     string // from a previous page
+	WithInput        bool
+}
+
+// PartitionLease is one row of the partition-ownership table.
+type PartitionLease struct {
+	Partition    int
+	QueueName    string
+	CurrentOwner string
+	NextOwner    string
+	OwnedSince   time.Time
+	LastRenewal  time.Time
+	ExpiresAt    time.Time
+	IsDraining   bool
+	ETag         string
+}
+
+// Backend is the storage contract of the task hub. All methods are safe for
+// concurrent use.
+type Backend interface {
+	// HubName returns the task hub name as configured.
+	HubName() string
+	// PartitionCount returns the number of control queues.
+	PartitionCount() int
+	// PartitionOf returns the control-queue index that instanceID routes to.
+	PartitionOf(instanceID string) int
+
+	// CreateTaskHub creates every queue and table of the hub if missing and
+	// seeds the partition table. It is idempotent.
+	CreateTaskHub(ctx context.Context) error
+	// DeleteTaskHub removes every queue, table and container of the hub.
+	DeleteTaskHub(ctx context.Context) error
+
+	// SendControl puts msg on the control queue of msg.Target.InstanceID.
+	// The message stays invisible for delay.
+	SendControl(ctx context.Context, msg Message, delay time.Duration) (Receipt, error)
+	// ReceiveControl takes up to max visible messages from control queue
+	// partition, hiding them for visibility. Messages that cannot be decoded
+	// are parked and returned as poison.
+	ReceiveControl(ctx context.Context, partition, max int, visibility time.Duration) ([]Received, []PoisonMessage, error)
+	// SendWorkItem puts an activity message on the work-item queue.
+	SendWorkItem(ctx context.Context, msg Message, delay time.Duration) (Receipt, error)
+	// ReceiveWorkItems takes up to max visible activity messages.
+	ReceiveWorkItems(ctx context.Context, max int, visibility time.Duration) ([]Received, []PoisonMessage, error)
+	// DeleteMessage removes a message. A message already gone is not an error.
+	DeleteMessage(ctx context.Context, r Receipt) error
+	// SetVisibility hides the message for d from now (0 makes it visible at
+	// once) and returns the new receipt. ErrNotFound or ErrConflict when the
+	// message is gone or the receipt is stale.
+	SetVisibility(ctx context.Context, r Receipt, d time.Duration) (Receipt, error)
+	// ParkPoison moves a message that cannot be processed out of its queue,
+	// recording why, so that nothing is lost and the queue keeps moving.
+	ParkPoison(ctx context.Context, r Receipt, body string, dequeueCount int64, reason string) error
+
+	// LoadHistory reads the current execution's history of an instance. An
+	// instance without history returns an empty History and no error.
+	LoadHistory(ctx context.Context, instanceID string) (History, error)
+	// AppendHistory writes events at positions from, from+1, ... of
+	// execution executionID, fenced by etag: etag "" means "no history may
+	// exist yet" (sentinel insert). It returns the new sentinel ETag, or an
+	// error wrapping ErrConflict when another writer got there first. When
+	// from is 0 and history exists for another execution, the rows are
+	// overwritten (ContinueAsNew, restart) as long as etag matches.
+	AppendHistory(ctx context.Context, instanceID, executionID string, from int, events []history.Event, etag string) (string, error)
+
+	// GetInstance reads an instance's status row (ErrNotFound if none).
+	GetInstance(ctx context.Context, instanceID string, withInput bool) (InstanceState, error)
+	// CreateInstance inserts a status row; ErrExists if present. Returns the ETag.
+	CreateInstance(ctx context.Context, st InstanceState) (string, error)
+	// UpdateInstance replaces a status row if its ETag still equals st.ETag
+	// ("" = unconditional upsert); ErrConflict otherwise. Returns the new ETag.
+	UpdateInstance(ctx context.Context, st InstanceState) (string, error)
+	// QueryInstances lists instance rows matching q, one page at a time; the
+	// returned continuation is "" on the last page.
+	QueryInstances(ctx context.Context, q InstanceQuery) ([]InstanceState, string, error)
+	// PurgeInstance deletes an instance's status row and history rows.
+	PurgeInstance(ctx context.Context, instanceID string) error
+
+	// ReadPartitions returns every row of the partition-ownership table.
+	ReadPartitions(ctx context.Context) ([]PartitionLease, error)
+	// WritePartition replaces one ownership row if its ETag still matches,
+	// returning the updated lease with its new ETag (ErrConflict otherwise).
+	WritePartition(ctx context.Context, lease PartitionLease) (PartitionLease, error)
+}

@@ -1,0 +1,26 @@
+// Package durable is the orchestration programming model and its
+// deterministic replay core.
+//
+// Orchestrators and activities are plain Go functions with typed inputs and
+// outputs, registered by name:
+//
+//	var Hello = durable.NewActivity("Hello", func(ctx context.Context, city string) (string, error) {
+//		return "Hello " + city + "!", nil
+//	})
+//
+//	var Sequence = durable.NewOrchestrator("Sequence", func(ctx *durable.Context, _ any) ([]string, error) {
+//		a, err := Hello.Call(ctx, "Tokyo").Await()
+//		...
+//	})
+//
+// The replay core (Executor) runs an orchestrator as a coroutine against its
+// history: each Await that cannot be satisfied from history parks the
+// coroutine and hands control back to the executor, which returns the new
+// actions (activity calls, completion) for the engine to checkpoint. The
+// coroutine stays parked between episodes, so a cached Executor resumes
+// without replaying; a fresh Executor replays the whole history first.
+// Unwinding a parked coroutine uses runtime.Goexit, which recover() in user
+// code cannot intercept.
+//
+// The package knows nothing about storage, queues or HTTP.
+package durable

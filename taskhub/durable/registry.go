@@ -1,0 +1,202 @@
+package durable
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"sync"
+)
+
+// OrchestratorFunc is the untyped form of an orchestrator that the engine
+// runs: it returns the output as JSON text ("" for null).
+type OrchestratorFunc func(ctx *Context) (string, error)
+
+// ActivityFunc is the untyped form of an activity that the engine runs: it
+// takes and returns JSON text ("" for null).
+type ActivityFunc func(ctx context.Context, input string) (string, error)
+
+// Definition is a named orchestrator or activity that can be registered.
+type Definition interface {
+	// Name is the function name used in history and on the wire.
+	Name() string
+	register(r *Registry) error
+}
+
+// Registry maps function names to code. It is safe for concurrent use.
+type Registry struct {
+	mu            sync.RWMutex
+	orchestrators map[string]OrchestratorFunc
+	activities    map[string]ActivityFunc
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry {
+	return &Registry{orchestrators: map[string]OrchestratorFunc{}, activities: map[string]ActivityFunc{}}
+}
+
+// Add registers definitions. A name registered twice is an error.
+func (r *Registry) Add(defs ...Definition) error {
+	for _, d := range defs {
+		if d.Name() == "" {
+			return fmt.Errorf("durable: cannot register a function with an empty name")
+		}
+		if err := d.register(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// AddOrchestratorFunc registers an untyped orchestrator.
+func (r *Registry) AddOrchestratorFunc(name string, fn OrchestratorFunc) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, dup := r.orchestrators[name]; dup {
+		return fmt.Errorf("durable: orchestrator %q registered twice", name)
+	}
+	r.orchestrators[name] = fn
+	return nil
+}
+
+// AddActivityFunc registers an untyped activity.
+func (r *Registry) AddActivityFunc(name string, fn ActivityFunc) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, dup := r.activities[name]; dup {
+		return fmt.Errorf("durable: activity %q registered twice", name)
+	}
+	r.activities[name] = fn
+	return nil
+}
+
+// Orchestrator returns the orchestrator registered under name.
+func (r *Registry) Orchestrator(name string) (OrchestratorFunc, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	fn, ok := r.orchestrators[name]
+	return fn, ok
+}
+
+// Activity returns the activity registered under name.
+func (r *Registry) Activity(name string) (ActivityFunc, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	fn, ok := r.activities[name]
+	return fn, ok
+}
+
+// OrchestratorNames lists the registered orchestrators, sorted.
+func (r *Registry) OrchestratorNames() []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	names := make([]string, 0, len(r.orchestrators))
+	for n := range r.orchestrators {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Orchestrator is a typed orchestrator definition.
+type Orchestrator[In, Out any] struct {
+	name string
+	fn   func(ctx *Context, input In) (Out, error)
+}
+
+// NewOrchestrator defines an orchestrator with a typed input and output.
+// The input is decoded from JSON into In; the output is encoded as JSON.
+func NewOrchestrator[In, Out any](name string, fn func(ctx *Context, input In) (Out, error)) *Orchestrator[In, Out] {
+	return &Orchestrator[In, Out]{name: name, fn: fn}
+}
+
+// Name returns the orchestrator's name.
+func (o *Orchestrator[In, Out]) Name() string { return o.name }
+
+func (o *Orchestrator[In, Out]) register(r *Registry) error {
+	return r.AddOrchestratorFunc(o.name, o.untyped)
+}
+
+func (o *Orchestrator[In, Out]) untyped(ctx *Context) (string, error) {
+	var in In
+	if err := decodeJSON(ctx.input, &in); err != nil {
+		return "", &InputError{Function: o.name, Kind: "orchestrator", Type: fmt.Sprintf("%T", in), Err: err}
+	}
+	out, err := o.fn(ctx, in)
+	if err != nil {
+		return "", err
+	}
+	return encodeJSON(out)
+}
+
+// Activity is a typed activity definition.
+type Activity[In, Out any] struct {
+	name string
+	fn   func(ctx context.Context, input In) (Out, error)
+}
+
+// NewActivity defines an activity with a typed input and output.
+func NewActivity[In, Out any](name string, fn func(ctx context.Context, input In) (Out, error)) *Activity[In, Out] {
+	return &Activity[In, Out]{name: name, fn: fn}
+}
+
+// Name returns the activity's name.
+func (a *Activity[In, Out]) Name() string { return a.name }
+
+func (a *Activity[In, Out]) register(r *Registry) error {
+	return r.AddActivityFunc(a.name, a.untyped)
+}
+
+func (a *Activity[In, Out]) untyped(ctx context.Context, input string) (string, error) {
+	var in In
+	if err := decodeJSON(input, &in); err != nil {
+		return "", &InputError{Function: a.name, Kind: "activity", Type: fmt.Sprintf("%T", in), Err: err}
+	}
+	out, err := a.fn(ctx, in)
+	if err != nil {
+		return "", err
+	}
+	return encodeJSON(out)
+}
+
+// Call schedules the activity from an orchestrator. The returned task
+// completes with the activity's typed result.
+func (a *Activity[In, Out]) Call(ctx *Context, input In) *Task[Out] {
+	return CallActivity[Out](ctx, a.name, input)
+}
+
+// InputError reports an input that does not fit the function's input type.
+type InputError struct {
+	Function string
+	Kind     string // "orchestrator" or "activity"
+	Type     string
+	Err      error
+}
+
+// Error implements error.
+func (e *InputError) Error() string {
+	return fmt.Sprintf("%s %q: input does not fit type %s: %v", e.Kind, e.Function, e.Type, e.Err)
+}
+
+// Unwrap returns the JSON decoding error.
+func (e *InputError) Unwrap() error { return e.Err }
+
+// ErrorType implements the ErrorType convention.
+func (e *InputError) ErrorType() string { return "InputError" }
+
+// decodeJSON decodes JSON text into v; "" means null and leaves v zero.
+func decodeJSON(text string, v any) error {
+	if text == "" {
+		return nil
+	}
+	return json.Unmarshal([]byte(text), v)
+}
+
+// encodeJSON encodes v as JSON text.
+func encodeJSON(v any) (string, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "", fmt.Errorf("durable: cannot encode %T as JSON: %w", v, err)
+	}
+	return string(b), nil
+}
