@@ -1,6 +1,7 @@
 package durable
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -114,4 +115,25 @@ func (c *Context) waitFor(t *task) {
 	for !t.done {
 		c.ex.park()
 	}
+}
+
+// ActivityInfo describes the activity call an activity function is serving.
+type ActivityInfo struct {
+	Name        string
+	InstanceID  string // the orchestration that called it
+	ExecutionID string
+	TaskID      int32
+}
+
+type activityInfoKey struct{}
+
+// WithActivityInfo returns a context carrying info (used by the engine).
+func WithActivityInfo(ctx context.Context, info ActivityInfo) context.Context {
+	return context.WithValue(ctx, activityInfoKey{}, info)
+}
+
+// ActivityInfoFrom returns the activity call details from an activity's context.
+func ActivityInfoFrom(ctx context.Context) (ActivityInfo, bool) {
+	info, ok := ctx.Value(activityInfoKey{}).(ActivityInfo)
+	return info, ok
 }

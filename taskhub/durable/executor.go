@@ -301,3 +301,33 @@ func (e *PanicError) Error() string { return "orchestrator panicked: " + e.Value
 
 // ErrorType implements the ErrorType convention.
 func (e *PanicError) ErrorType() string { return "panic" }
+
+// TaskState says how the recorded history stands for one task id.
+type TaskState int
+
+// Task states, as seen by the engine when a response arrives.
+const (
+	// TaskUnknown: history does not record the task's scheduling (yet); a
+	// response for it is out of order.
+	TaskUnknown TaskState = iota
+	// TaskAwaiting: scheduled and recorded, waiting for its response.
+	TaskAwaiting
+	// TaskResolved: the task already has its response; another is a duplicate.
+	TaskResolved
+)
+
+// TaskState reports the state of task id.
+func (e *Executor) TaskState(id int32) TaskState {
+	if id < 0 || id >= e.nextID {
+		return TaskUnknown
+	}
+	for _, a := range e.pending {
+		if a.EventID == id {
+			return TaskUnknown
+		}
+	}
+	if t, ok := e.open[id]; ok && !t.done {
+		return TaskAwaiting
+	}
+	return TaskResolved
+}

@@ -1,0 +1,298 @@
+// Command durable-bench measures the task hub on the sample orchestration
+// against Azurite: the latency of one orchestration at a time, the
+// throughput of many at once, and the storage calls each one costs.
+//
+//	go run ./cmd/durable-bench                 # starts its own Azurite
+//	go run ./cmd/durable-bench -storage "..."  # uses a running one
+//
+// Figures are printed, never judged: machines are shared and noisy, so run
+// it several times and compare medians.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	hello "github.com/go-durable/durablefunctions/Hello"
+	orchestrator "github.com/go-durable/durablefunctions/Orchestrator"
+	"github.com/go-durable/durablefunctions/internal/azuritetest"
+	"github.com/go-durable/durablefunctions/taskhub/azurestorage"
+	"github.com/go-durable/durablefunctions/taskhub/client"
+	"github.com/go-durable/durablefunctions/taskhub/durable"
+	"github.com/go-durable/durablefunctions/taskhub/engine"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "durable-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	storage := flag.String("storage", "", "storage connection string (default: start a private Azurite on disk)")
+	sequential := flag.Int("sequential", 30, "orchestrations to run one at a time")
+	burst := flag.Int("burst", 500, "orchestrations to start at once")
+	starters := flag.Int("starters", 50, "concurrent clients issuing the burst's starts")
+	flag.Parse()
+
+	ctx := context.Background()
+	conn := *storage
+	if conn == "" {
+		dir, err := os.MkdirTemp("", "durable-bench-azurite")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		srv, err := azuritetest.Start(ctx, dir)
+		if err != nil {
+			return fmt.Errorf("start Azurite: %w", err)
+		}
+		defer srv.Stop()
+		conn = srv.ConnectionString()
+	}
+
+	counter := &countingTransport{next: &http.Transport{MaxIdleConnsPerHost: 128, IdleConnTimeout: 4 * time.Second}}
+	hub := fmt.Sprintf("bench%d", time.Now().UnixNano()%1_000_000_000)
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	store, err := azurestorage.New(azurestorage.Options{ConnectionString: conn, HubName: hub, HTTPClient: &http.Client{Transport: counter}, Logger: log})
+	if err != nil {
+		return err
+	}
+	reg := durable.NewRegistry()
+	if err := reg.Add(orchestrator.Orchestrator, hello.Activity); err != nil {
+		return err
+	}
+	eng, err := engine.New(engine.Options{Backend: store, Registry: reg, Logger: log})
+	if err != nil {
+		return err
+	}
+	if err := eng.Start(ctx); err != nil {
+		return err
+	}
+	defer func() {
+		stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		eng.Stop(stopCtx)
+		store.DeleteTaskHub(stopCtx)
+	}()
+	c := client.New(store, reg, eng)
+
+	fmt.Printf("task hub %s, %d partitions owned, Azurite at %s\n\n", hub, len(eng.OwnedPartitions()), endpointOf(conn))
+
+	// Warm up connections and code paths.
+	for i := 0; i < 3; i++ {
+		if _, err := runOne(ctx, c); err != nil {
+			return err
+		}
+	}
+
+	// One at a time.
+	counter.reset()
+	var lat []time.Duration
+	for i := 0; i < *sequential; i++ {
+		d, err := runOne(ctx, c)
+		if err != nil {
+			return err
+		}
+		lat = append(lat, d)
+	}
+	calls := counter.snapshot()
+	fmt.Printf("one orchestration at a time (%d runs)\n", *sequential)
+	fmt.Printf("  start-to-completed latency: p50 %s  p95 %s  min %s  max %s\n", pct(lat, 50), pct(lat, 95), pct(lat, 0), pct(lat, 100))
+	printCalls(calls, *sequential)
+
+	// Many at once.
+	counter.reset()
+	lat, wall, err := runBurst(ctx, c, *burst, *starters)
+	if err != nil {
+		return err
+	}
+	calls = counter.snapshot()
+	fmt.Printf("\n%d orchestrations started at once by %d clients\n", *burst, *starters)
+	fmt.Printf("  wall time %s, throughput %.1f orchestrations/s\n", wall.Round(time.Millisecond), float64(*burst)/wall.Seconds())
+	fmt.Printf("  start-to-completed latency: p50 %s  p95 %s  max %s\n", pct(lat, 50), pct(lat, 95), pct(lat, 100))
+	printCalls(calls, *burst)
+	st := eng.Stats()
+	fmt.Printf("\nengine: %d episodes, %d activities, %d dropped, %d deferred, %d checkpoint retries\n",
+		st.Episodes, st.ActivitiesRun, st.DroppedMessages, st.DeferredMessages, st.CheckpointRetries)
+	return nil
+}
+
+// runOne starts one sample orchestration and waits for it.
+func runOne(ctx context.Context, c *client.Client) (time.Duration, error) {
+	start := time.Now()
+	id, err := c.StartNew(ctx, "Orchestrator", client.StartOptions{})
+	if err != nil {
+		return 0, err
+	}
+	return waitDone(ctx, c, id, start)
+}
+
+func waitDone(ctx context.Context, c *client.Client, id string, start time.Time) (time.Duration, error) {
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	st, err := c.WaitForCompletion(wctx, id, time.Second)
+	d := time.Since(start)
+	if err != nil {
+		return 0, fmt.Errorf("instance %s: %w", id, err)
+	}
+	if st.Output != `["Hello Tokyo!","Hello Seattle!","Hello London!"]` {
+		return 0, fmt.Errorf("instance %s ended %s with output %s", id, st.Status, st.Output)
+	}
+	return d, nil
+}
+
+func runBurst(ctx context.Context, c *client.Client, n, starters int) ([]time.Duration, time.Duration, error) {
+	lat := make([]time.Duration, n)
+	errs := make(chan error, n)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	begin := time.Now()
+	for s := 0; s < starters; s++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine sync.WaitGroup
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					break
+				}
+				t := time.Now()
+				id, err := c.StartNew(ctx, "Orchestrator", client.StartOptions{})
+				if err != nil {
+					errs <- err
+					continue
+				}
+				mine.Add(1)
+				go func() {
+					defer mine.Done()
+					d, err := waitDone(ctx, c, id, t)
+					if err != nil {
+						errs <- err
+					}
+					lat[i] = d
+				}()
+			}
+			mine.Wait()
+		}()
+	}
+	wg.Wait()
+	wall := time.Since(begin)
+	close(errs)
+	for err := range errs {
+		return nil, 0, err
+	}
+	return lat, wall, nil
+}
+
+func pct(d []time.Duration, p int) time.Duration {
+	s := append([]time.Duration(nil), d...)
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	if len(s) == 0 {
+		return 0
+	}
+	i := (len(s) - 1) * p / 100
+	return s[i].Round(100 * time.Microsecond)
+}
+
+func printCalls(calls map[string]int64, n int) {
+	var total, polls int64
+	var keys []string
+	for k, v := range calls {
+		keys = append(keys, k)
+		total += v
+		if strings.HasPrefix(k, "queue receive") {
+			polls += v
+		}
+	}
+	sort.Strings(keys)
+	fmt.Printf("  storage calls per orchestration: %.2f (excluding queue polls), %.2f with the %d polls made meanwhile\n",
+		float64(total-polls)/float64(n), float64(total)/float64(n), polls)
+	for _, k := range keys {
+		fmt.Printf("    %-28s %7.2f per orchestration (%d)\n", k, float64(calls[k])/float64(n), calls[k])
+	}
+}
+
+func endpointOf(conn string) string {
+	for _, part := range strings.Split(conn, ";") {
+		if strings.HasPrefix(part, "QueueEndpoint=") {
+			return strings.TrimPrefix(part, "QueueEndpoint=")
+		}
+	}
+	return "?"
+}
+
+// countingTransport counts storage requests by kind.
+type countingTransport struct {
+	next http.RoundTripper
+	mu   sync.Mutex
+	m    map[string]int64
+}
+
+func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	k := classify(r)
+	c.mu.Lock()
+	if c.m == nil {
+		c.m = map[string]int64{}
+	}
+	c.m[k]++
+	c.mu.Unlock()
+	return c.next.RoundTrip(r)
+}
+
+func (c *countingTransport) reset() {
+	c.mu.Lock()
+	c.m = map[string]int64{}
+	c.mu.Unlock()
+}
+
+func (c *countingTransport) snapshot() map[string]int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]int64, len(c.m))
+	for k, v := range c.m {
+		out[k] = v
+	}
+	return out
+}
+
+// classify names a storage request: queue or table, and the operation.
+func classify(r *http.Request) string {
+	p := r.URL.Path
+	switch {
+	case strings.HasSuffix(p, "/messages"):
+		switch r.Method {
+		case http.MethodGet:
+			return "queue receive"
+		case http.MethodPost:
+			return "queue send"
+		}
+	case strings.Contains(p, "/messages/"):
+		switch r.Method {
+		case http.MethodDelete:
+			return "queue delete"
+		case http.MethodPut:
+			return "queue update visibility"
+		}
+	case strings.HasSuffix(p, "$batch"):
+		return "table batch (history)"
+	case strings.Contains(p, "Partitions"):
+		return "table partitions " + strings.ToLower(r.Method)
+	case strings.Contains(p, "Instances"):
+		return "table instances " + strings.ToLower(r.Method)
+	case strings.Contains(p, "History"):
+		return "table history " + strings.ToLower(r.Method)
+	}
+	return "other " + r.Method + " " + p
+}

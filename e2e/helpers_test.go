@@ -1,0 +1,265 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-durable/durablefunctions/internal/azuritetest"
+)
+
+func TestMain(m *testing.M) { azuritetest.Main(m) }
+
+var (
+	buildMu   sync.Mutex
+	buildDir  string
+	built     = map[string]string{}
+	buildErrs = map[string]error{}
+)
+
+// binary builds the main package at pkg (relative to the module root) once
+// per test binary and returns the executable's path.
+func binary(t *testing.T, pkg string) string {
+	t.Helper()
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	if p, ok := built[pkg]; ok {
+		return p
+	}
+	if err, ok := buildErrs[pkg]; ok {
+		t.Fatal(err)
+	}
+	if buildDir == "" {
+		d, err := os.MkdirTemp("", "durable-e2e-bin")
+		if err != nil {
+			t.Fatal(err)
+		}
+		buildDir = d
+	}
+	root := moduleRoot(t)
+	out := filepath.Join(buildDir, strings.ReplaceAll(strings.Trim(pkg, "./"), "/", "_")+"-app")
+	if pkg == "." {
+		out = filepath.Join(buildDir, "durable-app")
+	}
+	cmd := exec.Command("go", "build", "-race", "-o", out, pkg)
+	cmd.Dir = root
+	if b, err := cmd.CombinedOutput(); err != nil {
+		buildErrs[pkg] = fmt.Errorf("go build %s: %v\n%s", pkg, err, b)
+		t.Fatal(buildErrs[pkg])
+	}
+	built[pkg] = out
+	return out
+}
+
+func moduleRoot(t *testing.T) string {
+	t.Helper()
+	root, err := azuritetest.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// process is a running app binary in standalone mode.
+type process struct {
+	cmd  *exec.Cmd
+	base string
+	out  *lockedBuffer
+	done chan struct{}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startApp runs bin standalone with the app root of this module and env,
+// and waits until it answers HTTP.
+func startApp(t *testing.T, bin string, env ...string) *process {
+	t.Helper()
+	addr := freeAddr(t)
+	cmd := exec.Command(bin, "-addr", addr, "-root", moduleRoot(t))
+	cmd.Env = append(os.Environ(), env...)
+	p := &process{cmd: cmd, base: "http://" + addr, out: &lockedBuffer{}, done: make(chan struct{})}
+	cmd.Stdout, cmd.Stderr = p.out, p.out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		p.stop()
+		if t.Failed() {
+			t.Logf("app output:\n%s", p.out.String())
+		}
+	})
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get(p.base + "/")
+		if err == nil {
+			resp.Body.Close()
+			return p
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("app exited during start-up:\n%s", p.out.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("app did not answer within 60s:\n%s", p.out.String())
+		}
+	}
+}
+
+func (p *process) kill() {
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
+func (p *process) stop() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(20 * time.Second):
+		p.kill()
+	}
+}
+
+func appEnv(t *testing.T, hub string, extra ...string) []string {
+	return append([]string{
+		"AzureWebJobsStorage=" + azuritetest.ConnectionString(t),
+		"DURABLE_TASK_HUB=" + hub,
+		"DURABLE_MAX_POLL_INTERVAL=500ms",
+	}, extra...)
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func do(t *testing.T, method, url string, body string) response {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return response{status: resp.StatusCode, header: resp.Header, body: b}
+}
+
+func decode[T any](t *testing.T, b []byte) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatalf("decode %s: %v", b, err)
+	}
+	return v
+}
+
+// checkStatus is the check-status payload HttpStart returns.
+type checkStatus struct {
+	ID                    string `json:"id"`
+	StatusQueryGetURI     string `json:"statusQueryGetUri"`
+	SendEventPostURI      string `json:"sendEventPostUri"`
+	TerminatePostURI      string `json:"terminatePostUri"`
+	RewindPostURI         string `json:"rewindPostUri"`
+	PurgeHistoryDeleteURI string `json:"purgeHistoryDeleteUri"`
+	RestartPostURI        string `json:"restartPostUri"`
+	SuspendPostURI        string `json:"suspendPostUri"`
+	ResumePostURI         string `json:"resumePostUri"`
+}
+
+type statusPayload struct {
+	Name            string            `json:"name"`
+	InstanceID      string            `json:"instanceId"`
+	RuntimeStatus   string            `json:"runtimeStatus"`
+	Input           json.RawMessage   `json:"input"`
+	CustomStatus    json.RawMessage   `json:"customStatus"`
+	Output          json.RawMessage   `json:"output"`
+	CreatedTime     string            `json:"createdTime"`
+	LastUpdatedTime string            `json:"lastUpdatedTime"`
+	HistoryEvents   []json.RawMessage `json:"historyEvents"`
+}
+
+// pollStatus follows a status URL (honouring 202 + Location) until the
+// instance finishes, and returns the final response.
+func pollStatus(t *testing.T, url string, timeout time.Duration) response {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	for {
+		r := do(t, http.MethodGet, url, "")
+		switch r.status {
+		case http.StatusOK:
+			return r
+		case http.StatusAccepted:
+			if loc := r.header.Get("Location"); loc == "" || r.header.Get("Retry-After") == "" {
+				t.Fatalf("202 without Location/Retry-After: %v", r.header)
+			}
+		default:
+			t.Fatalf("status query: %d %s", r.status, r.body)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("instance did not finish within %v; last status %s", timeout, r.body)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+}

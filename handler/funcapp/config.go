@@ -1,0 +1,157 @@
+package funcapp
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// App settings read from the environment (under the Functions host they are
+// the app settings; locally they come from local.settings.json).
+const (
+	SettingStorage             = "AzureWebJobsStorage"
+	SettingHubName             = "DURABLE_TASK_HUB"
+	SettingPartitionCount      = "DURABLE_PARTITION_COUNT"
+	SettingWorkerID            = "DURABLE_WORKER_ID"
+	SettingMaxOrchestrations   = "DURABLE_MAX_CONCURRENT_ORCHESTRATIONS"
+	SettingMaxActivities       = "DURABLE_MAX_CONCURRENT_ACTIVITIES"
+	SettingMaxPollInterval     = "DURABLE_MAX_POLL_INTERVAL"
+	SettingMessageVisibility   = "DURABLE_MESSAGE_VISIBILITY"
+	SettingLeaseInterval       = "DURABLE_LEASE_INTERVAL"
+	SettingStatusFlushDelay    = "DURABLE_STATUS_FLUSH_DELAY"
+	SettingLogLevel            = "DURABLE_LOG_LEVEL"
+	envCustomHandlerPort       = "FUNCTIONS_CUSTOMHANDLER_PORT"
+	envAppRoot                 = "FUNCTIONS_APP_ROOT_PATH"
+	defaultHubName             = "TestHubName"
+	defaultStandaloneAddress   = "127.0.0.1:7071"
+	localSettingsFile          = "local.settings.json"
+	developmentStorageShortcut = "UseDevelopmentStorage=true"
+)
+
+// Config is the resolved configuration of the app.
+type Config struct {
+	AppRoot           string
+	Addr              string // standalone listen address
+	Storage           string // connection string
+	HubName           string
+	PartitionCount    int
+	WorkerID          string
+	MaxOrchestrations int
+	MaxActivities     int
+	MaxPollInterval   time.Duration
+	MessageVisibility time.Duration
+	LeaseInterval     time.Duration
+	StatusFlushDelay  time.Duration
+	LogLevel          slog.Level
+}
+
+// LoadConfig parses flags (-addr, -root) and settings. getenv reads the
+// environment; in standalone mode (no FUNCTIONS_CUSTOMHANDLER_PORT) values
+// missing from the environment are taken from local.settings.json, as
+// `func start` would.
+func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
+	fs := flag.NewFlagSet("durable-app", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", defaultStandaloneAddress, "listen address in standalone mode (without the Functions host)")
+	root := fs.String("root", "", "function app root (default: $FUNCTIONS_APP_ROOT_PATH, else the working directory)")
+	if err := fs.Parse(args); err != nil {
+		return Config{}, err
+	}
+	cfg := Config{Addr: *addr, AppRoot: *root}
+	if cfg.AppRoot == "" {
+		cfg.AppRoot = getenv(envAppRoot)
+	}
+	if cfg.AppRoot == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return Config{}, fmt.Errorf("find the app root: %w", err)
+		}
+		cfg.AppRoot = wd
+	}
+	get := getenv
+	if getenv(envCustomHandlerPort) == "" {
+		local, err := readLocalSettings(filepath.Join(cfg.AppRoot, localSettingsFile))
+		if err != nil {
+			return Config{}, err
+		}
+		get = func(k string) string {
+			if v := getenv(k); v != "" {
+				return v
+			}
+			return local[k]
+		}
+	}
+	cfg.Storage = get(SettingStorage)
+	if cfg.Storage == "" {
+		return Config{}, fmt.Errorf("setting %s is empty: set it to a storage connection string, or %q for Azurite", SettingStorage, developmentStorageShortcut)
+	}
+	cfg.HubName = get(SettingHubName)
+	if cfg.HubName == "" {
+		cfg.HubName = defaultHubName
+	}
+	cfg.WorkerID = get(SettingWorkerID)
+	var errs []error
+	intSetting := func(name string, dst *int) {
+		if v := get(name); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n <= 0 {
+				errs = append(errs, fmt.Errorf("setting %s=%q: want a positive integer", name, v))
+				return
+			}
+			*dst = n
+		}
+	}
+	durSetting := func(name string, dst *time.Duration) {
+		if v := get(name); v != "" {
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				errs = append(errs, fmt.Errorf("setting %s=%q: want a positive duration such as 500ms or 2s", name, v))
+				return
+			}
+			*dst = d
+		}
+	}
+	intSetting(SettingPartitionCount, &cfg.PartitionCount)
+	intSetting(SettingMaxOrchestrations, &cfg.MaxOrchestrations)
+	intSetting(SettingMaxActivities, &cfg.MaxActivities)
+	durSetting(SettingMaxPollInterval, &cfg.MaxPollInterval)
+	durSetting(SettingMessageVisibility, &cfg.MessageVisibility)
+	durSetting(SettingLeaseInterval, &cfg.LeaseInterval)
+	durSetting(SettingStatusFlushDelay, &cfg.StatusFlushDelay)
+	if v := get(SettingLogLevel); v != "" {
+		if err := cfg.LogLevel.UnmarshalText([]byte(v)); err != nil {
+			errs = append(errs, fmt.Errorf("setting %s=%q: want debug, info, warn or error", SettingLogLevel, v))
+		}
+	}
+	return cfg, errors.Join(errs...)
+}
+
+// readLocalSettings returns the Values of local.settings.json (none if the
+// file does not exist).
+func readLocalSettings(path string) (map[string]string, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return map[string]string{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	var f struct {
+		Values map[string]string `json:"Values"`
+	}
+	if err := json.Unmarshal([]byte(strings.TrimPrefix(string(b), "\ufeff")), &f); err != nil {
+		return nil, fmt.Errorf("%s is not valid JSON: %w", path, err)
+	}
+	if f.Values == nil {
+		f.Values = map[string]string{}
+	}
+	return f.Values, nil
+}

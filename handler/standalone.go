@@ -1,0 +1,136 @@
+package handler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"runtime/debug"
+	"strings"
+)
+
+// StandaloneHandler serves the public routes itself: /{routePrefix}/{route}
+// for every httpTrigger function, with the route templates and methods of
+// function.json. Errors are JSON ErrorBody responses: 404 NotFound for an
+// unknown path, 405 MethodNotAllowed (with an Allow header) for a known path
+// and another method, 413 RequestTooLarge for bodies over the limit,
+// 501 NotImplemented for functions without Go code, 500 InternalError when
+// a function panics.
+func (a *App) StandaloneHandler() http.Handler {
+	return http.HandlerFunc(a.serveStandalone)
+}
+
+func (a *App) serveStandalone(w http.ResponseWriter, r *http.Request) {
+	path := r.URL.EscapedPath()
+	m, allowed, ok := a.router.Route(r.Method, path)
+	if !ok {
+		var resp *Response
+		if len(allowed) > 0 {
+			resp = Error(http.StatusMethodNotAllowed, CodeMethodNotAllowed,
+				fmt.Sprintf("method %s is not allowed for %s; allowed: %s", r.Method, path, strings.Join(allowed, ", ")))
+			resp.Header.Set("Allow", strings.Join(allowed, ", "))
+		} else {
+			resp = Error(http.StatusNotFound, CodeNotFound, fmt.Sprintf("no function route matches %s %s", r.Method, path))
+		}
+		writeResponse(w, resp)
+		return
+	}
+	body, err := readBody(w, r, a.maxBody)
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			writeResponse(w, a.tooLarge())
+			return
+		}
+		a.log.Warn("read request body failed", "function", m.Function.Name, "err", err)
+		writeResponse(w, Error(http.StatusBadRequest, "BadRequest", "could not read the request body: "+err.Error()))
+		return
+	}
+	header := r.Header.Clone()
+	header.Set("Host", r.Host)
+	req := &Request{
+		Method: r.Method,
+		URL:    publicURL(r),
+		Query:  r.URL.Query(),
+		Header: header,
+		Params: m.Params,
+		Body:   body,
+	}
+	writeResponse(w, a.callHTTP(r.Context(), m.Function, req))
+}
+
+func (a *App) tooLarge() *Response {
+	return Error(http.StatusRequestEntityTooLarge, CodeRequestTooLarge,
+		fmt.Sprintf("the request body exceeds the limit of %d bytes", a.maxBody))
+}
+
+// readBody reads the whole body, at most limit bytes; nil when empty.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+	if r.ContentLength > limit {
+		return nil, &http.MaxBytesError{Limit: limit}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		return nil, err
+	}
+	if len(body) == 0 {
+		return nil, nil
+	}
+	return body, nil
+}
+
+// publicURL rebuilds the absolute URL the caller used.
+func publicURL(r *http.Request) *url.URL {
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if p := r.Header.Get("X-Forwarded-Proto"); p != "" {
+		first, _, _ := strings.Cut(p, ",")
+		if first = strings.ToLower(strings.TrimSpace(first)); first == "http" || first == "https" {
+			scheme = first
+		}
+	}
+	u := *r.URL
+	u.Scheme, u.Host = scheme, r.Host
+	return &u
+}
+
+// callHTTP runs a bound HTTPFunc with panic recovery; an unbound function
+// yields 501, a nil response 200.
+func (a *App) callHTTP(ctx context.Context, f FunctionInfo, req *Request) (resp *Response) {
+	fn := a.httpFunc(f.Name)
+	if fn == nil {
+		return Error(http.StatusNotImplemented, CodeNotImplemented,
+			fmt.Sprintf("function %q is declared in function.json but no Go code is bound to it", f.Name))
+	}
+	if req.Params == nil {
+		req.Params = map[string]string{}
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			a.log.ErrorContext(ctx, "function panicked", "function", f.Name, "invocationId", InvocationID(ctx),
+				"panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			resp = Error(http.StatusInternalServerError, CodeInternal,
+				fmt.Sprintf("function %q failed with an internal error; see the handler log", f.Name))
+		}
+	}()
+	resp = fn(ctx, req).normalized()
+	a.log.DebugContext(ctx, "function returned", "function", f.Name, "invocationId", InvocationID(ctx),
+		"status", resp.StatusCode)
+	return resp
+}
+
+// writeResponse writes resp to an http.ResponseWriter.
+func writeResponse(w http.ResponseWriter, resp *Response) {
+	resp = resp.normalized()
+	for k, vs := range resp.Header {
+		for _, v := range vs {
+			w.Header().Add(k, v)
+		}
+	}
+	w.WriteHeader(resp.StatusCode)
+	_, _ = w.Write(resp.Body)
+}

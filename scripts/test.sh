@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The test command: installs Azurite if needed, starts a private Azurite on
+# free loopback ports (on disk, in a temp dir), checks formatting and vet,
+# runs every test with the race detector, and stops Azurite.
+# Extra arguments go to `go test` (e.g. scripts/test.sh -run TestSeed -v).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ ! -f node_modules/azurite/dist/src/azurite.js ]; then
+  npm ci --no-audit --no-fund
+fi
+tmp=$(mktemp -d)
+blob=$(scripts/free-port.sh) queue=$(scripts/free-port.sh) table=$(scripts/free-port.sh)
+pid=$(scripts/azurite.sh "$tmp/azurite" "$blob" "$queue" "$table")
+cleanup() {
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 1 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+  kill -9 "$pid" 2>/dev/null || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+key='Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=='
+export DURABLE_TEST_STORAGE="DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=$key;BlobEndpoint=http://127.0.0.1:$blob/devstoreaccount1;QueueEndpoint=http://127.0.0.1:$queue/devstoreaccount1;TableEndpoint=http://127.0.0.1:$table/devstoreaccount1;"
+echo "Azurite is up (blob $blob, queue $queue, table $table)"
+
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './node_modules/*'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change: $unformatted" >&2
+  exit 1
+fi
+go vet ./...
+go test -race -count=1 -timeout 20m "$@" ./...

@@ -1,0 +1,360 @@
+package azurestorage
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+
+	"github.com/go-durable/durablefunctions/taskhub/backend"
+	"github.com/go-durable/durablefunctions/taskhub/history"
+)
+
+// Columns of the Instances table.
+const (
+	colName               = "Name"
+	colVersion            = "Version"
+	colInput              = "Input"
+	colOutput             = "Output"
+	colCustomStatus       = "CustomStatus"
+	colCreatedTime        = "CreatedTime"
+	colLastUpdatedTime    = "LastUpdatedTime"
+	colCompletedTime      = "CompletedTime"
+	colRuntimeStatus      = "RuntimeStatus"
+	colScheduledStartTime = "ScheduledStartTime"
+	colGeneration         = "Generation"
+	colTags               = "Tags"
+	colTaskHubName        = "TaskHubName"
+)
+
+// selectWithoutInput lists every Instances column except Input.
+var selectWithoutInput = strings.Join([]string{"PartitionKey", "RowKey", colName, colVersion, colExecutionID, colOutput,
+	colCustomStatus, colCreatedTime, colLastUpdatedTime, colCompletedTime, colRuntimeStatus, colScheduledStartTime,
+	colGeneration, colTags, colTaskHubName}, ",")
+
+const (
+	defaultPageSize = 100
+	maxPageSize     = 1000
+)
+
+// instanceEntity renders st as an Instances row (PartitionKey = escaped
+// instance ID, RowKey "").
+func (s *Store) instanceEntity(st *backend.InstanceState) (*entity, error) {
+	pk, err := partitionKeyFor(st.InstanceID)
+	if err != nil {
+		return nil, err
+	}
+	e := &entity{pk: pk, rk: ""}
+	e.str(colName, st.Name)
+	e.str(colVersion, st.Version)
+	e.str(colExecutionID, st.ExecutionID)
+	e.optStr(colInput, st.Input)
+	e.optStr(colOutput, st.Output)
+	customStatus := st.CustomStatus
+	if customStatus == "" {
+		customStatus = "null" // what Durable Task writes when there is none
+	}
+	e.str(colCustomStatus, customStatus)
+	e.time(colCreatedTime, st.CreatedTime)
+	e.time(colLastUpdatedTime, st.LastUpdatedTime)
+	e.time(colCompletedTime, st.CompletedTime)
+	e.str(colRuntimeStatus, st.Status.String())
+	e.time(colScheduledStartTime, st.ScheduledStartTime)
+	e.int32(colGeneration, st.Generation)
+	e.str(colTags, tagsJSON(st.Tags))
+	e.str(colTaskHubName, s.hub)
+	return e, nil
+}
+
+// instanceFromRow decodes an Instances row.
+func instanceFromRow(r members) (backend.InstanceState, error) {
+	var st backend.InstanceState
+	pk, err := r.str("PartitionKey")
+	if err != nil {
+		return st, err
+	}
+	if st.InstanceID, err = unescapeKey(pk); err != nil {
+		return st, err
+	}
+	fail := func(err error) (backend.InstanceState, error) {
+		return st, fmt.Errorf("azurestorage: Instances row of %s: %w", st.InstanceID, err)
+	}
+	for _, f := range []struct {
+		col string
+		dst *string
+	}{{colName, &st.Name}, {colVersion, &st.Version}, {colExecutionID, &st.ExecutionID}, {colInput, &st.Input},
+		{colOutput, &st.Output}, {colCustomStatus, &st.CustomStatus}} {
+		if *f.dst, err = r.str(f.col); err != nil {
+			return fail(err)
+		}
+	}
+	if st.CustomStatus == "null" {
+		st.CustomStatus = ""
+	}
+	for _, f := range []struct {
+		col string
+		dst *time.Time
+	}{{colCreatedTime, &st.CreatedTime}, {colLastUpdatedTime, &st.LastUpdatedTime},
+		{colCompletedTime, &st.CompletedTime}, {colScheduledStartTime, &st.ScheduledStartTime}} {
+		if *f.dst, err = r.time(f.col); err != nil {
+			return fail(err)
+		}
+	}
+	status, err := r.str(colRuntimeStatus)
+	if err != nil {
+		return fail(err)
+	}
+	if status != "" {
+		if st.Status, err = history.ParseStatus(status); err != nil {
+			return fail(err)
+		}
+	}
+	if st.Generation, err = r.int32(colGeneration); err != nil {
+		return fail(err)
+	}
+	if st.Tags, err = r.stringMap(colTags); err != nil {
+		return fail(err)
+	}
+	st.ETag = r.etag()
+	return st, nil
+}
+
+// GetInstance reads an instance's status row: one point read. Input is
+// dropped unless withInput.
+func (s *Store) GetInstance(ctx context.Context, instanceID string, withInput bool) (backend.InstanceState, error) {
+	pk, err := partitionKeyFor(instanceID)
+	if err != nil {
+		return backend.InstanceState{}, err
+	}
+	resp, err := s.instances.GetEntity(ctx, pk, "", nil)
+	if err != nil {
+		return backend.InstanceState{}, tableError("get instance "+instanceID, err)
+	}
+	r, err := parseRow(resp.Value)
+	if err != nil {
+		return backend.InstanceState{}, err
+	}
+	st, err := instanceFromRow(r)
+	if err != nil {
+		return backend.InstanceState{}, err
+	}
+	st.ETag = string(resp.ETag)
+	if !withInput {
+		st.Input = ""
+	}
+	return st, nil
+}
+
+// CreateInstance inserts a status row (ErrExists if present) and returns
+// its ETag.
+func (s *Store) CreateInstance(ctx context.Context, st backend.InstanceState) (string, error) {
+	e, err := s.instanceEntity(&st)
+	if err != nil {
+		return "", err
+	}
+	data, err := e.marshal()
+	if err != nil {
+		return "", fmt.Errorf("azurestorage: create instance %s: %w", st.InstanceID, err)
+	}
+	resp, err := s.instances.AddEntity(ctx, data, nil)
+	if err != nil {
+		return "", tableError("create instance "+st.InstanceID, err)
+	}
+	return string(resp.ETag), nil
+}
+
+// UpdateInstance replaces the status row if its ETag still equals st.ETag
+// (ErrConflict otherwise, also when the row is gone), or upserts it
+// unconditionally when st.ETag is "". It returns the new ETag.
+func (s *Store) UpdateInstance(ctx context.Context, st backend.InstanceState) (string, error) {
+	e, err := s.instanceEntity(&st)
+	if err != nil {
+		return "", err
+	}
+	data, err := e.marshal()
+	if err != nil {
+		return "", fmt.Errorf("azurestorage: update instance %s: %w", st.InstanceID, err)
+	}
+	if st.ETag == "" {
+		resp, err := s.instances.UpsertEntity(ctx, data, &aztables.UpsertEntityOptions{UpdateMode: aztables.UpdateModeReplace})
+		if err != nil {
+			return "", tableError("upsert instance "+st.InstanceID, err)
+		}
+		return string(resp.ETag), nil
+	}
+	etag := azcore.ETag(st.ETag)
+	resp, err := s.instances.UpdateEntity(ctx, data, &aztables.UpdateEntityOptions{IfMatch: &etag, UpdateMode: aztables.UpdateModeReplace})
+	if err != nil {
+		if status, code, ok := responseError(err); ok && status == http.StatusNotFound {
+			return "", fmt.Errorf("azurestorage: update instance %s: the row is gone: %w (%w): HTTP %d %s",
+				st.InstanceID, backend.ErrConflict, backend.ErrNotFound, status, code)
+		}
+		return "", tableError("update instance "+st.InstanceID, err)
+	}
+	return string(resp.ETag), nil
+}
+
+// QueryInstances lists Instances rows matching q, one page (one request) at
+// a time. The service may return fewer rows than the page size, even none,
+// before the last page; the continuation is "" only on the last page.
+func (s *Store) QueryInstances(ctx context.Context, q backend.InstanceQuery) ([]backend.InstanceState, string, error) {
+	opts := &aztables.ListEntitiesOptions{}
+	if filter := instanceFilter(&q); filter != "" {
+		opts.Filter = &filter
+	}
+	top := q.PageSize
+	if top <= 0 {
+		top = defaultPageSize
+	}
+	top = min(top, maxPageSize)
+	opts.Top = &top
+	if !q.WithInput {
+		cols := selectWithoutInput
+		opts.Select = &cols
+	}
+	if q.Continuation != "" {
+		pk, rk, err := parseContinuation(q.Continuation)
+		if err != nil {
+			return nil, "", err
+		}
+		if pk != "" {
+			opts.NextPartitionKey = &pk
+		}
+		if rk != "" {
+			opts.NextRowKey = &rk
+		}
+	}
+	page, err := s.instances.NewListEntitiesPager(opts).NextPage(ctx)
+	if err != nil {
+		return nil, "", tableError("query instances", err)
+	}
+	out := make([]backend.InstanceState, 0, len(page.Entities))
+	for _, data := range page.Entities {
+		r, err := parseRow(data)
+		if err != nil {
+			return nil, "", err
+		}
+		st, err := instanceFromRow(r)
+		if err != nil {
+			return nil, "", err
+		}
+		if q.InstanceIDPrefix != "" && !strings.HasPrefix(st.InstanceID, q.InstanceIDPrefix) {
+			continue // only when the prefix has no exclusive upper bound
+		}
+		out = append(out, st)
+	}
+	return out, formatContinuation(page.NextPartitionKey, page.NextRowKey), nil
+}
+
+// instanceFilter builds the OData filter of q (Durable Task's query
+// conditions).
+func instanceFilter(q *backend.InstanceQuery) string {
+	var clauses []string
+	if len(q.Statuses) > 0 {
+		var or []string
+		for _, st := range q.Statuses {
+			or = append(or, colRuntimeStatus+" eq "+odataString(st.String()))
+		}
+		clauses = append(clauses, "("+strings.Join(or, " or ")+")")
+	}
+	if !q.CreatedFrom.IsZero() {
+		clauses = append(clauses, "("+colCreatedTime+" ge datetime'"+formatTime(q.CreatedFrom)+"')")
+	}
+	if !q.CreatedTo.IsZero() {
+		clauses = append(clauses, "("+colCreatedTime+" le datetime'"+formatTime(q.CreatedTo)+"')")
+	}
+	if q.InstanceIDPrefix != "" {
+		lower := escapeKey(q.InstanceIDPrefix)
+		clause := "PartitionKey ge " + odataString(lower)
+		if upper, ok := prefixUpperBound(lower); ok {
+			clause += " and PartitionKey lt " + odataString(upper)
+		}
+		clauses = append(clauses, "("+clause+")")
+	}
+	return strings.Join(clauses, " and ")
+}
+
+// prefixUpperBound returns the smallest string above every string that
+// starts with prefix, by incrementing its last character.
+func prefixUpperBound(prefix string) (string, bool) {
+	r, size := utf8.DecodeLastRuneInString(prefix)
+	next := r + 1
+	if r == utf8.RuneError || next == 0xD800 || next > 0xFFFF {
+		return "", false // keep to the BMP, where code point and UTF-16 order agree
+	}
+	return prefix[:len(prefix)-size] + string(next), true
+}
+
+// formatContinuation packs the service's continuation keys into one opaque
+// token, "" when there are none.
+func formatContinuation(pk, rk *string) string {
+	if (pk == nil || *pk == "") && (rk == nil || *rk == "") {
+		return ""
+	}
+	var keys [2]string
+	if pk != nil {
+		keys[0] = *pk
+	}
+	if rk != nil {
+		keys[1] = *rk
+	}
+	data, _ := json.Marshal(keys)
+	return base64.RawURLEncoding.EncodeToString(data)
+}
+
+func parseContinuation(token string) (pk, rk string, err error) {
+	data, err := base64.RawURLEncoding.DecodeString(token)
+	var keys [2]string
+	if err == nil {
+		err = json.Unmarshal(data, &keys)
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("azurestorage: invalid continuation token %q", token)
+	}
+	return keys[0], keys[1], nil
+}
+
+// PurgeInstance deletes an instance's history rows (one query, then
+// transactions of 100 deletes) and its status row. ErrNotFound when neither
+// existed.
+func (s *Store) PurgeInstance(ctx context.Context, instanceID string) error {
+	pk, err := partitionKeyFor(instanceID)
+	if err != nil {
+		return err
+	}
+	rows, err := s.queryPartition(ctx, s.history, pk, "PartitionKey,RowKey")
+	if err != nil {
+		return tableError("purge history of "+instanceID, err)
+	}
+	for start := 0; start < len(rows); start += maxBatchOperations {
+		batch := make([]batchOp, 0, maxBatchOperations)
+		for _, r := range rows[start:min(start+maxBatchOperations, len(rows))] {
+			rk, err := r.str("RowKey")
+			if err != nil {
+				return err
+			}
+			batch = append(batch, deleteOp(pk, rk))
+		}
+		if _, err := s.rest.submitBatch(ctx, s.HistoryTableName(), batch); err != nil {
+			return fmt.Errorf("azurestorage: purge history of %s: %w", instanceID, err)
+		}
+	}
+	_, err = s.instances.DeleteEntity(ctx, pk, "", nil)
+	switch {
+	case err == nil:
+		return nil
+	case isStatus(err, http.StatusNotFound):
+		if len(rows) == 0 {
+			return fmt.Errorf("azurestorage: purge instance %s: %w", instanceID, backend.ErrNotFound)
+		}
+		return nil
+	}
+	return tableError("purge instance "+instanceID, err)
+}

@@ -1,0 +1,288 @@
+package azurestorage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"time"
+	"unicode/utf16"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue"
+
+	"github.com/go-durable/durablefunctions/taskhub/backend"
+)
+
+const (
+	// maxDequeue is the most messages one Get Messages call returns.
+	maxDequeue = 32
+	// maxVisibility is the longest visibility delay Azure Queues accept.
+	maxVisibility = 7 * 24 * time.Hour
+	// maxReasonUnits caps the Reason column of parked messages.
+	maxReasonUnits = 8 * 1024
+)
+
+// Columns of the Poison table.
+const (
+	colReason       = "Reason"
+	colDequeueCount = "DequeueCount"
+	colInsertedTime = "InsertedTime"
+	colParkedTime   = "ParkedTime"
+	colBody         = "Body"
+)
+
+// visibilityOnlyKey marks a context whose UpdateMessage call must leave the
+// message text alone.
+type visibilityOnlyKey struct{}
+
+// visibilityOnlyPolicy drops the body of an Update Message request whose
+// context is marked with visibilityOnlyKey. azqueue always sends the
+// message text, which would rewrite (and, in Azurite, re-store) the message;
+// without a body the service changes the visibility only.
+type visibilityOnlyPolicy struct{}
+
+func (visibilityOnlyPolicy) Do(req *policy.Request) (*http.Response, error) {
+	if req.Raw().Method == http.MethodPut && req.Raw().Context().Value(visibilityOnlyKey{}) != nil {
+		if err := req.SetBody(nil, ""); err != nil {
+			return nil, err
+		}
+	}
+	return req.Next()
+}
+
+// seconds converts d to whole seconds, rounding up so that a delay never
+// ends early.
+func seconds(d time.Duration) int32 {
+	if d <= 0 {
+		return 0
+	}
+	return int32(math.Ceil(d.Seconds()))
+}
+
+// queueClient returns the client of a queue of this hub by name.
+func (s *Store) queueClient(name string) *azqueue.QueueClient {
+	for i, q := range s.control {
+		if s.ControlQueueName(i) == name {
+			return q
+		}
+	}
+	if name == s.WorkItemQueueName() {
+		return s.workItems
+	}
+	s.extraQueuesMu.Lock()
+	defer s.extraQueuesMu.Unlock()
+	q, ok := s.extraQueues[name]
+	if !ok {
+		q = s.queueService.NewQueueClient(name)
+		s.extraQueues[name] = q
+	}
+	return q
+}
+
+// SendControl puts msg on the control queue of msg.Target.InstanceID,
+// invisible for delay (rounded up to whole seconds). The message never
+// expires. The receipt's pop receipt lets the sender delete or re-hide the
+// message without dequeuing it.
+func (s *Store) SendControl(ctx context.Context, msg backend.Message, delay time.Duration) (backend.Receipt, error) {
+	if msg.Target.InstanceID == "" {
+		return backend.Receipt{}, errors.New("azurestorage: send control message: empty target instance ID")
+	}
+	p := s.PartitionOf(msg.Target.InstanceID)
+	return s.send(ctx, s.control[p], s.ControlQueueName(p), &msg, delay)
+}
+
+// SendWorkItem puts an activity message on the work-item queue, invisible
+// for delay.
+func (s *Store) SendWorkItem(ctx context.Context, msg backend.Message, delay time.Duration) (backend.Receipt, error) {
+	if msg.Target.InstanceID == "" {
+		return backend.Receipt{}, errors.New("azurestorage: send work item: empty target instance ID")
+	}
+	return s.send(ctx, s.workItems, s.WorkItemQueueName(), &msg, delay)
+}
+
+func (s *Store) send(ctx context.Context, q *azqueue.QueueClient, queue string, msg *backend.Message, delay time.Duration) (backend.Receipt, error) {
+	if delay > maxVisibility {
+		return backend.Receipt{}, fmt.Errorf("azurestorage: send to %s: delay %v exceeds the queue limit of 7 days", queue, delay)
+	}
+	body, err := encodeMessage(msg, newGUID(), messageSequence.Add(1))
+	if err != nil {
+		return backend.Receipt{}, err
+	}
+	if len(body) > maxMessageBytes {
+		return backend.Receipt{}, fmt.Errorf("azurestorage: send %s to %s: message of %d bytes exceeds the queue limit of %d bytes (large message offload is not supported yet): %w",
+			msg.Event.Type, queue, len(body), maxMessageBytes, ErrPayloadTooLarge)
+	}
+	ttl, vis := int32(-1), seconds(delay)
+	resp, err := q.EnqueueMessage(ctx, string(body), &azqueue.EnqueueMessageOptions{TimeToLive: &ttl, VisibilityTimeout: &vis})
+	if err != nil {
+		return backend.Receipt{}, queueError("send to "+queue, err)
+	}
+	if len(resp.Messages) != 1 || resp.Messages[0].MessageID == nil || resp.Messages[0].PopReceipt == nil {
+		return backend.Receipt{}, fmt.Errorf("azurestorage: send to %s: the service returned no message receipt", queue)
+	}
+	m := resp.Messages[0]
+	r := backend.Receipt{Queue: queue, MessageID: *m.MessageID, PopReceipt: *m.PopReceipt}
+	if m.TimeNextVisible != nil {
+		r.NextVisible = *m.TimeNextVisible
+	}
+	return r, nil
+}
+
+// ReceiveControl takes up to limit (at most 32) visible messages from control
+// queue partition and hides them for visibility (at least one second).
+// Messages that cannot be decoded are parked in the Poison table, deleted
+// from the queue and returned as poison.
+func (s *Store) ReceiveControl(ctx context.Context, partition, limit int, visibility time.Duration) ([]backend.Received, []backend.PoisonMessage, error) {
+	if partition < 0 || partition >= s.partitions {
+		return nil, nil, fmt.Errorf("azurestorage: partition %d is outside 0..%d", partition, s.partitions-1)
+	}
+	return s.receive(ctx, s.control[partition], s.ControlQueueName(partition), limit, visibility)
+}
+
+// ReceiveWorkItems takes up to limit (at most 32) visible activity messages,
+// hiding them for visibility; undecodable ones are parked as in
+// ReceiveControl.
+func (s *Store) ReceiveWorkItems(ctx context.Context, limit int, visibility time.Duration) ([]backend.Received, []backend.PoisonMessage, error) {
+	return s.receive(ctx, s.workItems, s.WorkItemQueueName(), limit, visibility)
+}
+
+func (s *Store) receive(ctx context.Context, q *azqueue.QueueClient, queue string, limit int, visibility time.Duration) ([]backend.Received, []backend.PoisonMessage, error) {
+	n := int32(min(max(limit, 1), maxDequeue))
+	if visibility > maxVisibility {
+		return nil, nil, fmt.Errorf("azurestorage: receive from %s: visibility %v exceeds the queue limit of 7 days", queue, visibility)
+	}
+	vis := max(seconds(visibility), 1)
+	resp, err := q.DequeueMessages(ctx, &azqueue.DequeueMessagesOptions{NumberOfMessages: &n, VisibilityTimeout: &vis})
+	if err != nil {
+		return nil, nil, queueError("receive from "+queue, err)
+	}
+	var received []backend.Received
+	var poison []backend.PoisonMessage
+	for _, m := range resp.Messages {
+		if m == nil || m.MessageID == nil || m.PopReceipt == nil {
+			continue
+		}
+		r := backend.Receipt{Queue: queue, MessageID: *m.MessageID, PopReceipt: *m.PopReceipt}
+		if m.TimeNextVisible != nil {
+			r.NextVisible = *m.TimeNextVisible
+		}
+		var dequeueCount int64
+		if m.DequeueCount != nil {
+			dequeueCount = *m.DequeueCount
+		}
+		var inserted time.Time
+		if m.InsertionTime != nil {
+			inserted = *m.InsertionTime
+		}
+		var text string
+		if m.MessageText != nil {
+			text = *m.MessageText
+		}
+		msg, err := decodeMessage(text)
+		if err != nil {
+			reason := fmt.Errorf("azurestorage: undecodable message %s in %s: %w", r.MessageID, queue, err)
+			s.log.Warn("parking poison message", "queue", queue, "messageId", r.MessageID, "dequeueCount", dequeueCount, "reason", err.Error())
+			if perr := s.park(ctx, r, text, dequeueCount, inserted, reason.Error()); perr != nil {
+				s.log.Error("could not park poison message; it stays in its queue", "queue", queue, "messageId", r.MessageID, "err", perr)
+				reason = errors.Join(reason, perr)
+			}
+			poison = append(poison, backend.PoisonMessage{Receipt: r, DequeueCount: dequeueCount, Reason: reason})
+			continue
+		}
+		received = append(received, backend.Received{Message: msg, Receipt: r, DequeueCount: dequeueCount, InsertedAt: inserted})
+	}
+	return received, poison, nil
+}
+
+// DeleteMessage removes a message. A message already gone is not an error;
+// a stale pop receipt (someone else has dequeued the message since) is
+// ErrConflict.
+func (s *Store) DeleteMessage(ctx context.Context, r backend.Receipt) error {
+	_, err := s.queueClient(r.Queue).DeleteMessage(ctx, r.MessageID, r.PopReceipt, nil)
+	if err != nil && !isStatus(err, http.StatusNotFound) {
+		return queueError(fmt.Sprintf("delete message %s from %s", r.MessageID, r.Queue), err)
+	}
+	return nil
+}
+
+// SetVisibility hides the message for d from now (0 makes it visible at
+// once) without changing its text, and returns the new receipt. ErrNotFound
+// when the message is gone, ErrConflict when the pop receipt is stale.
+func (s *Store) SetVisibility(ctx context.Context, r backend.Receipt, d time.Duration) (backend.Receipt, error) {
+	if d > maxVisibility {
+		return backend.Receipt{}, fmt.Errorf("azurestorage: set visibility of %s: %v exceeds the queue limit of 7 days", r.MessageID, d)
+	}
+	vis := seconds(d)
+	ctx = context.WithValue(ctx, visibilityOnlyKey{}, true)
+	resp, err := s.queueClient(r.Queue).UpdateMessage(ctx, r.MessageID, r.PopReceipt, "", &azqueue.UpdateMessageOptions{VisibilityTimeout: &vis})
+	if err != nil {
+		return backend.Receipt{}, queueError(fmt.Sprintf("set visibility of message %s in %s", r.MessageID, r.Queue), err)
+	}
+	if resp.PopReceipt == nil {
+		return backend.Receipt{}, fmt.Errorf("azurestorage: set visibility of message %s: the service returned no pop receipt", r.MessageID)
+	}
+	out := backend.Receipt{Queue: r.Queue, MessageID: r.MessageID, PopReceipt: *resp.PopReceipt}
+	if resp.TimeNextVisible != nil {
+		out.NextVisible = *resp.TimeNextVisible
+	}
+	return out, nil
+}
+
+// ParkPoison records the message in the Poison table (PartitionKey = queue,
+// RowKey = message ID, with reason, dequeue count and the original body) and
+// then deletes it from its queue.
+func (s *Store) ParkPoison(ctx context.Context, r backend.Receipt, body string, dequeueCount int64, reason string) error {
+	return s.park(ctx, r, body, dequeueCount, time.Time{}, reason)
+}
+
+func (s *Store) park(ctx context.Context, r backend.Receipt, body string, dequeueCount int64, inserted time.Time, reason string) error {
+	e := &entity{pk: r.Queue, rk: r.MessageID}
+	e.str(colReason, truncateUnits(reason, maxReasonUnits))
+	e.int64(colDequeueCount, dequeueCount)
+	e.time(colInsertedTime, inserted)
+	e.time(colParkedTime, time.Now())
+	if utf16Len(body) <= maxStringUnits {
+		e.str(colBody, body)
+	} else {
+		e.binary(colBody, []byte(body))
+	}
+	data, err := e.marshal()
+	if err != nil {
+		return err
+	}
+	if _, err := s.poison.UpsertEntity(ctx, data, &aztables.UpsertEntityOptions{UpdateMode: aztables.UpdateModeReplace}); err != nil {
+		return tableError(fmt.Sprintf("park message %s of %s", r.MessageID, r.Queue), err)
+	}
+	return s.DeleteMessage(ctx, r)
+}
+
+// truncateUnits shortens s to at most n UTF-16 code units.
+func truncateUnits(s string, n int) string {
+	units := 0
+	for i, r := range s {
+		units += utf16.RuneLen(r)
+		if units > n {
+			return s[:i]
+		}
+	}
+	return s
+}
+
+// queueError maps a queue service error onto the backend sentinels.
+func queueError(op string, err error) error {
+	status, code, ok := responseError(err)
+	switch {
+	case !ok:
+		return fmt.Errorf("azurestorage: %s: %w", op, err)
+	case status == http.StatusNotFound:
+		return fmt.Errorf("azurestorage: %s: %w: HTTP %d %s", op, backend.ErrNotFound, status, code)
+	case code == "PopReceiptMismatch":
+		return fmt.Errorf("azurestorage: %s: %w: HTTP %d %s", op, backend.ErrConflict, status, code)
+	case status == http.StatusRequestEntityTooLarge:
+		return fmt.Errorf("azurestorage: %s: %w: HTTP %d %s", op, ErrPayloadTooLarge, status, code)
+	}
+	return fmt.Errorf("azurestorage: %s: %w", op, err)
+}

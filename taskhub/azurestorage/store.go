@@ -1,0 +1,316 @@
+// Package azurestorage implements backend.Backend on Azure Storage (or the
+// Azurite emulator) with the Durable Task Azure Storage layout, so that
+// tools which read a Durable Task hub recognise ours.
+//
+// For a task hub "xyz" with four partitions it uses:
+//
+//   - control queues xyz-control-00 .. xyz-control-03 and the work-item
+//     queue xyz-workitems (lower-cased hub name), holding MessageData JSON;
+//   - tables xyzHistory (one row per event plus a "sentinel" row per
+//     instance), xyzInstances (one status row per instance) and
+//     xyzPartitions (one ownership row per control queue);
+//   - table xyzPoison, our own, for messages that could not be decoded.
+//
+// Dates are stored with 100-nanosecond precision, the precision of .NET and
+// of Table storage; finer fractions are truncated.
+package azurestorage
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue"
+
+	"github.com/go-durable/durablefunctions/taskhub/backend"
+)
+
+// DefaultPartitionCount is the number of control queues when
+// Options.PartitionCount is 0, as in Durable Task.
+const DefaultPartitionCount = 4
+
+// MaxPartitionCount is the largest partition count Durable Task allows.
+const MaxPartitionCount = 16
+
+// Options configures a Store.
+type Options struct {
+	// ConnectionString is an AzureWebJobsStorage-style connection string;
+	// see ParseConnectionString.
+	ConnectionString string
+	// HubName is the task hub name: 3..45 letters and digits, starting with
+	// a letter.
+	HubName string
+	// PartitionCount is the number of control queues, 1..16; 0 means 4. It
+	// must not change once a hub exists (routing is a plain modulo).
+	PartitionCount int
+	// HTTPClient, when set, carries every storage request. The default keeps
+	// 64 idle connections per host and closes idle ones after 4 s (Azurite
+	// drops them after 5 s).
+	HTTPClient *http.Client
+	// Logger receives warnings (poison messages, fallbacks); default
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// Store is the Azure Storage task hub backend. It implements
+// backend.Backend and is safe for concurrent use.
+type Store struct {
+	hub        string
+	partitions int
+	log        *slog.Logger
+
+	rest *tableREST
+
+	tableService *aztables.ServiceClient
+	history      *aztables.Client
+	instances    *aztables.Client
+	leases       *aztables.Client
+	poison       *aztables.Client
+
+	queueService *azqueue.ServiceClient
+	control      []*azqueue.QueueClient
+	workItems    *azqueue.QueueClient
+
+	extraQueuesMu sync.Mutex
+	extraQueues   map[string]*azqueue.QueueClient
+}
+
+var _ backend.Backend = (*Store)(nil)
+
+// New validates opts and returns a Store. It makes no storage calls; call
+// CreateTaskHub before use.
+func New(opts Options) (*Store, error) {
+	if err := validateHubName(opts.HubName); err != nil {
+		return nil, err
+	}
+	partitions := opts.PartitionCount
+	if partitions == 0 {
+		partitions = DefaultPartitionCount
+	}
+	if partitions < 1 || partitions > MaxPartitionCount {
+		return nil, fmt.Errorf("azurestorage: partition count %d is outside 1..%d", opts.PartitionCount, MaxPartitionCount)
+	}
+	account, err := ParseConnectionString(opts.ConnectionString)
+	if err != nil {
+		return nil, err
+	}
+	key, err := base64.StdEncoding.DecodeString(account.Key)
+	if err != nil {
+		return nil, fmt.Errorf("%w: AccountKey is not base64", ErrBadConnectionString)
+	}
+	httpClient := opts.HTTPClient
+	if httpClient == nil {
+		httpClient = defaultHTTPClient()
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	s := &Store{
+		hub:         opts.HubName,
+		partitions:  partitions,
+		log:         logger.With("component", "azurestorage", "hub", opts.HubName),
+		rest:        newTableREST(account, key, httpClient),
+		extraQueues: map[string]*azqueue.QueueClient{},
+	}
+
+	tableCred, err := aztables.NewSharedKeyCredential(account.Name, account.Key)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadConnectionString, err)
+	}
+	s.tableService, err = aztables.NewServiceClientWithSharedKey(account.TableEndpoint, tableCred,
+		&aztables.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: httpClient}})
+	if err != nil {
+		return nil, fmt.Errorf("azurestorage: table client: %w", err)
+	}
+	s.history = s.tableService.NewClient(s.HistoryTableName())
+	s.instances = s.tableService.NewClient(s.InstancesTableName())
+	s.leases = s.tableService.NewClient(s.PartitionsTableName())
+	s.poison = s.tableService.NewClient(s.PoisonTableName())
+
+	queueCred, err := azqueue.NewSharedKeyCredential(account.Name, account.Key)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadConnectionString, err)
+	}
+	s.queueService, err = azqueue.NewServiceClientWithSharedKeyCredential(account.QueueEndpoint, queueCred,
+		&azqueue.ClientOptions{ClientOptions: azcore.ClientOptions{
+			Transport:       httpClient,
+			PerCallPolicies: []policy.Policy{visibilityOnlyPolicy{}},
+		}})
+	if err != nil {
+		return nil, fmt.Errorf("azurestorage: queue client: %w", err)
+	}
+	for i := range partitions {
+		s.control = append(s.control, s.queueService.NewQueueClient(s.ControlQueueName(i)))
+	}
+	s.workItems = s.queueService.NewQueueClient(s.WorkItemQueueName())
+	return s, nil
+}
+
+// defaultHTTPClient keeps enough idle connections for concurrent dispatchers
+// and closes them before Azurite's 5 s keep-alive timeout does.
+func defaultHTTPClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          256,
+		MaxIdleConnsPerHost:   64,
+		IdleConnTimeout:       4 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}}
+}
+
+// HubName returns the task hub name as configured.
+func (s *Store) HubName() string { return s.hub }
+
+// PartitionCount returns the number of control queues.
+func (s *Store) PartitionCount() int { return s.partitions }
+
+// PartitionOf returns the control queue index of instanceID: FNV-1a of its
+// UTF-8 bytes modulo the partition count, as Durable Task routes.
+func (s *Store) PartitionOf(instanceID string) int {
+	return int(fnv1a32(instanceID) % uint32(s.partitions))
+}
+
+// ControlQueueName returns the name of control queue partition, e.g.
+// "xyz-control-03".
+func (s *Store) ControlQueueName(partition int) string {
+	return fmt.Sprintf("%s-control-%02d", strings.ToLower(s.hub), partition)
+}
+
+// WorkItemQueueName returns the name of the activity queue, e.g.
+// "xyz-workitems".
+func (s *Store) WorkItemQueueName() string { return strings.ToLower(s.hub) + "-workitems" }
+
+// HistoryTableName returns the name of the History table, e.g. "xyzHistory".
+func (s *Store) HistoryTableName() string { return s.hub + "History" }
+
+// InstancesTableName returns the name of the Instances table.
+func (s *Store) InstancesTableName() string { return s.hub + "Instances" }
+
+// PartitionsTableName returns the name of the partition-ownership table.
+func (s *Store) PartitionsTableName() string { return s.hub + "Partitions" }
+
+// PoisonTableName returns the name of the table that holds parked messages.
+func (s *Store) PoisonTableName() string { return s.hub + "Poison" }
+
+func (s *Store) queueNames() []string {
+	names := make([]string, 0, s.partitions+1)
+	for i := range s.partitions {
+		names = append(names, s.ControlQueueName(i))
+	}
+	return append(names, s.WorkItemQueueName())
+}
+
+func (s *Store) tableNames() []string {
+	return []string{s.HistoryTableName(), s.InstancesTableName(), s.PartitionsTableName(), s.PoisonTableName()}
+}
+
+// CreateTaskHub creates every queue and table of the hub if missing and
+// inserts the missing partition rows. It is idempotent.
+func (s *Store) CreateTaskHub(ctx context.Context) error {
+	var tasks []func(context.Context) error
+	for _, q := range s.queueNames() {
+		tasks = append(tasks, func(ctx context.Context) error {
+			if _, err := s.queueService.CreateQueue(ctx, q, nil); err != nil && !alreadyExists(err) {
+				return fmt.Errorf("azurestorage: create queue %s: %w", q, err)
+			}
+			return nil
+		})
+	}
+	for _, t := range s.tableNames() {
+		tasks = append(tasks, func(ctx context.Context) error {
+			if _, err := s.tableService.CreateTable(ctx, t, nil); err != nil && !alreadyExists(err) {
+				return fmt.Errorf("azurestorage: create table %s: %w", t, err)
+			}
+			return nil
+		})
+	}
+	if err := runParallel(ctx, tasks); err != nil {
+		return err
+	}
+	tasks = tasks[:0]
+	for i := range s.partitions {
+		tasks = append(tasks, func(ctx context.Context) error {
+			e := &entity{pk: "", rk: s.ControlQueueName(i)}
+			e.bool(colIsDraining, false)
+			data, err := e.marshal()
+			if err != nil {
+				return err
+			}
+			if _, err := s.leases.AddEntity(ctx, data, nil); err != nil && !alreadyExists(err) {
+				return fmt.Errorf("azurestorage: insert partition row %s: %w", e.rk, err)
+			}
+			return nil
+		})
+	}
+	return runParallel(ctx, tasks)
+}
+
+// DeleteTaskHub deletes every queue and table of the hub; missing ones are
+// skipped.
+func (s *Store) DeleteTaskHub(ctx context.Context) error {
+	var tasks []func(context.Context) error
+	for _, q := range s.queueNames() {
+		tasks = append(tasks, func(ctx context.Context) error {
+			if _, err := s.queueService.DeleteQueue(ctx, q, nil); err != nil && !isStatus(err, http.StatusNotFound) {
+				return fmt.Errorf("azurestorage: delete queue %s: %w", q, err)
+			}
+			return nil
+		})
+	}
+	for _, t := range s.tableNames() {
+		tasks = append(tasks, func(ctx context.Context) error {
+			if _, err := s.tableService.DeleteTable(ctx, t, nil); err != nil && !isStatus(err, http.StatusNotFound) {
+				return fmt.Errorf("azurestorage: delete table %s: %w", t, err)
+			}
+			return nil
+		})
+	}
+	return runParallel(ctx, tasks)
+}
+
+// runParallel runs the tasks concurrently and returns their errors joined.
+func runParallel(ctx context.Context, tasks []func(context.Context) error) error {
+	errs := make([]error, len(tasks))
+	var wg sync.WaitGroup
+	for i, task := range tasks {
+		wg.Go(func() { errs[i] = task(ctx) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// responseError returns the status and error code of a service error.
+func responseError(err error) (status int, code string, ok bool) {
+	var re *azcore.ResponseError
+	if errors.As(err, &re) {
+		return re.StatusCode, re.ErrorCode, true
+	}
+	return 0, "", false
+}
+
+func isStatus(err error, status int) bool {
+	st, _, ok := responseError(err)
+	return ok && st == status
+}
+
+// alreadyExists reports a 409 for a resource that exists, as opposed to
+// one being deleted (TableBeingDeleted, QueueBeingDeleted), which is an
+// error worth reporting.
+func alreadyExists(err error) bool {
+	st, code, ok := responseError(err)
+	return ok && st == http.StatusConflict && !strings.HasSuffix(code, "BeingDeleted")
+}

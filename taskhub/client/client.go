@@ -1,0 +1,279 @@
+// Package client starts orchestration instances and reads their status. It
+// is what client functions (such as HttpStart) and the management API use.
+package client
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/go-durable/durablefunctions/taskhub/backend"
+	"github.com/go-durable/durablefunctions/taskhub/history"
+)
+
+// Errors returned by the client; test with errors.Is.
+var (
+	// ErrInvalidInstanceID: the instance ID breaks the Durable Functions rules.
+	ErrInvalidInstanceID = errors.New("invalid instance ID")
+	// ErrUnknownOrchestrator: no orchestrator is registered under the name.
+	ErrUnknownOrchestrator = errors.New("unknown orchestrator")
+	// ErrInstanceExists: an instance with the ID is still pending, running or suspended.
+	ErrInstanceExists = errors.New("instance already exists")
+	// ErrNotFound: no instance has the ID.
+	ErrNotFound = errors.New("instance not found")
+	// ErrInvalidInput: the input is not valid JSON.
+	ErrInvalidInput = errors.New("invalid input")
+)
+
+// MaxInstanceIDLength is the longest instance ID Durable Functions accepts.
+const MaxInstanceIDLength = 256
+
+// Catalog tells which orchestrators exist.
+type Catalog interface {
+	OrchestratorNames() []string
+}
+
+// LocalEngine is the engine running in this process, if any. Starts for
+// partitions it owns are handed over in memory, and completions are
+// reported without polling.
+type LocalEngine interface {
+	OwnsPartitionOf(instanceID string) bool
+	MessageVisibility() time.Duration
+	HandOffStart(msg backend.Message, receipt backend.Receipt, row backend.InstanceState) bool
+	Watch(instanceID string) (<-chan struct{}, func())
+}
+
+// Client talks to a task hub.
+type Client struct {
+	be      backend.Backend
+	catalog Catalog
+	local   LocalEngine
+}
+
+// New returns a client for the task hub behind be. catalog (may be nil)
+// validates orchestrator names; local (may be nil) is the engine in this
+// process.
+func New(be backend.Backend, catalog Catalog, local LocalEngine) *Client {
+	return &Client{be: be, catalog: catalog, local: local}
+}
+
+// Backend returns the client's storage backend.
+func (c *Client) Backend() backend.Backend { return c.be }
+
+// StartOptions tune StartNew.
+type StartOptions struct {
+	// InstanceID is the caller's choice of ID; empty generates one.
+	InstanceID string
+	// RawInput is the input as JSON text ("" = null). It takes precedence
+	// over Input.
+	RawInput string
+	// Input is encoded as JSON when RawInput is empty.
+	Input any
+}
+
+// ValidateInstanceID applies the Durable Functions instance ID rules: at
+// most 256 characters, none of / \ # ? or control characters, not starting
+// with @, not empty.
+func ValidateInstanceID(id string) error {
+	switch {
+	case id == "":
+		return fmt.Errorf("%w: it is empty", ErrInvalidInstanceID)
+	case len([]rune(id)) > MaxInstanceIDLength:
+		return fmt.Errorf("%w: it has %d characters, more than %d", ErrInvalidInstanceID, len([]rune(id)), MaxInstanceIDLength)
+	case strings.HasPrefix(id, "@"):
+		return fmt.Errorf("%w: it starts with '@', which is reserved for entities", ErrInvalidInstanceID)
+	}
+	for i, r := range id {
+		if strings.ContainsRune(`/\#?`, r) {
+			return fmt.Errorf("%w: character %q at position %d is not allowed (none of / \\ # ?)", ErrInvalidInstanceID, r, i)
+		}
+		if unicode.IsControl(r) {
+			return fmt.Errorf("%w: control character %U at position %d", ErrInvalidInstanceID, r, i)
+		}
+	}
+	return nil
+}
+
+// NewID returns a random 32-hex-digit ID, the format Durable Task uses for
+// instance and execution IDs.
+func NewID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("crypto/rand failed: " + err.Error())
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// StartNew starts an instance of orchestrator name and returns its ID.
+// Nothing is written when the name, ID or input is invalid. Starting over an
+// instance that is still Pending, Running or Suspended fails with
+// ErrInstanceExists; a finished instance is replaced by a new execution.
+func (c *Client) StartNew(ctx context.Context, name string, opts StartOptions) (string, error) {
+	if err := c.checkOrchestrator(name); err != nil {
+		return "", err
+	}
+	input := opts.RawInput
+	if input == "" && opts.Input != nil {
+		b, err := json.Marshal(opts.Input)
+		if err != nil {
+			return "", fmt.Errorf("%w: %v", ErrInvalidInput, err)
+		}
+		input = string(b)
+	}
+	if input != "" && !json.Valid([]byte(input)) {
+		return "", fmt.Errorf("%w: the input is not valid JSON", ErrInvalidInput)
+	}
+	id := opts.InstanceID
+	var existing *backend.InstanceState
+	if id == "" {
+		id = NewID()
+	} else {
+		if err := ValidateInstanceID(id); err != nil {
+			return "", err
+		}
+		st, err := c.be.GetInstance(ctx, id, false)
+		switch {
+		case err == nil:
+			if !st.Status.IsTerminal() {
+				return "", fmt.Errorf("%w: instance %q is %s; wait for it to finish, or terminate or purge it first", ErrInstanceExists, id, st.Status)
+			}
+			existing = &st
+		case !errors.Is(err, backend.ErrNotFound):
+			return "", fmt.Errorf("client: read instance %q: %w", id, err)
+		}
+	}
+
+	t := time.Now().UTC()
+	execID := NewID()
+	start := history.NewEvent(history.ExecutionStarted, t)
+	start.Instance = history.OrchestrationInstance{InstanceID: id, ExecutionID: execID}
+	start.Name = name
+	start.Input = input
+	row := backend.InstanceState{
+		InstanceID: id, Name: name, ExecutionID: execID, Input: input,
+		CreatedTime: t, LastUpdatedTime: t, Status: history.StatusPending,
+	}
+	if existing != nil {
+		row.Generation = existing.Generation + 1
+		row.ETag = existing.ETag
+	}
+	gen := row.Generation
+	start.Generation = &gen
+	msg := backend.Message{Event: start, Target: start.Instance, ActivityID: NewID()}
+
+	// The message goes first: a row without a message would be stuck in
+	// Pending forever, while a message without a row is deferred until the
+	// row appears (or discarded if it never does).
+	local := c.local != nil && c.local.OwnsPartitionOf(id)
+	delay := time.Duration(0)
+	if local {
+		delay = c.local.MessageVisibility()
+	}
+	receipt, err := c.be.SendControl(ctx, msg, delay)
+	if err != nil {
+		return "", fmt.Errorf("client: send start message for %q: %w", id, err)
+	}
+	var etag string
+	if existing == nil {
+		etag, err = c.be.CreateInstance(ctx, row)
+	} else {
+		etag, err = c.be.UpdateInstance(ctx, row)
+	}
+	if err != nil {
+		// Withdraw our message; if that fails the worker discards it because
+		// the row names another execution.
+		_ = c.be.DeleteMessage(context.WithoutCancel(ctx), receipt)
+		if errors.Is(err, backend.ErrExists) || errors.Is(err, backend.ErrConflict) {
+			return "", fmt.Errorf("%w: instance %q was started concurrently by another client", ErrInstanceExists, id)
+		}
+		return "", fmt.Errorf("client: write instance row for %q: %w", id, err)
+	}
+	row.ETag = etag
+	if local && !c.local.HandOffStart(msg, receipt, row) {
+		// Ownership moved meanwhile: make the message visible to the owner.
+		if _, err := c.be.SetVisibility(ctx, receipt, 0); err != nil {
+			return "", fmt.Errorf("client: release start message for %q: %w", id, err)
+		}
+	}
+	return id, nil
+}
+
+func (c *Client) checkOrchestrator(name string) error {
+	if c.catalog == nil {
+		return nil
+	}
+	names := c.catalog.OrchestratorNames()
+	for _, n := range names {
+		if n == name {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %q is not an orchestrator of this app (known: %s)", ErrUnknownOrchestrator, name, strings.Join(names, ", "))
+}
+
+// Status is the state of an instance as the management API reports it.
+type Status = backend.InstanceState
+
+// GetStatus reads an instance's status; ErrNotFound if it does not exist.
+func (c *Client) GetStatus(ctx context.Context, id string, withInput bool) (Status, error) {
+	if err := ValidateInstanceID(id); err != nil {
+		return Status{}, err
+	}
+	st, err := c.be.GetInstance(ctx, id, withInput)
+	if errors.Is(err, backend.ErrNotFound) {
+		return Status{}, fmt.Errorf("%w: no instance has ID %q", ErrNotFound, id)
+	}
+	return st, err
+}
+
+// GetHistory reads the current execution's history of an instance.
+func (c *Client) GetHistory(ctx context.Context, id string) ([]history.Event, error) {
+	if err := ValidateInstanceID(id); err != nil {
+		return nil, err
+	}
+	h, err := c.be.LoadHistory(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return h.Events, nil
+}
+
+// WaitForCompletion waits until the instance is Completed, Failed,
+// Terminated or Canceled and returns its status. Completions in this
+// process wake it at once; otherwise it polls every pollInterval.
+func (c *Client) WaitForCompletion(ctx context.Context, id string, pollInterval time.Duration) (Status, error) {
+	if pollInterval <= 0 {
+		pollInterval = time.Second
+	}
+	var done <-chan struct{}
+	if c.local != nil {
+		ch, stop := c.local.Watch(id)
+		defer stop()
+		done = ch
+	}
+	for {
+		st, err := c.GetStatus(ctx, id, true)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return st, err
+		}
+		if err == nil && st.Status.IsTerminal() {
+			return st, nil
+		}
+		t := time.NewTimer(pollInterval)
+		select {
+		case <-done:
+			done = nil // read the final row; keep polling if it lags
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return st, ctx.Err()
+		}
+		t.Stop()
+	}
+}

@@ -1,0 +1,60 @@
+package client
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestValidateInstanceID(t *testing.T) {
+	tests := []struct {
+		id      string
+		ok      bool
+		mention string
+	}{
+		{"abc", true, ""},
+		{"order-42 (retry)", true, ""},
+		{strings.Repeat("x", 256), true, ""},
+		{strings.Repeat("é", 256), true, ""},
+		{"", false, "empty"},
+		{strings.Repeat("x", 257), false, "257 characters"},
+		{"@counter@1", false, "'@'"},
+		{"a/b", false, `'/'`},
+		{`a\b`, false, `'\\'`},
+		{"a#b", false, `'#'`},
+		{"a?b", false, `'?'`},
+		{"a\x00b", false, "U+0000"},
+		{"a\nb", false, "U+000A"},
+		{"a\u0085b", false, "U+0085"},
+	}
+	for _, tc := range tests {
+		err := ValidateInstanceID(tc.id)
+		if tc.ok {
+			if err != nil {
+				t.Errorf("%q: unexpected error %v", tc.id, err)
+			}
+			continue
+		}
+		if !errors.Is(err, ErrInvalidInstanceID) {
+			t.Errorf("%q: error %v is not ErrInvalidInstanceID", tc.id, err)
+			continue
+		}
+		if !strings.Contains(err.Error(), tc.mention) {
+			t.Errorf("%q: error %q does not mention %s", tc.id, err, tc.mention)
+		}
+	}
+}
+
+func TestNewIDFormat(t *testing.T) {
+	seen := map[string]bool{}
+	for i := 0; i < 100; i++ {
+		id := NewID()
+		if len(id) != 32 || strings.Trim(id, "0123456789abcdef") != "" {
+			t.Fatalf("NewID() = %q, want 32 lowercase hex digits", id)
+		}
+		if seen[id] {
+			t.Fatalf("NewID repeated %q", id)
+		}
+		seen[id] = true
+	}
+}

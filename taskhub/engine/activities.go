@@ -1,0 +1,160 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/go-durable/durablefunctions/taskhub/backend"
+	"github.com/go-durable/durablefunctions/taskhub/durable"
+	"github.com/go-durable/durablefunctions/taskhub/history"
+)
+
+// activityRunner runs activities with bounded concurrency, from local
+// hand-overs and from polling the shared work-item queue.
+type activityRunner struct {
+	e     *Engine
+	slots chan struct{}
+	wg    sync.WaitGroup
+	wake  chan struct{}
+}
+
+func newActivityRunner(e *Engine) *activityRunner {
+	return &activityRunner{e: e, slots: make(chan struct{}, e.opts.MaxConcurrentActivities), wake: make(chan struct{}, 1)}
+}
+
+// reserve takes a slot if one is free.
+func (a *activityRunner) reserve() bool {
+	select {
+	case a.slots <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+func (a *activityRunner) unreserve() {
+	<-a.slots
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (a *activityRunner) wait() { a.wg.Wait() }
+
+// run executes an activity in a reserved slot.
+func (a *activityRunner) run(msg backend.Message, h *held) {
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		defer a.unreserve()
+		a.execute(msg, h)
+	}()
+}
+
+// pollLoop takes activity messages sent by other processes (or left over
+// from a crash) whenever there are free slots.
+func (a *activityRunner) pollLoop() {
+	e := a.e
+	defer e.wg.Done()
+	bo := backoff{min: e.opts.MinPollInterval, max: e.opts.MaxPollInterval}
+	for e.ctx.Err() == nil {
+		free := cap(a.slots) - len(a.slots)
+		if free == 0 {
+			select {
+			case <-a.wake:
+			case <-e.ctx.Done():
+			}
+			continue
+		}
+		msgs, poison, err := e.be.ReceiveWorkItems(e.ctx, min(free, 32), e.opts.MessageVisibility)
+		if err != nil && e.ctx.Err() == nil {
+			e.log.Warn("work-item queue poll failed", "err", err)
+		}
+		for _, p := range poison {
+			e.count(func(s *Stats) { s.PoisonMessages++ })
+			e.log.Error("parked an undecodable work-item message", "queue", p.Receipt.Queue, "message", p.Receipt.MessageID, "reason", p.Reason)
+		}
+		for _, m := range msgs {
+			h := e.held.hold(m.Receipt)
+			select {
+			case a.slots <- struct{}{}:
+				a.run(m.Message, h)
+			case <-e.ctx.Done():
+				e.held.release(context.Background(), h, 0)
+			}
+		}
+		if len(msgs) > 0 || len(poison) > 0 {
+			bo.reset()
+			continue
+		}
+		sleepCtx(e.ctx, bo.next())
+	}
+}
+
+// execute runs one activity and delivers its result: in memory when this
+// worker owns the orchestration (the work item is then deleted after the
+// orchestration checkpoints the result), otherwise through the owner's
+// control queue (then the work item is deleted at once).
+func (a *activityRunner) execute(msg backend.Message, h *held) {
+	e := a.e
+	ev := msg.Event
+	if ev.Type != history.TaskScheduled || ev.Name == "" {
+		e.log.Error("discarding a work item that is not an activity call", "event", ev.Type.String(), "instance", msg.Target.InstanceID)
+		e.held.remove(context.Background(), h)
+		return
+	}
+	e.count(func(s *Stats) { s.ActivitiesRun++ })
+	result, failure := a.call(msg)
+	var resp history.Event
+	if failure != nil {
+		resp = history.NewEvent(history.TaskFailed, now())
+		resp.Reason = failure.ErrorMessage
+		resp.Failure = failure
+	} else {
+		resp = history.NewEvent(history.TaskCompleted, now())
+		resp.Result = result
+	}
+	resp.TaskScheduledID = ev.EventID
+	out := backend.Message{Event: resp, Target: msg.Target, Episode: msg.Episode}
+	if e.OwnsPartitionOf(msg.Target.InstanceID) {
+		e.deliver(&inbound{msg: out, ack: h})
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := e.be.SendControl(ctx, out, 0); err != nil {
+		e.log.Warn("could not send an activity result; the activity will run again", "activity", ev.Name,
+			"instance", msg.Target.InstanceID, "err", err)
+		e.held.release(ctx, h, time.Second)
+		return
+	}
+	e.held.remove(ctx, h)
+}
+
+// call runs the activity code, turning errors, panics and unknown names
+// into failure details.
+func (a *activityRunner) call(msg backend.Message) (result string, failure *durable.FailureDetails) {
+	ev := msg.Event
+	fn, ok := a.e.opts.Registry.Activity(ev.Name)
+	if !ok {
+		err := &NotRegisteredError{Kind: "activity", Name: ev.Name}
+		return "", &durable.FailureDetails{ErrorType: err.ErrorType(), ErrorMessage: err.Error(), IsNonRetriable: true}
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			failure = &durable.FailureDetails{ErrorType: "panic", ErrorMessage: fmt.Sprintf("activity %q panicked: %v", ev.Name, r), StackTrace: string(debug.Stack())}
+		}
+	}()
+	ctx := durable.WithActivityInfo(context.Background(), durable.ActivityInfo{
+		Name: ev.Name, InstanceID: msg.Target.InstanceID, ExecutionID: msg.Target.ExecutionID, TaskID: ev.EventID,
+	})
+	out, err := fn(ctx, ev.Input)
+	if err != nil {
+		return "", durable.FailureFromError(err)
+	}
+	return out, nil
+}

@@ -1,0 +1,310 @@
+// Package engine runs a task hub: it owns control-queue partitions, turns
+// queued and locally handed-over messages into orchestration episodes
+// (replay + checkpoint) and runs activities.
+//
+// The engine depends only on the backend.Backend contract and on the
+// replay core; it knows nothing about Azure or HTTP.
+//
+// Checkpoint order, designed so a crash at any point is safe:
+//  1. send outbound messages (activity work items), so history never
+//     records work that has no message;
+//  2. append the episode to history, fenced by the sentinel ETag;
+//  3. update the Instances row (fenced by its ETag) when the status changes;
+//  4. delete the consumed inbound messages.
+//
+// Messages this process sends to itself are also handed over in memory; the
+// queue copy is sent with an initial visibility delay and serves only crash
+// recovery, so the happy path never waits for a poll.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/go-durable/durablefunctions/taskhub/backend"
+	"github.com/go-durable/durablefunctions/taskhub/durable"
+	"github.com/go-durable/durablefunctions/taskhub/history"
+)
+
+// Options configure an Engine. Zero values take the documented defaults.
+type Options struct {
+	Backend  backend.Backend
+	Registry *durable.Registry
+	Logger   *slog.Logger
+
+	// WorkerID names this process in the partition table. Default: hostname:pid.
+	WorkerID string
+	// MaxConcurrentOrchestrations bounds episodes running at once. Default 100.
+	MaxConcurrentOrchestrations int
+	// MaxConcurrentActivities bounds activities running at once. Default 10 × GOMAXPROCS.
+	MaxConcurrentActivities int
+	// MinPollInterval is the first backoff step after an empty poll. Default 50 ms.
+	MinPollInterval time.Duration
+	// MaxPollInterval caps the polling backoff of idle queues. Default 2 s.
+	MaxPollInterval time.Duration
+	// MessageVisibility is how long a message being processed (or handed
+	// over in memory) stays hidden from other consumers before it is renewed.
+	// It is also how long a crash delays recovery. Default 1 minute.
+	MessageVisibility time.Duration
+	// LeaseInterval is how long a partition lease lasts without renewal.
+	// Default 30 s.
+	LeaseInterval time.Duration
+	// StatusFlushDelay defers the Pending→Running update of the Instances
+	// row; an orchestration that completes sooner writes only its final
+	// status. Default 100 ms.
+	StatusFlushDelay time.Duration
+	// CacheSize bounds the number of idle instances whose replay state is
+	// kept in memory. Default 10,000.
+	CacheSize int
+	// WarnDequeueCount logs a warning for a message that has been dequeued this many
+	// times (a sign that processing keeps failing). Default 10.
+	WarnDequeueCount int64
+}
+
+func (o *Options) setDefaults() error {
+	if o.Backend == nil {
+		return errors.New("engine: Options.Backend is required")
+	}
+	if o.Registry == nil {
+		return errors.New("engine: Options.Registry is required")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.WorkerID == "" {
+		host, _ := os.Hostname()
+		o.WorkerID = fmt.Sprintf("%s:%d", host, os.Getpid())
+	}
+	if o.MaxConcurrentOrchestrations <= 0 {
+		o.MaxConcurrentOrchestrations = 100
+	}
+	if o.MaxConcurrentActivities <= 0 {
+		o.MaxConcurrentActivities = 10 * runtime.GOMAXPROCS(0)
+	}
+	if o.MinPollInterval <= 0 {
+		o.MinPollInterval = 50 * time.Millisecond
+	}
+	if o.MaxPollInterval <= 0 {
+		o.MaxPollInterval = 2 * time.Second
+	}
+	if o.MaxPollInterval < o.MinPollInterval {
+		o.MaxPollInterval = o.MinPollInterval
+	}
+	if o.MessageVisibility <= 0 {
+		o.MessageVisibility = time.Minute
+	}
+	if o.LeaseInterval <= 0 {
+		o.LeaseInterval = 30 * time.Second
+	}
+	if o.StatusFlushDelay <= 0 {
+		o.StatusFlushDelay = 100 * time.Millisecond
+	}
+	if o.CacheSize <= 0 {
+		o.CacheSize = 10000
+	}
+	if o.WarnDequeueCount <= 0 {
+		o.WarnDequeueCount = 10
+	}
+	return nil
+}
+
+// Engine runs orchestrations and activities of one task hub.
+type Engine struct {
+	opts Options
+	be   backend.Backend
+	log  *slog.Logger
+
+	ctx    context.Context // cancelled by Stop
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // background loops
+	bg     sync.WaitGroup // background storage calls (deletes, row flushes)
+	runs   sync.WaitGroup // goroutines processing instance inboxes
+
+	held *heldSet
+
+	orchSlots chan struct{}
+	acts      *activityRunner
+
+	mu         sync.Mutex
+	owned      map[int]*partitionState // partitions this worker owns
+	instances  map[string]*instance
+	idle       *lru
+	watchers   map[string][]chan struct{}
+	started    bool
+	stopped    bool
+	statistics Stats
+}
+
+// Stats are counters of notable engine events, for logs and tests.
+type Stats struct {
+	Episodes          int64
+	DroppedMessages   int64 // messages discarded with a logged reason
+	PoisonMessages    int64 // undecodable or repeatedly failing messages parked
+	DeferredMessages  int64 // out-of-order messages put back for later
+	CheckpointRetries int64 // episodes abandoned on an ETag conflict
+	ActivitiesRun     int64
+}
+
+// New returns an engine; call Start to run it.
+func New(opts Options) (*Engine, error) {
+	if err := opts.setDefaults(); err != nil {
+		return nil, err
+	}
+	e := &Engine{
+		opts:      opts,
+		be:        opts.Backend,
+		log:       opts.Logger.With("worker", opts.WorkerID),
+		owned:     map[int]*partitionState{},
+		instances: map[string]*instance{},
+		idle:      newLRU(),
+		watchers:  map[string][]chan struct{}{},
+		orchSlots: make(chan struct{}, opts.MaxConcurrentOrchestrations),
+	}
+	e.ctx, e.cancel = context.WithCancel(context.Background())
+	e.held = newHeldSet(e)
+	e.acts = newActivityRunner(e)
+	return e, nil
+}
+
+// WorkerID returns this engine's worker identity.
+func (e *Engine) WorkerID() string { return e.opts.WorkerID }
+
+// MessageVisibility returns the configured visibility delay for messages
+// handed over in memory.
+func (e *Engine) MessageVisibility() time.Duration { return e.opts.MessageVisibility }
+
+// Stats returns a snapshot of the engine's counters.
+func (e *Engine) Stats() Stats {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.statistics
+}
+
+func (e *Engine) count(f func(s *Stats)) {
+	e.mu.Lock()
+	f(&e.statistics)
+	e.mu.Unlock()
+}
+
+// Start creates the task hub if needed, claims partitions and starts the
+// dispatchers. It returns once the first ownership pass is done.
+func (e *Engine) Start(ctx context.Context) error {
+	e.mu.Lock()
+	if e.started {
+		e.mu.Unlock()
+		return errors.New("engine: already started")
+	}
+	e.started = true
+	e.mu.Unlock()
+	if err := e.be.CreateTaskHub(ctx); err != nil {
+		return fmt.Errorf("engine: create task hub: %w", err)
+	}
+	if err := e.balancePartitions(ctx); err != nil {
+		e.log.Warn("first partition ownership pass failed; retrying in the background", "err", err)
+	}
+	e.wg.Add(3)
+	go e.partitionLoop()
+	go e.held.renewLoop()
+	go e.acts.pollLoop()
+	e.log.Info("task hub engine started", "hub", e.be.HubName(), "partitions", e.be.PartitionCount(), "owned", e.OwnedPartitions())
+	return nil
+}
+
+// Stop stops polling, waits for running episodes and activities (until ctx
+// ends), releases owned partitions and returns.
+func (e *Engine) Stop(ctx context.Context) error {
+	e.mu.Lock()
+	if e.stopped || !e.started {
+		e.stopped = true
+		e.mu.Unlock()
+		return nil
+	}
+	e.stopped = true
+	e.mu.Unlock()
+	e.cancel()
+	done := make(chan struct{})
+	go func() {
+		e.wg.Wait()
+		e.acts.wait()
+		e.waitInstancesIdle()
+		e.bg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return fmt.Errorf("engine: stop: %w", ctx.Err())
+	}
+	e.closeInstances()
+	e.releasePartitions(ctx)
+	return nil
+}
+
+// Watch returns a channel that is closed when instanceID reaches a terminal
+// status through this engine, and a function to stop watching.
+func (e *Engine) Watch(instanceID string) (<-chan struct{}, func()) {
+	ch := make(chan struct{})
+	e.mu.Lock()
+	e.watchers[instanceID] = append(e.watchers[instanceID], ch)
+	e.mu.Unlock()
+	return ch, func() {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		list := e.watchers[instanceID]
+		for i, c := range list {
+			if c == ch {
+				e.watchers[instanceID] = append(list[:i], list[i+1:]...)
+				break
+			}
+		}
+		if len(e.watchers[instanceID]) == 0 {
+			delete(e.watchers, instanceID)
+		}
+	}
+}
+
+func (e *Engine) notifyTerminal(instanceID string) {
+	e.mu.Lock()
+	list := e.watchers[instanceID]
+	delete(e.watchers, instanceID)
+	e.mu.Unlock()
+	for _, ch := range list {
+		close(ch)
+	}
+}
+
+// background runs f off the critical path, tracked for Stop.
+func (e *Engine) background(f func(ctx context.Context)) {
+	e.bg.Add(1)
+	go func() {
+		defer e.bg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		f(ctx)
+	}()
+}
+
+func now() time.Time { return time.Now().UTC() }
+
+// sleepCtx waits for d or until ctx is done; it reports whether d elapsed.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// isTerminalEvent reports whether ev ends an execution.
+func isTerminalEvent(ev history.Event) bool {
+	return ev.Type == history.ExecutionCompleted || ev.Type == history.ContinueAsNew
+}

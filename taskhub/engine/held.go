@@ -1,0 +1,132 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/go-durable/durablefunctions/taskhub/backend"
+)
+
+// held is a queue message this process is responsible for: received from a
+// queue, or sent by this process and handed over in memory. Its visibility
+// is renewed while it is held, and it is deleted once its effect is durable.
+type held struct {
+	mu      sync.Mutex
+	receipt backend.Receipt
+	done    bool // deleted, released or lost
+}
+
+// heldSet renews the visibility of held messages before they reappear.
+type heldSet struct {
+	e     *Engine
+	mu    sync.Mutex
+	items map[*held]struct{}
+}
+
+func newHeldSet(e *Engine) *heldSet { return &heldSet{e: e, items: map[*held]struct{}{}} }
+
+// hold starts tracking a message.
+func (s *heldSet) hold(r backend.Receipt) *held {
+	h := &held{receipt: r}
+	s.mu.Lock()
+	s.items[h] = struct{}{}
+	s.mu.Unlock()
+	return h
+}
+
+func (s *heldSet) forget(h *held) {
+	s.mu.Lock()
+	delete(s.items, h)
+	s.mu.Unlock()
+}
+
+// remove deletes the message from its queue: its effect is durable.
+func (s *heldSet) remove(ctx context.Context, h *held) {
+	if h == nil {
+		return
+	}
+	s.forget(h)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.done {
+		return
+	}
+	h.done = true
+	if err := s.e.be.DeleteMessage(ctx, h.receipt); err != nil {
+		// The message will reappear and be recognised as a duplicate.
+		s.e.log.Warn("could not delete a processed message; it will be redelivered and ignored",
+			"queue", h.receipt.Queue, "message", h.receipt.MessageID, "err", err)
+	}
+}
+
+// release makes the message visible again after delay (0 = at once), for
+// another attempt by whichever worker gets it.
+func (s *heldSet) release(ctx context.Context, h *held, delay time.Duration) {
+	if h == nil {
+		return
+	}
+	s.forget(h)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.done {
+		return
+	}
+	h.done = true
+	if _, err := s.e.be.SetVisibility(ctx, h.receipt, delay); err != nil && !errors.Is(err, backend.ErrNotFound) {
+		s.e.log.Warn("could not release a message; it reappears when its visibility expires",
+			"queue", h.receipt.Queue, "message", h.receipt.MessageID, "err", err)
+	}
+}
+
+// renewLoop extends the visibility of held messages that would otherwise
+// reappear within the next half visibility period.
+func (s *heldSet) renewLoop() {
+	defer s.e.wg.Done()
+	vis := s.e.opts.MessageVisibility
+	tick := vis / 4
+	if tick > 5*time.Second {
+		tick = 5 * time.Second
+	}
+	for sleepCtx(s.e.ctx, tick) {
+		limit := time.Now().Add(vis / 2)
+		s.mu.Lock()
+		var due []*held
+		for h := range s.items {
+			h.mu.Lock()
+			if !h.done && h.receipt.NextVisible.Before(limit) {
+				due = append(due, h)
+			}
+			h.mu.Unlock()
+		}
+		s.mu.Unlock()
+		for _, h := range due {
+			s.renew(h, vis)
+		}
+	}
+}
+
+func (s *heldSet) renew(h *held, vis time.Duration) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.done {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	r, err := s.e.be.SetVisibility(ctx, h.receipt, vis)
+	if err != nil {
+		if errors.Is(err, backend.ErrNotFound) || errors.Is(err, backend.ErrConflict) {
+			// Someone else took it after it became visible; at-least-once
+			// processing makes that a duplicate, never a loss.
+			h.done = true
+			s.forget(h)
+			s.e.log.Warn("lost a held message before it was processed", "queue", h.receipt.Queue, "message", h.receipt.MessageID)
+			return
+		}
+		s.e.log.Warn("could not renew a held message", "queue", h.receipt.Queue, "message", h.receipt.MessageID, "err", err)
+		return
+	}
+	h.receipt = r
+}

@@ -1,0 +1,96 @@
+package engine
+
+import (
+	"container/list"
+
+	"github.com/go-durable/durablefunctions/taskhub/backend"
+	"github.com/go-durable/durablefunctions/taskhub/durable"
+	"github.com/go-durable/durablefunctions/taskhub/history"
+)
+
+// inbound is one event waiting to be applied to an instance.
+type inbound struct {
+	msg backend.Message
+	// ack is the queue copy to delete once the event is durable in history
+	// (or to release if it cannot be processed); nil when there is none.
+	ack          *held
+	dequeueCount int64
+	fromQueue    bool
+	// row is set on a start handed over by a client in this process: the
+	// Instances row the client wrote, with its ETag.
+	row *backend.InstanceState
+	// flush marks an internal request to write a deferred Instances status.
+	flush bool
+	// deferrals counts how often the event was put back as out of order.
+	deferrals int
+}
+
+// instance is the in-memory state of one orchestration instance: its inbox,
+// and, while cached, the parked executor and what we know of its storage.
+type instance struct {
+	id        string
+	partition int
+
+	// guarded by Engine.mu
+	inbox  []*inbound
+	active bool // a goroutine is processing the inbox
+	elem   *list.Element
+
+	// owned by the goroutine processing the instance
+	loaded       bool
+	ex           *durable.Executor
+	start        *history.Event // ExecutionStarted of the current execution
+	executionID  string
+	historyLen   int
+	etag         string
+	terminal     bool
+	row          *backend.InstanceState // last known Instances row, nil = unknown
+	rowDirty     bool                   // the row's status lags behind history
+	flushPending bool
+	episodes     int
+}
+
+// closeExecutor unwinds the cached coroutine, if any.
+func (inst *instance) closeExecutor() {
+	if inst.ex != nil {
+		inst.ex.Close()
+		inst.ex = nil
+	}
+}
+
+// forget drops everything cached about storage, forcing a reload.
+func (inst *instance) forget() {
+	inst.closeExecutor()
+	inst.loaded, inst.start, inst.executionID = false, nil, ""
+	inst.historyLen, inst.etag, inst.terminal = 0, "", false
+	inst.row, inst.rowDirty = nil, false
+}
+
+// lru orders idle cached instances by last use.
+type lru struct{ l *list.List }
+
+func newLRU() *lru { return &lru{l: list.New()} }
+
+func (c *lru) touch(inst *instance) {
+	if inst.elem != nil {
+		c.l.MoveToBack(inst.elem)
+		return
+	}
+	inst.elem = c.l.PushBack(inst)
+}
+
+func (c *lru) remove(inst *instance) {
+	if inst.elem != nil {
+		c.l.Remove(inst.elem)
+		inst.elem = nil
+	}
+}
+
+func (c *lru) len() int { return c.l.Len() }
+
+func (c *lru) oldest() *instance {
+	if f := c.l.Front(); f != nil {
+		return f.Value.(*instance)
+	}
+	return nil
+}

@@ -1,0 +1,614 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/go-durable/durablefunctions/taskhub/backend"
+	"github.com/go-durable/durablefunctions/taskhub/durable"
+	"github.com/go-durable/durablefunctions/taskhub/history"
+)
+
+// maxMemoryDeferrals is how often an out-of-order event is put back in
+// memory before its queue copy is released with a backoff instead.
+const maxMemoryDeferrals = 3
+
+// deliver queues an event for its instance and makes sure a goroutine
+// processes the instance's inbox.
+func (e *Engine) deliver(in *inbound) {
+	id := in.msg.Target.InstanceID
+	e.mu.Lock()
+	inst := e.instances[id]
+	if inst == nil {
+		inst = &instance{id: id, partition: e.be.PartitionOf(id)}
+		e.instances[id] = inst
+	}
+	e.idle.remove(inst)
+	inst.inbox = append(inst.inbox, in)
+	start := !inst.active
+	inst.active = true
+	if start {
+		e.runs.Add(1)
+	}
+	e.mu.Unlock()
+	if start {
+		go e.runInstance(inst)
+	}
+}
+
+// HandOffStart gives the engine a start that a client in this process has
+// just made durable (queue message sent with a visibility delay, Instances
+// row written). It returns false if this worker does not own the instance's
+// partition; the queue copy then reaches the owner by polling once its
+// delay expires, so the caller should send it visible instead.
+func (e *Engine) HandOffStart(msg backend.Message, receipt backend.Receipt, row backend.InstanceState) bool {
+	if !e.OwnsPartitionOf(msg.Target.InstanceID) {
+		return false
+	}
+	r := row
+	e.deliver(&inbound{msg: msg, ack: e.held.hold(receipt), row: &r})
+	return true
+}
+
+// runInstance processes an instance's inbox until it is empty.
+func (e *Engine) runInstance(inst *instance) {
+	defer e.runs.Done()
+	e.orchSlots <- struct{}{}
+	defer func() { <-e.orchSlots }()
+	for {
+		e.mu.Lock()
+		batch := inst.inbox
+		inst.inbox = nil
+		_, owned := e.owned[inst.partition]
+		stopping := e.stopped
+		if len(batch) == 0 {
+			inst.active = false
+			if inst.terminal || !inst.loaded || !owned || stopping {
+				inst.closeExecutor()
+				e.idle.remove(inst)
+				delete(e.instances, inst.id)
+			} else {
+				e.idle.touch(inst)
+				for e.idle.len() > e.opts.CacheSize {
+					old := e.idle.oldest()
+					e.idle.remove(old)
+					old.closeExecutor()
+					delete(e.instances, old.id)
+				}
+			}
+			e.mu.Unlock()
+			return
+		}
+		e.mu.Unlock()
+		if !owned || stopping {
+			// Not ours (any more): let the owner have the queue copies now.
+			for _, in := range batch {
+				e.held.release(context.Background(), in.ack, 0)
+			}
+			inst.forget()
+			continue
+		}
+		e.processBatch(inst, batch)
+	}
+}
+
+// batchPlan sorts a batch into what to apply, drop and put back.
+type batchPlan struct {
+	start    *inbound
+	apply    []*inbound
+	drop     []*inbound
+	later    []*inbound
+	flush    bool
+	rowFetch bool
+}
+
+// processBatch runs one episode for a batch of inbound events.
+func (e *Engine) processBatch(inst *instance, batch []*inbound) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if !inst.loaded {
+		if onlyFlush(batch) {
+			return // evicted meanwhile: nothing cached to flush
+		}
+		if err := e.load(ctx, inst); err != nil {
+			e.log.Warn("could not load instance history; will retry", "instance", inst.id, "err", err)
+			for _, in := range batch {
+				e.held.release(ctx, in.ack, time.Second)
+			}
+			return
+		}
+	}
+	plan := e.plan(ctx, inst, batch)
+	for _, in := range plan.drop {
+		e.background(func(ctx context.Context) { e.held.remove(ctx, in.ack) })
+	}
+	e.putBack(ctx, inst, plan.later)
+	if plan.start == nil && len(plan.apply) == 0 {
+		if plan.flush {
+			e.flushRow(ctx, inst)
+		}
+		return
+	}
+	e.episode(ctx, inst, plan)
+}
+
+func onlyFlush(batch []*inbound) bool {
+	for _, in := range batch {
+		if !in.flush {
+			return false
+		}
+	}
+	return true
+}
+
+// plan classifies the batch's events against what the instance records.
+func (e *Engine) plan(ctx context.Context, inst *instance, batch []*inbound) batchPlan {
+	var p batchPlan
+	// Starts first: responses in the same batch may depend on them.
+	sort.SliceStable(batch, func(i, j int) bool {
+		return batch[i].msg.Event.Type == history.ExecutionStarted && batch[j].msg.Event.Type != history.ExecutionStarted
+	})
+	for _, in := range batch {
+		if in.flush {
+			p.flush = true
+			continue
+		}
+		ev := in.msg.Event
+		switch ev.Type {
+		case history.ExecutionStarted:
+			switch reason := e.acceptStart(ctx, inst, in, p.start != nil); reason {
+			case "":
+				p.start = in
+			case deferStart:
+				p.later = append(p.later, in)
+			default:
+				e.dropped(in, reason)
+				p.drop = append(p.drop, in)
+			}
+		case history.TaskCompleted, history.TaskFailed:
+			running := p.start != nil || (inst.ex != nil && !inst.terminal)
+			switch {
+			case !running && inst.executionID == "":
+				p.later = append(p.later, in) // its start may not be visible yet
+			case !running:
+				e.dropped(in, "the instance is not running")
+				p.drop = append(p.drop, in)
+			case p.start == nil && in.msg.Target.ExecutionID != "" && in.msg.Target.ExecutionID != inst.executionID:
+				e.dropped(in, "it belongs to an earlier execution")
+				p.drop = append(p.drop, in)
+			case p.start != nil:
+				p.later = append(p.later, in) // apply after the new execution's first checkpoint
+			default:
+				switch inst.ex.TaskState(ev.TaskScheduledID) {
+				case durable.TaskAwaiting:
+					p.apply = append(p.apply, in)
+				case durable.TaskResolved:
+					e.log.Debug("ignoring a duplicate response", "instance", inst.id, "task", ev.TaskScheduledID)
+					p.drop = append(p.drop, in)
+				default:
+					p.later = append(p.later, in)
+				}
+			}
+		default:
+			if inst.terminal || (inst.ex == nil && p.start == nil) {
+				e.dropped(in, "the instance is not running")
+				p.drop = append(p.drop, in)
+				continue
+			}
+			p.apply = append(p.apply, in)
+		}
+	}
+	return p
+}
+
+// deferStart is acceptStart's verdict for a start whose Instances row is not
+// visible yet (clients write it right after the message).
+const deferStart = "defer"
+
+// acceptStart decides whether a start message begins a new execution; it
+// returns "" to accept, deferStart, or the reason to drop it.
+func (e *Engine) acceptStart(ctx context.Context, inst *instance, in *inbound, haveStart bool) string {
+	execID := in.msg.Event.Instance.ExecutionID
+	if execID == "" {
+		execID = in.msg.Target.ExecutionID
+	}
+	switch {
+	case haveStart:
+		return "another start for the instance came first in the same batch"
+	case inst.executionID == execID:
+		return "a duplicate start of the current execution"
+	case inst.executionID != "" && !inst.terminal:
+		return "the instance is already running execution " + inst.executionID
+	}
+	if in.row != nil {
+		inst.row = in.row // started by a client in this process
+		return ""
+	}
+	row, err := e.be.GetInstance(ctx, inst.id, true)
+	switch {
+	case errors.Is(err, backend.ErrNotFound):
+		if in.msg.Event.Parent != nil {
+			inst.row = nil // sub-orchestrations have no row until they run
+			return ""
+		}
+		if in.dequeueCount < 5 {
+			return deferStart
+		}
+		return "its Instances row never appeared"
+	case err != nil:
+		e.log.Warn("could not read the Instances row of a start; retrying", "instance", inst.id, "err", err)
+		return deferStart
+	case row.ExecutionID != execID:
+		return "the Instances row names another execution (" + row.ExecutionID + "): a newer start won"
+	}
+	inst.row = &row
+	return ""
+}
+
+// dropped logs a discarded event: nothing is dropped silently.
+func (e *Engine) dropped(in *inbound, reason string) {
+	e.count(func(s *Stats) { s.DroppedMessages++ })
+	e.log.Info("discarded a message", "instance", in.msg.Target.InstanceID, "execution", in.msg.Target.ExecutionID,
+		"event", in.msg.Event.Type.String(), "reason", reason)
+}
+
+// putBack re-queues out-of-order events: in memory a few times (they
+// usually wait for a checkpoint in progress), then via their queue copy
+// with an exponential backoff.
+func (e *Engine) putBack(ctx context.Context, inst *instance, later []*inbound) {
+	if len(later) == 0 {
+		return
+	}
+	e.count(func(s *Stats) { s.DeferredMessages += int64(len(later)) })
+	var keep []*inbound
+	for _, in := range later {
+		in.deferrals++
+		if in.deferrals <= maxMemoryDeferrals {
+			keep = append(keep, in)
+			continue
+		}
+		if in.ack == nil {
+			e.dropped(in, "out of order, and it has no queue copy to retry from")
+			continue
+		}
+		delay := time.Duration(1<<min(in.dequeueCount, 6)) * time.Second
+		e.background(func(ctx context.Context) { e.held.release(ctx, in.ack, delay) })
+	}
+	if len(keep) > 0 {
+		e.mu.Lock()
+		inst.inbox = append(keep, inst.inbox...)
+		e.mu.Unlock()
+		if len(keep) == len(later) {
+			// Give the work that will make them applicable a moment.
+			sleepCtx(ctx, time.Millisecond)
+		}
+	}
+}
+
+// load reads an instance's history and replays it into a fresh executor.
+func (e *Engine) load(ctx context.Context, inst *instance) error {
+	h, err := e.be.LoadHistory(ctx, inst.id)
+	if err != nil {
+		return err
+	}
+	inst.forget()
+	inst.loaded = true
+	inst.etag, inst.historyLen, inst.executionID = h.ETag, len(h.Events), h.ExecutionID
+	if len(h.Events) == 0 {
+		return nil
+	}
+	for i := range h.Events {
+		switch h.Events[i].Type {
+		case history.ExecutionStarted:
+			ev := h.Events[i]
+			inst.start = &ev
+		case history.ExecutionCompleted, history.ContinueAsNew:
+			inst.terminal = true
+		}
+	}
+	if inst.terminal || inst.start == nil {
+		return nil
+	}
+	inst.ex = durable.NewExecutor(e.orchestrator(inst.start.Name), inst.id)
+	if err := inst.ex.Replay(h.Events); err != nil {
+		// The executor now holds a failed completion that the next episode
+		// records: the instance fails instead of getting stuck.
+		e.log.Error("replay disagrees with history; the instance will fail", "instance", inst.id, "err", err)
+	}
+	return nil
+}
+
+// orchestrator returns the code for name, or code that fails the instance
+// with a clear reason when name is not registered.
+func (e *Engine) orchestrator(name string) durable.OrchestratorFunc {
+	if fn, ok := e.opts.Registry.Orchestrator(name); ok {
+		return fn
+	}
+	return func(*durable.Context) (string, error) {
+		return "", &NotRegisteredError{Kind: "orchestrator", Name: name}
+	}
+}
+
+// NotRegisteredError reports a function name that this app does not know.
+type NotRegisteredError struct {
+	Kind string
+	Name string
+}
+
+// Error implements error.
+func (e *NotRegisteredError) Error() string {
+	return fmt.Sprintf("%s %q is not registered in this app", e.Kind, e.Name)
+}
+
+// ErrorType implements the durable ErrorType convention.
+func (e *NotRegisteredError) ErrorType() string { return "NotRegisteredError" }
+
+// episode runs the orchestrator on the plan's events and checkpoints.
+func (e *Engine) episode(ctx context.Context, inst *instance, plan batchPlan) {
+	t := now()
+	newEvents := []history.Event{history.NewEvent(history.OrchestratorStarted, t)}
+	if plan.start != nil {
+		start := plan.start.msg.Event
+		if start.Instance.InstanceID == "" {
+			start.Instance.InstanceID = inst.id
+		}
+		if start.Instance.ExecutionID == "" {
+			start.Instance.ExecutionID = plan.start.msg.Target.ExecutionID
+		}
+		inst.closeExecutor()
+		inst.start = &start
+		inst.executionID = start.Instance.ExecutionID
+		inst.historyLen = 0 // a new execution overwrites history from row 0
+		inst.terminal = false
+		inst.episodes = 0
+		inst.ex = durable.NewExecutor(e.orchestrator(start.Name), inst.id)
+		newEvents = append(newEvents, start)
+	}
+	for _, in := range plan.apply {
+		newEvents = append(newEvents, in.msg.Event)
+	}
+	actions, err := inst.ex.Run(newEvents)
+	if err != nil {
+		e.log.Error("orchestration failed its determinism check", "instance", inst.id, "err", err)
+	}
+	inst.episodes++
+	e.count(func(s *Stats) { s.Episodes++ })
+
+	// 1. Outbound messages first: history must never record work that has
+	// no message behind it.
+	if err := e.sendActions(ctx, inst, actions); err != nil {
+		e.abandonEpisode(ctx, inst, plan, "could not send the episode's messages", err)
+		return
+	}
+	// 2. History, fenced by the sentinel ETag.
+	all := append(newEvents, actions...)
+	all = append(all, history.NewEvent(history.OrchestratorCompleted, now()))
+	etag, err := e.be.AppendHistory(ctx, inst.id, inst.executionID, inst.historyLen, all, inst.etag)
+	if err != nil {
+		if errors.Is(err, backend.ErrConflict) {
+			e.count(func(s *Stats) { s.CheckpointRetries++ })
+		}
+		e.abandonEpisode(ctx, inst, plan, "could not append history", err)
+		return
+	}
+	inst.etag = etag
+	inst.historyLen += len(all)
+
+	// 3. The Instances row: at once when the instance finished, deferred
+	// (and usually superseded) for Pending→Running.
+	completion := findCompletion(actions)
+	if completion != nil {
+		inst.terminal = true
+		if err := e.writeRow(ctx, inst, completion); err != nil {
+			e.log.Error("could not write the final status of an instance; its messages are kept so it is retried",
+				"instance", inst.id, "err", err)
+			for _, in := range append(plan.apply, plan.start) {
+				if in != nil {
+					e.held.release(ctx, in.ack, time.Second)
+				}
+			}
+			inst.forget()
+			return
+		}
+	} else if inst.row == nil || inst.row.Status != history.StatusRunning {
+		inst.rowDirty = true
+		e.scheduleFlush(inst)
+	}
+
+	// 4. The consumed messages are now redundant.
+	for _, in := range append(plan.apply, plan.start) {
+		if in != nil && in.ack != nil {
+			h := in.ack
+			e.background(func(ctx context.Context) { e.held.remove(ctx, h) })
+		}
+	}
+	if completion != nil {
+		inst.closeExecutor()
+		e.notifyTerminal(inst.id)
+	}
+}
+
+// abandonEpisode gives up an episode whose checkpoint failed: the cached
+// state is dropped and the messages are released for a retry from storage.
+func (e *Engine) abandonEpisode(ctx context.Context, inst *instance, plan batchPlan, what string, err error) {
+	e.log.Warn(what+"; the episode will be retried from storage", "instance", inst.id, "err", err)
+	inst.forget()
+	for _, in := range append(plan.apply, plan.start) {
+		if in == nil {
+			continue
+		}
+		if in.ack == nil {
+			e.dropped(in, "its episode was abandoned and it has no queue copy; the sender's copy is redelivered")
+			continue
+		}
+		e.held.release(ctx, in.ack, 0)
+	}
+}
+
+func findCompletion(actions []history.Event) *history.Event {
+	for i := range actions {
+		if isTerminalEvent(actions[i]) {
+			return &actions[i]
+		}
+	}
+	return nil
+}
+
+// sendActions sends the messages for new actions, in parallel. Activities
+// are handed to this process's activity runner when it has room; their
+// queue copies stay hidden meanwhile and only serve crash recovery.
+func (e *Engine) sendActions(ctx context.Context, inst *instance, actions []history.Event) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(actions))
+	for i := range actions {
+		a := actions[i]
+		if a.Type != history.TaskScheduled {
+			continue
+		}
+		msg := backend.Message{
+			Event:   a,
+			Target:  history.OrchestrationInstance{InstanceID: inst.id, ExecutionID: inst.executionID},
+			Sender:  history.OrchestrationInstance{InstanceID: inst.id, ExecutionID: inst.executionID},
+			Episode: inst.episodes,
+		}
+		if inst.start != nil {
+			msg.OrchestrationTags = inst.start.Tags
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			local := e.acts.reserve()
+			delay := time.Duration(0)
+			if local {
+				delay = e.opts.MessageVisibility
+			}
+			r, err := e.be.SendWorkItem(ctx, msg, delay)
+			if err != nil {
+				if local {
+					e.acts.unreserve()
+				}
+				errs[i] = err
+				return
+			}
+			if local {
+				e.acts.run(msg, e.held.hold(r))
+			}
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// scheduleFlush arranges for a deferred Instances-row update.
+func (e *Engine) scheduleFlush(inst *instance) {
+	if inst.flushPending {
+		return
+	}
+	inst.flushPending = true
+	id := inst.id
+	time.AfterFunc(e.opts.StatusFlushDelay, func() {
+		e.deliver(&inbound{msg: backend.Message{Target: history.OrchestrationInstance{InstanceID: id}}, flush: true})
+	})
+}
+
+// flushRow writes a deferred Running status if it is still needed.
+func (e *Engine) flushRow(ctx context.Context, inst *instance) {
+	inst.flushPending = false
+	if !inst.rowDirty || inst.terminal || inst.start == nil {
+		return
+	}
+	if err := e.writeRow(ctx, inst, nil); err != nil {
+		e.log.Warn("could not update the Instances row to Running; retrying", "instance", inst.id, "err", err)
+		e.scheduleFlush(inst)
+	}
+}
+
+// writeRow brings the Instances row in line with history: Running, or the
+// final status when completion is given. The write is fenced by the row's
+// ETag; on a conflict the row is re-read and the write retried, unless the
+// row now belongs to a newer execution.
+func (e *Engine) writeRow(ctx context.Context, inst *instance, completion *history.Event) error {
+	for attempt := 0; ; attempt++ {
+		if inst.row == nil {
+			row, err := e.be.GetInstance(ctx, inst.id, true)
+			switch {
+			case errors.Is(err, backend.ErrNotFound):
+				row = e.rowFromStart(inst)
+			case err != nil:
+				return err
+			}
+			inst.row = &row
+		}
+		if inst.row.ExecutionID != "" && inst.row.ExecutionID != inst.executionID {
+			e.log.Warn("not updating the Instances row: it belongs to a newer execution",
+				"instance", inst.id, "execution", inst.executionID, "row", inst.row.ExecutionID)
+			inst.rowDirty = false
+			return nil
+		}
+		row := *inst.row
+		t := now()
+		row.ExecutionID = inst.executionID
+		row.LastUpdatedTime = t
+		if completion != nil {
+			row.Status = completion.Status
+			row.CompletedTime = t
+			row.Output = completion.Result
+			if completion.Status == history.StatusFailed && completion.Failure != nil {
+				row.Output = completion.Failure.String()
+			}
+		} else {
+			row.Status = history.StatusRunning
+		}
+		var etag string
+		var err error
+		if inst.row.ETag == "" {
+			etag, err = e.be.CreateInstance(ctx, row)
+		} else {
+			etag, err = e.be.UpdateInstance(ctx, row)
+		}
+		if err == nil {
+			row.ETag = etag
+			inst.row = &row
+			inst.rowDirty = false
+			return nil
+		}
+		if attempt >= 3 || !(errors.Is(err, backend.ErrConflict) || errors.Is(err, backend.ErrExists)) {
+			return err
+		}
+		inst.row = nil // re-read and retry
+	}
+}
+
+// rowFromStart builds an Instances row for an instance that has none (a
+// sub-orchestration, or a start from a client that never wrote one).
+func (e *Engine) rowFromStart(inst *instance) backend.InstanceState {
+	row := backend.InstanceState{InstanceID: inst.id, ExecutionID: inst.executionID, Status: history.StatusPending}
+	if s := inst.start; s != nil {
+		row.Name, row.Version, row.Input, row.Tags = s.Name, s.Version, s.Input, s.Tags
+		row.CreatedTime = s.Timestamp
+		if s.Generation != nil {
+			row.Generation = *s.Generation
+		}
+	}
+	return row
+}
+
+// waitInstancesIdle waits until no instance is being processed.
+func (e *Engine) waitInstancesIdle() { e.runs.Wait() }
+
+// closeInstances unwinds every cached executor.
+func (e *Engine) closeInstances() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for id, inst := range e.instances {
+		if !inst.active {
+			inst.closeExecutor()
+			e.idle.remove(inst)
+			delete(e.instances, id)
+		}
+	}
+}
