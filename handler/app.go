@@ -107,13 +107,14 @@ func New(opts Options) (*App, error) {
 	return a, nil
 }
 
-// Config returns the app configuration New read.
+// Config returns the app configuration New read; callers must not modify it.
 func (a *App) Config() *AppConfig { return a.cfg }
 
 // HandleHTTP binds fn to the httpTrigger function in folder functionName
 // (matched case-insensitively). It fails if there is no such function.json,
-// if its trigger is not an httpTrigger, if it has no http output binding,
-// or if its route starts with "admin" or "runtime".
+// if its trigger is not an httpTrigger, or if it has no http output binding.
+// (A route starting with "admin" or "runtime" already made New fail, as the
+// host rejects such functions.)
 func (a *App) HandleHTTP(functionName string, fn HTTPFunc) error {
 	if fn == nil {
 		return fmt.Errorf("handler: HandleHTTP(%q): nil function", functionName)
@@ -127,9 +128,6 @@ func (a *App) HandleHTTP(functionName string, fn HTTPFunc) error {
 	}
 	if info.HTTPOutput == "" {
 		return fmt.Errorf("handler: HandleHTTP(%q): function.json has no http output binding", functionName)
-	}
-	if lower := strings.ToLower(info.Route); strings.HasPrefix(lower, "admin") || strings.HasPrefix(lower, "runtime") {
-		return fmt.Errorf("handler: HandleHTTP(%q): route %q starts with a reserved word", functionName, info.Route)
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -308,18 +306,22 @@ func (s *splitHandler) pick(l slog.Level) slog.Handler {
 	return s.low
 }
 
+// Enabled reports whether the handler for level l is enabled.
 func (s *splitHandler) Enabled(ctx context.Context, l slog.Level) bool {
 	return s.pick(l).Enabled(ctx, l)
 }
 
+// Handle writes r to stdout or stderr by level.
 func (s *splitHandler) Handle(ctx context.Context, r slog.Record) error {
 	return s.pick(r.Level).Handle(ctx, r)
 }
 
+// WithAttrs adds attributes to both outputs.
 func (s *splitHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 	return &splitHandler{low: s.low.WithAttrs(attrs), high: s.high.WithAttrs(attrs)}
 }
 
+// WithGroup opens a group on both outputs.
 func (s *splitHandler) WithGroup(name string) slog.Handler {
 	return &splitHandler{low: s.low.WithGroup(name), high: s.high.WithGroup(name)}
 }

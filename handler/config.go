@@ -55,12 +55,21 @@ type CustomHandlerConfig struct {
 
 // CustomHandlerDescription is customHandler.description.
 type CustomHandlerDescription struct {
+	// DefaultExecutablePath is the program the host starts.
 	DefaultExecutablePath string
-	Arguments             []string
-	WorkingDirectory      string
-	DefaultWorkerPath     string
-	WorkerArguments       []string
-	WorkerDirectory       string
+	// Arguments are appended to the command line (%VAR% tokens expanded).
+	Arguments []string
+	// WorkingDirectory is the child's working directory (relative to the
+	// app root; empty means the app root).
+	WorkingDirectory string
+	// DefaultWorkerPath is the legacy worker script path, quoted after
+	// Arguments.
+	DefaultWorkerPath string
+	// WorkerArguments are legacy arguments after DefaultWorkerPath.
+	WorkerArguments []string
+	// WorkerDirectory is where a relative DefaultExecutablePath is looked
+	// for (empty means the app root).
+	WorkerDirectory string
 }
 
 // FunctionInfo describes one function folder.
@@ -94,10 +103,14 @@ type FunctionInfo struct {
 
 // Binding is one entry of function.json's bindings array.
 type Binding struct {
-	Type      string
+	// Type is the binding type as written, e.g. "httpTrigger", "queue".
+	Type string
+	// Direction is "in", "out" or "inout" as written.
 	Direction string
-	Name      string
-	DataType  string
+	// Name is the binding name ("req", "res", "$return").
+	Name string
+	// DataType is the optional dataType ("binary", "string", "stream").
+	DataType string
 	// Properties holds every property as written, including the ones above,
 	// for trigger-specific settings (queueName, schedule, connection...).
 	Properties map[string]json.RawMessage

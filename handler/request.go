@@ -70,6 +70,7 @@ const (
 //
 //	{"error": {"code": "NotFound", "message": "no function route matches GET /api/x"}}
 type ErrorBody struct {
+	// Error holds the code and message.
 	Error ErrorDetail `json:"error"`
 }
 

@@ -22,12 +22,12 @@ var guidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-
 var (
 	echoJSON = `{"bindings":[{"type":"httpTrigger","direction":"in","name":"req","authLevel":"anonymous",
 		"route":"echo/{id:int}/{*rest}","methods":["get","post"]},{"type":"http","direction":"out","name":"res"}]}`
-	envJSON   = `{"bindings":[{"type":"httpTrigger","direction":"in","name":"req","route":"env"},{"type":"http","direction":"out","name":"$return"}]}`
-	crashJSON = `{"bindings":[{"type":"httpTrigger","direction":"in","name":"req","route":"crash/{code:int}"},{"type":"http","direction":"out","name":"res"}]}`
-	slowJSON  = `{"bindings":[{"type":"httpTrigger","direction":"in","name":"req","route":"slow"},{"type":"http","direction":"out","name":"res"}]}`
-	workJSON  = `{"bindings":[{"type":"queueTrigger","direction":"in","name":"msg","queueName":"work"},{"type":"queue","direction":"out","name":"out","queueName":"done"}]}`
-	tickJSON  = `{"bindings":[{"type":"timerTrigger","direction":"in","name":"timer","schedule":"0 */5 * * * *"}]}`
-	rawHTTP   = `{"bindings":[{"type":"httpTrigger","direction":"in","name":"req","authLevel":"anonymous"},{"type":"http","direction":"out","name":"res"}]}`
+	envJSON     = `{"bindings":[{"type":"httpTrigger","direction":"in","name":"req","route":"env"},{"type":"http","direction":"out","name":"$return"}]}`
+	crashJSON   = `{"bindings":[{"type":"httpTrigger","direction":"in","name":"req","route":"crash/{code:int}"},{"type":"http","direction":"out","name":"res"}]}`
+	slowJSON    = `{"bindings":[{"type":"httpTrigger","direction":"in","name":"req","route":"slow"},{"type":"http","direction":"out","name":"res"}]}`
+	workJSON    = `{"bindings":[{"type":"queueTrigger","direction":"in","name":"msg","queueName":"work"},{"type":"queue","direction":"out","name":"out","queueName":"done"}]}`
+	tickJSON    = `{"bindings":[{"type":"timerTrigger","direction":"in","name":"timer","schedule":"0 */5 * * * *"}]}`
+	rawHTTP     = `{"bindings":[{"type":"httpTrigger","direction":"in","name":"req","authLevel":"anonymous"},{"type":"http","direction":"out","name":"res"}]}`
 	headersJSON = `{"bindings":[{"type":"httpTrigger","direction":"in","name":"req","authLevel":"anonymous","route":"headers/{name}/{opt?}"},
 		{"type":"http","direction":"out","name":"res"}]}`
 	base64OutJSON = `{"bindings":[{"type":"queueTrigger","direction":"in","name":"msg","queueName":"b"},{"type":"queue","direction":"out","name":"outQ","queueName":"c"}]}`
@@ -272,8 +272,6 @@ func TestEnvironmentArgumentsAndWorkingDirectory(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("SHELL_WINS", "shell")
-	t.Setenv("NOT_SET_ANYWHERE", "")
-	os.Unsetenv("NOT_SET_ANYWHERE")
 	h := startHost(t, root, Options{Env: []string{"OVERRIDDEN=option", "FUNCTIONS_CUSTOMHANDLER_PORT=1"}})
 
 	status, _, body := do(t, "GET", h.URL()+"/api/env", "", "")
@@ -367,8 +365,18 @@ func TestRestartPolicy(t *testing.T) {
 			root := newAppRoot(t, hostJSON(), map[string]string{"Echo": echoJSON, "Crash": crashJSON}, "")
 			h := startHost(t, root, Options{})
 			for i := 0; i < tt.crashes; i++ {
+				if err := h.WaitReady(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				pid := h.PID()
 				if status, _, body := do(t, "GET", h.URL()+"/api/crash/"+strconv.Itoa(tt.exitCode), "", ""); status != 500 || len(body) != 0 {
 					t.Fatalf("crash %d: %d %q, want bare 500", i, status, body)
+				}
+				// The reply fails as the process dies; wait until the host
+				// has seen the exit before sending the next request.
+				exited := "pid " + strconv.Itoa(pid) + " exited with code " + strconv.Itoa(tt.exitCode)
+				if _, err := h.WaitForLog(context.Background(), func(l LogLine) bool { return strings.Contains(l.Text, exited) }); err != nil {
+					t.Fatal(err)
 				}
 			}
 			if tt.wantStopped {

@@ -99,8 +99,9 @@ type Host struct {
 	changed     chan struct{} // closed and replaced on every state change
 }
 
-// Start launches the handler the way the Functions host does, waits until it
-// answers GET /, and opens the public listener. ctx bounds only the start-up;
+// Start opens the public listener, launches the handler the way the
+// Functions host does and returns once the handler answers GET / (through
+// restarts, if it crashes while starting). ctx bounds only the start-up;
 // call Stop to end the host.
 func Start(ctx context.Context, opts Options) (*Host, error) {
 	if opts.AppRoot == "" {
@@ -124,7 +125,6 @@ func Start(ctx context.Context, opts Options) (*Host, error) {
 		logs:             newLogBook(logger),
 		hostVersion:      opts.HostVersion,
 		readinessTimeout: opts.ReadinessTimeout,
-		functionTimeout:  opts.FunctionTimeout,
 		stopCh:           make(chan struct{}),
 		done:             make(chan struct{}),
 		changed:          make(chan struct{}),
@@ -138,14 +138,13 @@ func Start(ctx context.Context, opts Options) (*Host, error) {
 	if h.readinessTimeout <= 0 {
 		h.readinessTimeout = DefaultReadinessTimeout
 	}
+	// 0 in h.functionTimeout means unbounded from here on.
 	switch {
-	case h.functionTimeout < 0:
-		h.functionTimeout = 0
-	case h.functionTimeout == 0 && cfg.FunctionTimeout < 0:
-		h.functionTimeout = 0
-	case h.functionTimeout == 0 && cfg.FunctionTimeout > 0:
-		h.functionTimeout = cfg.FunctionTimeout
-	case h.functionTimeout == 0:
+	case opts.FunctionTimeout != 0:
+		h.functionTimeout = max(opts.FunctionTimeout, 0)
+	case cfg.FunctionTimeout != 0:
+		h.functionTimeout = max(cfg.FunctionTimeout, 0)
+	default:
 		h.functionTimeout = DefaultFunctionTimeout
 	}
 
@@ -171,7 +170,7 @@ func Start(ctx context.Context, opts Options) (*Host, error) {
 	h.supervisor.Add(1)
 	go h.supervise()
 
-	if _, err := h.waitWorker(ctx); err != nil {
+	if _, err := h.waitWorker(ctx, false); err != nil {
 		_ = h.Stop()
 		return nil, fmt.Errorf("hostemulator: handler did not become ready: %w", err)
 	}
@@ -290,6 +289,14 @@ func (h *Host) Logs() []LogLine { return h.logs.snapshot() }
 // WaitForLog waits until a captured line satisfies match and returns it.
 func (h *Host) WaitForLog(ctx context.Context, match func(LogLine) bool) (LogLine, error) {
 	return h.logs.wait(ctx, match)
+}
+
+// WaitReady waits until a handler process is ready to take invocations
+// (after a start or restart). It fails once the host has stopped or the
+// handler has exited with code 0.
+func (h *Host) WaitReady(ctx context.Context) error {
+	_, err := h.waitWorker(ctx, false)
+	return err
 }
 
 // Restarts returns how many times the handler process was started again

@@ -56,13 +56,18 @@ const (
 // InvocationError records one invocation failure, or one contract quirk the
 // handler tripped (Failed is then false).
 type InvocationError struct {
-	Time         time.Time
+	// Time is when the problem was detected.
+	Time time.Time
+	// FunctionName is the invoked function.
 	FunctionName string
+	// InvocationID is the X-Azure-Functions-InvocationId of the attempt.
 	InvocationID string
-	Kind         ErrorKind
+	// Kind classifies the problem.
+	Kind ErrorKind
 	// Failed is true when the invocation failed (an HTTP caller got 500).
 	Failed bool
-	Err    error
+	// Err describes the problem.
+	Err error
 }
 
 // Error describes the problem.
@@ -75,6 +80,7 @@ func (e *InvocationError) Unwrap() error { return e.Err }
 
 // InvocationResult is a successful invocation as the host interpreted it.
 type InvocationResult struct {
+	// InvocationID is the X-Azure-Functions-InvocationId that was sent.
 	InvocationID string
 	// Outputs holds the value of each output binding, keyed by binding name,
 	// after the host's ReturnValue routing ("$return", or the properties of
@@ -94,9 +100,12 @@ type InvocationResult struct {
 
 // HTTPResponse is the HTTP response the host sends to the caller.
 type HTTPResponse struct {
+	// StatusCode is the response status.
 	StatusCode int
-	Header     http.Header
-	Body       []byte
+	// Header holds the response headers (Content-Type always set).
+	Header http.Header
+	// Body is the response body.
+	Body []byte
 }
 
 // Invoke runs any function with Data values and Metadata entries given as Go
@@ -151,7 +160,7 @@ func (h *Host) invoke(ctx context.Context, f handler.FunctionInfo, data map[stri
 	}
 	ctx, cancel := h.invocationContext(ctx)
 	defer cancel()
-	w, err := h.waitWorker(ctx)
+	w, err := h.waitWorker(ctx, true)
 	if err != nil {
 		return nil, h.recordError(f.Name, id, KindNotReady, true, err)
 	}

@@ -29,10 +29,14 @@ const maxLogLines = 20000
 
 // LogLine is one captured log line.
 type LogLine struct {
-	Time   time.Time
+	// Time is when the line was captured.
+	Time time.Time
+	// Source is SourceStdout, SourceStderr, SourceFunction or SourceHost.
 	Source string
-	Level  slog.Level
-	Text   string
+	// Level is the level the host would log the line at.
+	Level slog.Level
+	// Text is the line without its line break.
+	Text string
 	// PID is the handler process that wrote the line (0 for other sources).
 	PID int
 	// Function names the function of SourceFunction lines.
@@ -121,6 +125,7 @@ type lineWriter struct {
 	buf bytes.Buffer
 }
 
+// Write buffers p and emits every complete line.
 func (w *lineWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -164,12 +164,8 @@ func (h *Host) countRestart() {
 // (the third error in a row, each within errorEventWindow of the previous).
 func (h *Host) errorEvent(err error) bool {
 	h.mu.Lock()
-	now := time.Now()
-	if n := len(h.errorEvents); n > 0 && now.Sub(h.errorEvents[n-1]) > errorEventWindow {
-		h.errorEvents = nil
-	}
-	h.errorEvents = append(h.errorEvents, now)
-	stop := len(h.errorEvents) >= errorEventsThreshold
+	var stop bool
+	h.errorEvents, stop = pushErrorEvent(h.errorEvents, time.Now())
 	if stop {
 		h.stopErr = fmt.Errorf("exceeded http worker restart retry count (%d errors in a row); host shut down: %w", len(h.errorEvents), err)
 	}
@@ -180,6 +176,17 @@ func (h *Host) errorEvent(err error) bool {
 		go func() { _ = h.Stop() }()
 	}
 	return stop
+}
+
+// pushErrorEvent adds an error event at now to the current series (a gap
+// longer than errorEventWindow starts a new one) and reports whether the
+// series reached errorEventsThreshold.
+func pushErrorEvent(events []time.Time, now time.Time) ([]time.Time, bool) {
+	if n := len(events); n > 0 && now.Sub(events[n-1]) > errorEventWindow {
+		events = nil
+	}
+	events = append(events, now)
+	return events, len(events) >= errorEventsThreshold
 }
 
 // launch starts one handler process.
@@ -292,10 +299,16 @@ func (h *Host) setNotReady(w *worker) {
 }
 
 // waitWorker returns the ready handler process, waiting for one while the
-// handler starts or restarts, at most (3+1) readiness timeouts like the host.
-func (h *Host) waitWorker(ctx context.Context) (*worker, error) {
-	limit := time.NewTimer(4 * h.readinessTimeout)
-	defer limit.Stop()
+// handler starts or restarts. Invocations wait at most (3+1) readiness
+// timeouts like the host (limited); start-up waits until the handler is
+// ready or the host gives up.
+func (h *Host) waitWorker(ctx context.Context, limited bool) (*worker, error) {
+	var limit <-chan time.Time
+	if limited {
+		t := time.NewTimer(4 * h.readinessTimeout)
+		defer t.Stop()
+		limit = t.C
+	}
 	for {
 		h.mu.Lock()
 		w, clean, changed := h.readyWorker, h.exitedClean, h.changed
@@ -315,7 +328,7 @@ func (h *Host) waitWorker(ctx context.Context) (*worker, error) {
 		case <-changed:
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-limit.C:
+		case <-limit:
 			return nil, fmt.Errorf("no ready handler after %v", 4*h.readinessTimeout)
 		}
 	}

@@ -191,7 +191,7 @@ var droppedContentHeaders = []string{
 func (h *Host) forward(w http.ResponseWriter, r *http.Request, f handler.FunctionInfo, body []byte) {
 	ctx, cancel := h.invocationContext(r.Context())
 	defer cancel()
-	wk, err := h.waitWorker(ctx)
+	wk, err := h.waitWorker(ctx, true)
 	id := newGUID()
 	if err != nil {
 		h.recordError(f.Name, id, KindNotReady, true, err)

@@ -74,8 +74,11 @@ type TimerInfo struct {
 
 // ScheduleStatus is TimerInfo.ScheduleStatus.
 type ScheduleStatus struct {
-	Last        time.Time
-	Next        time.Time
+	// Last is the last scheduled occurrence.
+	Last time.Time
+	// Next is the next scheduled occurrence.
+	Next time.Time
+	// LastUpdated is when the status was last written.
 	LastUpdated time.Time
 }
 

@@ -458,9 +458,12 @@ func TestAppendHistoryManyEvents(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s, counter := newTestStore(t)
-	events := sequentialEvents(150)
 	var etag string
 	var err error
+	if n := counter.calls(func() { etag, err = s.AppendHistory(ctx, "ninety-nine", "e1", 0, sequentialEvents(99), "") }); n != 1 || err != nil {
+		t.Errorf("99 events took %d requests (%v), want 1 transaction", n, err)
+	}
+	events := sequentialEvents(150)
 	if n := counter.calls(func() { etag, err = s.AppendHistory(ctx, "many", "e1", 0, events, "") }); n != 2 {
 		t.Errorf("150 events took %d requests, want 2 transactions", n)
 	}

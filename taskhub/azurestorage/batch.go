@@ -30,7 +30,8 @@ import (
 //   - reports a failed transaction as a 202 error with the inner status only
 //     in its text;
 //   - puts keys into the operation URLs without doubling single quotes, so an
-//     instance ID containing ' produces a malformed request;
+//     instance ID containing ' gives an invalid OData key (Azurite happens
+//     to accept it);
 //   - rejects an empty PartitionKey, which the Partitions table uses.
 
 // batchKind is the operation type of one transaction operation.
@@ -187,12 +188,11 @@ func (t *tableREST) buildBatch(table string, ops []batchOp) ([]byte, string, err
 			fmt.Fprintf(&b, "If-Match: %s\r\n", op.ifMatch)
 		}
 		if op.body != nil {
-			fmt.Fprintf(&b, "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n", len(op.body))
-			b.Write(op.body)
-			b.WriteString("\r\n")
-		} else {
-			b.WriteString("\r\n")
+			fmt.Fprintf(&b, "Content-Type: application/json\r\nContent-Length: %d\r\n", len(op.body))
 		}
+		b.WriteString("\r\n") // end of the headers
+		b.Write(op.body)
+		b.WriteString("\r\n") // belongs to the next delimiter
 	}
 	fmt.Fprintf(&b, "--%s--\r\n--%s--\r\n", changesetBoundary, batchBoundary)
 	return b.Bytes(), "multipart/mixed; boundary=" + batchBoundary, nil

@@ -1,6 +1,7 @@
 package azurestorage
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -67,13 +68,23 @@ func TestBuildBatch(t *testing.T) {
 		{"MERGE http://127.0.0.1:10002/devstoreaccount1/hubHistory(PartitionKey='it%27%27s%2Fx',RowKey='sentinel') HTTP/1.1\r\n",
 			"If-Match: W/\"datetime'2024-01-01T00%3A00%3A00Z'\"\r\n"},
 		{"DELETE http://127.0.0.1:10002/devstoreaccount1/hubHistory(PartitionKey='it%27%27s%2Fx',RowKey='0000000000000001') HTTP/1.1\r\n",
-			"If-Match: *\r\n"},
+			"If-Match: *\r\n\r\n"},
 	}
 	for i, want := range wants {
 		for _, w := range want {
 			if !strings.Contains(requests[i], w) {
 				t.Errorf("operation %d lacks %q:\n%s", i, w, requests[i])
 			}
+		}
+	}
+	for i, raw := range requests {
+		req, err := http.ReadRequest(bufio.NewReader(strings.NewReader(raw)))
+		if err != nil {
+			t.Fatalf("operation %d is not an HTTP request: %v\n%q", i, err, raw)
+		}
+		body, _ := io.ReadAll(req.Body)
+		if int64(len(body)) != max(req.ContentLength, 0) {
+			t.Errorf("operation %d: body of %d bytes, Content-Length %d", i, len(body), req.ContentLength)
 		}
 	}
 	if strings.Contains(requests[0], "If-Match") {
@@ -188,5 +199,49 @@ func TestHistoryWriteError(t *testing.T) {
 		if got := errors.Is(err, backend.ErrConflict); got != tt.conflict {
 			t.Errorf("historyWriteError(%v) = %v; conflict %v, want %v", tt.err, err, got, tt.conflict)
 		}
+	}
+}
+
+func TestSplitBatches(t *testing.T) {
+	ops := func(n, bodySize int) []batchOp {
+		out := make([]batchOp, n)
+		for i := range out {
+			out[i] = batchOp{kind: opInsertReplace, pk: "p", rk: rowKey(i), body: make([]byte, bodySize)}
+		}
+		return out
+	}
+	sizes := func(batches [][]batchOp) []int {
+		var out []int
+		for _, b := range batches {
+			out = append(out, len(b))
+		}
+		return out
+	}
+	tests := []struct {
+		name string
+		ops  []batchOp
+		want []int
+	}{
+		{"none: one sentinel-only transaction", nil, []int{0}},
+		{"99 fit one transaction", ops(99, 100), []int{99}},
+		{"150 need two", ops(150, 100), []int{99, 51}},
+		{"large rows split by size", ops(60, 200*1024), []int{17, 17, 17, 9}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			batches := splitBatches(tt.ops)
+			if got := sizes(batches); fmt.Sprint(got) != fmt.Sprint(tt.want) {
+				t.Fatalf("batch sizes %v, want %v", got, tt.want)
+			}
+			for _, b := range batches {
+				total := 2 * opOverhead
+				for _, op := range b {
+					total += len(op.body) + opOverhead
+				}
+				if total > maxBatchBodyBytes {
+					t.Errorf("a transaction of %d bytes exceeds %d", total, maxBatchBodyBytes)
+				}
+			}
+		})
 	}
 }

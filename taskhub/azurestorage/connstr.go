@@ -21,11 +21,13 @@ const (
 // Account is a storage account with shared-key credentials and the service
 // endpoints to use (without trailing slash).
 type Account struct {
-	Name          string
-	Key           string // base64 account key
-	BlobEndpoint  string
-	QueueEndpoint string
-	TableEndpoint string
+	// Name is the storage account name, e.g. "devstoreaccount1".
+	Name string
+	// Key is the base64 account key.
+	Key string
+	// BlobEndpoint, QueueEndpoint and TableEndpoint are the service URLs,
+	// e.g. "http://127.0.0.1:10001/devstoreaccount1" for Azurite's queues.
+	BlobEndpoint, QueueEndpoint, TableEndpoint string
 }
 
 // ParseConnectionString parses an Azure Storage connection string in the

@@ -45,8 +45,8 @@ type Catalog interface {
 type LocalEngine interface {
 	OwnsPartitionOf(instanceID string) bool
 	MessageVisibility() time.Duration
-	HandOffStart(msg backend.Message, receipt backend.Receipt, row backend.InstanceState) bool
-	Watch(instanceID string) (<-chan struct{}, func())
+	HandOffStart(msg backend.Message, receipt backend.Receipt, row backend.InstanceState, fresh bool) bool
+	Watch(instanceID string) (final <-chan backend.InstanceState, tracking bool, stop func())
 }
 
 // Client talks to a task hub.
@@ -195,7 +195,7 @@ func (c *Client) StartNew(ctx context.Context, name string, opts StartOptions) (
 		return "", fmt.Errorf("client: write instance row for %q: %w", id, err)
 	}
 	row.ETag = etag
-	if local && !c.local.HandOffStart(msg, receipt, row) {
+	if local && !c.local.HandOffStart(msg, receipt, row, existing == nil) {
 		// Ownership moved meanwhile: make the message visible to the owner.
 		if _, err := c.be.SetVisibility(ctx, receipt, 0); err != nil {
 			return "", fmt.Errorf("client: release start message for %q: %w", id, err)
@@ -245,35 +245,39 @@ func (c *Client) GetHistory(ctx context.Context, id string) ([]history.Event, er
 }
 
 // WaitForCompletion waits until the instance is Completed, Failed,
-// Terminated or Canceled and returns its status. Completions in this
-// process wake it at once; otherwise it polls every pollInterval.
+// Terminated or Canceled and returns its status. An instance finished by
+// the engine in this process is reported at once, without a storage read;
+// otherwise the status is polled every pollInterval.
 func (c *Client) WaitForCompletion(ctx context.Context, id string, pollInterval time.Duration) (Status, error) {
 	if pollInterval <= 0 {
 		pollInterval = time.Second
 	}
-	var done <-chan struct{}
+	var done <-chan backend.InstanceState
+	tracking := false
 	if c.local != nil {
-		ch, stop := c.local.Watch(id)
+		var stop func()
+		done, tracking, stop = c.local.Watch(id)
 		defer stop()
-		done = ch
 	}
-	for {
-		st, err := c.GetStatus(ctx, id, true)
-		if err != nil && !errors.Is(err, ErrNotFound) {
-			return st, err
-		}
-		if err == nil && st.Status.IsTerminal() {
-			return st, nil
+	for first := true; ; first = false {
+		if !first || !tracking {
+			st, err := c.GetStatus(ctx, id, true)
+			if err != nil && !errors.Is(err, ErrNotFound) {
+				return st, err
+			}
+			if err == nil && st.Status.IsTerminal() {
+				return st, nil
+			}
 		}
 		t := time.NewTimer(pollInterval)
 		select {
-		case <-done:
-			done = nil // read the final row; keep polling if it lags
+		case st := <-done:
+			t.Stop()
+			return st, nil
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return st, ctx.Err()
+			return Status{}, ctx.Err()
 		}
-		t.Stop()
 	}
 }

@@ -104,7 +104,9 @@ func (a *activityRunner) execute(msg backend.Message, h *held) {
 	ev := msg.Event
 	if ev.Type != history.TaskScheduled || ev.Name == "" {
 		e.log.Error("discarding a work item that is not an activity call", "event", ev.Type.String(), "instance", msg.Target.InstanceID)
-		e.held.remove(context.Background(), h)
+		if h != nil {
+			e.held.remove(context.Background(), h)
+		}
 		return
 	}
 	e.count(func(s *Stats) { s.ActivitiesRun++ })
@@ -121,7 +123,8 @@ func (a *activityRunner) execute(msg backend.Message, h *held) {
 	resp.TaskScheduledID = ev.EventID
 	out := backend.Message{Event: resp, Target: msg.Target, Episode: msg.Episode}
 	if e.OwnsPartitionOf(msg.Target.InstanceID) {
-		e.deliver(&inbound{msg: out, ack: h})
+		// The work item (if any) is deleted once the result is in history.
+		e.deliver(&inbound{msg: out, ack: h, local: h == nil})
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -129,10 +132,14 @@ func (a *activityRunner) execute(msg backend.Message, h *held) {
 	if _, err := e.be.SendControl(ctx, out, 0); err != nil {
 		e.log.Warn("could not send an activity result; the activity will run again", "activity", ev.Name,
 			"instance", msg.Target.InstanceID, "err", err)
-		e.held.release(ctx, h, time.Second)
+		if h != nil {
+			e.held.release(ctx, h, time.Second)
+		}
 		return
 	}
-	e.held.remove(ctx, h)
+	if h != nil {
+		e.held.remove(ctx, h)
+	}
 }
 
 // call runs the activity code, turning errors, panics and unknown names

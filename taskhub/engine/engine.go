@@ -135,8 +135,11 @@ type Engine struct {
 	owned      map[int]*partitionState // partitions this worker owns
 	instances  map[string]*instance
 	idle       *lru
-	watchers   map[string][]chan struct{}
+	watchers   map[string][]chan backend.InstanceState
+	recent     map[string]backend.InstanceState // recently finished instances, for Watch
+	recentIDs  []string                         // FIFO order of recent
 	started    bool
+	draining   bool // Stop was called: new activities go to the shared queue
 	stopped    bool
 	statistics Stats
 }
@@ -163,7 +166,8 @@ func New(opts Options) (*Engine, error) {
 		owned:     map[int]*partitionState{},
 		instances: map[string]*instance{},
 		idle:      newLRU(),
-		watchers:  map[string][]chan struct{}{},
+		watchers:  map[string][]chan backend.InstanceState{},
+		recent:    map[string]backend.InstanceState{},
 		orchSlots: make(chan struct{}, opts.MaxConcurrentOrchestrations),
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
@@ -184,6 +188,12 @@ func (e *Engine) Stats() Stats {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.statistics
+}
+
+func (e *Engine) isDraining() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.draining
 }
 
 func (e *Engine) count(f func(s *Stats)) {
@@ -216,16 +226,18 @@ func (e *Engine) Start(ctx context.Context) error {
 	return nil
 }
 
-// Stop stops polling, waits for running episodes and activities (until ctx
-// ends), releases owned partitions and returns.
+// Stop stops polling, lets running activities finish and their results
+// reach history (until ctx ends; new activity calls meanwhile go to the
+// shared work-item queue), releases the messages and partitions it holds
+// so another worker can take over at once, and returns.
 func (e *Engine) Stop(ctx context.Context) error {
 	e.mu.Lock()
-	if e.stopped || !e.started {
-		e.stopped = true
+	if e.draining || !e.started {
+		e.draining, e.stopped = true, true
 		e.mu.Unlock()
 		return nil
 	}
-	e.stopped = true
+	e.draining = true
 	e.mu.Unlock()
 	e.cancel()
 	done := make(chan struct{})
@@ -236,24 +248,39 @@ func (e *Engine) Stop(ctx context.Context) error {
 		e.bg.Wait()
 		close(done)
 	}()
+	var err error
 	select {
 	case <-done:
 	case <-ctx.Done():
-		return fmt.Errorf("engine: stop: %w", ctx.Err())
+		err = fmt.Errorf("engine: stop: %w", ctx.Err())
 	}
-	e.closeInstances()
+	e.mu.Lock()
+	e.stopped = true
+	e.mu.Unlock()
+	e.closeInstances(ctx)
 	e.releasePartitions(ctx)
-	return nil
+	return err
 }
 
-// Watch returns a channel that is closed when instanceID reaches a terminal
-// status through this engine, and a function to stop watching.
-func (e *Engine) Watch(instanceID string) (<-chan struct{}, func()) {
-	ch := make(chan struct{})
+// recentCapacity bounds how many finished instances Watch remembers.
+const recentCapacity = 4096
+
+// Watch returns a channel that receives the final Instances row of
+// instanceID once this engine has finished it (at once if it finished
+// recently), whether the engine is processing the instance right now (so
+// a notification is expected), and a function to stop watching.
+func (e *Engine) Watch(instanceID string) (<-chan backend.InstanceState, bool, func()) {
+	ch := make(chan backend.InstanceState, 1)
 	e.mu.Lock()
+	if st, ok := e.recent[instanceID]; ok {
+		e.mu.Unlock()
+		ch <- st
+		return ch, true, func() {}
+	}
 	e.watchers[instanceID] = append(e.watchers[instanceID], ch)
+	_, tracking := e.instances[instanceID]
 	e.mu.Unlock()
-	return ch, func() {
+	return ch, tracking, func() {
 		e.mu.Lock()
 		defer e.mu.Unlock()
 		list := e.watchers[instanceID]
@@ -269,13 +296,23 @@ func (e *Engine) Watch(instanceID string) (<-chan struct{}, func()) {
 	}
 }
 
-func (e *Engine) notifyTerminal(instanceID string) {
+// notifyTerminal tells watchers that an instance finished with row.
+func (e *Engine) notifyTerminal(row backend.InstanceState) {
+	id := row.InstanceID
 	e.mu.Lock()
-	list := e.watchers[instanceID]
-	delete(e.watchers, instanceID)
+	list := e.watchers[id]
+	delete(e.watchers, id)
+	if _, ok := e.recent[id]; !ok {
+		e.recentIDs = append(e.recentIDs, id)
+	}
+	e.recent[id] = row
+	if len(e.recentIDs) > recentCapacity {
+		delete(e.recent, e.recentIDs[0])
+		e.recentIDs = e.recentIDs[1:]
+	}
 	e.mu.Unlock()
 	for _, ch := range list {
-		close(ch)
+		ch <- row
 	}
 }
 

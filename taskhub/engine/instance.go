@@ -19,6 +19,12 @@ type inbound struct {
 	// row is set on a start handed over by a client in this process: the
 	// Instances row the client wrote, with its ETag.
 	row *backend.InstanceState
+	// local marks the result of an activity this process ran after handing
+	// it over in memory (no work-item message exists for it).
+	local bool
+	// fresh marks a start whose client created the Instances row: no
+	// earlier instance with the ID exists.
+	fresh bool
 	// flush marks an internal request to write a deferred Instances status.
 	flush bool
 	// deferrals counts how often the event was put back as out of order.
@@ -48,6 +54,17 @@ type instance struct {
 	rowDirty     bool                   // the row's status lags behind history
 	flushPending bool
 	episodes     int
+	completion   *history.Event // the recorded completion of a finished execution
+
+	// anchor is a control message of this instance that we hold (hidden and
+	// renewed) while activities run in this process without work-item
+	// messages: if the process dies, the anchor reappears and whoever gets
+	// it re-runs the activities history shows as outstanding.
+	anchor *held
+	// outstanding are the recorded activity calls still awaiting a result.
+	outstanding map[int32]history.Event
+	// local are the outstanding calls running in this process.
+	local map[int32]bool
 }
 
 // closeExecutor unwinds the cached coroutine, if any.
@@ -58,12 +75,23 @@ func (inst *instance) closeExecutor() {
 	}
 }
 
-// forget drops everything cached about storage, forcing a reload.
+// forget drops everything cached about storage, forcing a reload. The
+// anchor and the set of activities running here stay: they describe this
+// process, not storage.
 func (inst *instance) forget() {
 	inst.closeExecutor()
 	inst.loaded, inst.start, inst.executionID = false, nil, ""
 	inst.historyLen, inst.etag, inst.terminal = 0, "", false
-	inst.row, inst.rowDirty = nil, false
+	inst.row, inst.rowDirty, inst.completion = nil, false, nil
+	inst.outstanding = nil
+}
+
+// markLocal records that activity id runs in this process.
+func (inst *instance) markLocal(id int32) {
+	if inst.local == nil {
+		inst.local = map[int32]bool{}
+	}
+	inst.local[id] = true
 }
 
 // lru orders idle cached instances by last use.

@@ -45,12 +45,17 @@ func (e *Engine) deliver(in *inbound) {
 // row written). It returns false if this worker does not own the instance's
 // partition; the queue copy then reaches the owner by polling once its
 // delay expires, so the caller should send it visible instead.
-func (e *Engine) HandOffStart(msg backend.Message, receipt backend.Receipt, row backend.InstanceState) bool {
+//
+// fresh says the client created the Instances row, so no instance of that
+// ID existed: the engine then skips reading history for it. (Should stale
+// history exist after all, the first checkpoint's sentinel insert fails and
+// the episode is retried from storage.)
+func (e *Engine) HandOffStart(msg backend.Message, receipt backend.Receipt, row backend.InstanceState, fresh bool) bool {
 	if !e.OwnsPartitionOf(msg.Target.InstanceID) {
 		return false
 	}
 	r := row
-	e.deliver(&inbound{msg: msg, ack: e.held.hold(receipt), row: &r})
+	e.deliver(&inbound{msg: msg, ack: e.held.hold(receipt), row: &r, fresh: fresh})
 	return true
 }
 
@@ -67,7 +72,9 @@ func (e *Engine) runInstance(inst *instance) {
 		stopping := e.stopped
 		if len(batch) == 0 {
 			inst.active = false
-			if inst.terminal || !inst.loaded || !owned || stopping {
+			if len(inst.local) > 0 && owned && !stopping {
+				// Activities run here for it: keep it, out of the eviction order.
+			} else if inst.terminal || !inst.loaded || !owned || stopping {
 				inst.closeExecutor()
 				e.idle.remove(inst)
 				delete(e.instances, inst.id)
@@ -89,6 +96,10 @@ func (e *Engine) runInstance(inst *instance) {
 			for _, in := range batch {
 				e.held.release(context.Background(), in.ack, 0)
 			}
+			if inst.anchor != nil {
+				e.held.release(context.Background(), inst.anchor, 0)
+				inst.anchor = nil
+			}
 			inst.forget()
 			continue
 		}
@@ -98,12 +109,12 @@ func (e *Engine) runInstance(inst *instance) {
 
 // batchPlan sorts a batch into what to apply, drop and put back.
 type batchPlan struct {
-	start    *inbound
-	apply    []*inbound
-	drop     []*inbound
-	later    []*inbound
-	flush    bool
-	rowFetch bool
+	start   *inbound
+	apply   []*inbound
+	drop    []*inbound
+	later   []*inbound
+	recover []*inbound // anchors of the current execution that reappeared
+	flush   bool
 }
 
 // processBatch runs one episode for a batch of inbound events.
@@ -114,7 +125,10 @@ func (e *Engine) processBatch(inst *instance, batch []*inbound) {
 		if onlyFlush(batch) {
 			return // evicted meanwhile: nothing cached to flush
 		}
-		if err := e.load(ctx, inst); err != nil {
+		if fresh := freshStart(batch); fresh != nil {
+			inst.forget()
+			inst.loaded = true // a brand-new instance: no history to read
+		} else if err := e.load(ctx, inst); err != nil {
 			e.log.Warn("could not load instance history; will retry", "instance", inst.id, "err", err)
 			for _, in := range batch {
 				e.held.release(ctx, in.ack, time.Second)
@@ -127,6 +141,9 @@ func (e *Engine) processBatch(inst *instance, batch []*inbound) {
 		e.background(func(ctx context.Context) { e.held.remove(ctx, in.ack) })
 	}
 	e.putBack(ctx, inst, plan.later)
+	for _, in := range plan.recover {
+		e.recoverFrom(ctx, inst, in)
+	}
 	if plan.start == nil && len(plan.apply) == 0 {
 		if plan.flush {
 			e.flushRow(ctx, inst)
@@ -134,6 +151,97 @@ func (e *Engine) processBatch(inst *instance, batch []*inbound) {
 		return
 	}
 	e.episode(ctx, inst, plan)
+}
+
+// anchorData marks the GenericEvent messages used as recovery anchors.
+const anchorData = "recovery anchor"
+
+// isAnchorFor reports whether in is a recovery anchor of the instance's
+// current execution: its start message, or an anchor GenericEvent.
+func isAnchorFor(inst *instance, in *inbound) bool {
+	ev := in.msg.Event
+	switch {
+	case inst.executionID == "":
+		return false
+	case ev.Type == history.ExecutionStarted:
+		return startExecutionID(in) == inst.executionID
+	case ev.Type == history.GenericEvent && ev.Data == anchorData:
+		return in.msg.Target.ExecutionID == inst.executionID
+	}
+	return false
+}
+
+func startExecutionID(in *inbound) string {
+	if id := in.msg.Event.Instance.ExecutionID; id != "" {
+		return id
+	}
+	return in.msg.Target.ExecutionID
+}
+
+// recoverFrom handles an anchor that reappeared: the process that held it
+// is gone (or lost it). Activities that history shows as outstanding and
+// that do not run here are run again; a finished instance gets its
+// Instances row repaired if needed.
+func (e *Engine) recoverFrom(ctx context.Context, inst *instance, in *inbound) {
+	switch {
+	case inst.terminal:
+		if inst.completion != nil {
+			if inst.row == nil || inst.row.Status != inst.completion.Status {
+				inst.row = nil // re-read: writeRow compares and repairs
+				if err := e.writeRow(ctx, inst, inst.completion); err != nil {
+					e.log.Warn("could not repair the Instances row of a finished instance", "instance", inst.id, "err", err)
+					e.held.release(ctx, in.ack, time.Second)
+					return
+				}
+			}
+		}
+		e.background(func(ctx context.Context) { e.held.remove(ctx, in.ack) })
+	case inst.anchor != nil && in.ack != nil && inst.anchor.receipt.MessageID == in.ack.receipt.MessageID:
+		// Our own anchor came back (a renewal was late): keep the fresh receipt.
+		e.held.forget(inst.anchor)
+		inst.anchor = in.ack
+	case inst.anchor != nil:
+		e.background(func(ctx context.Context) { e.held.remove(ctx, in.ack) })
+	default:
+		inst.anchor = in.ack
+		var rerun []history.Event
+		for id, ev := range inst.outstanding {
+			if !inst.local[id] {
+				rerun = append(rerun, ev)
+			}
+		}
+		sort.Slice(rerun, func(i, j int) bool { return rerun[i].EventID < rerun[j].EventID })
+		if len(rerun) > 0 {
+			e.log.Info("recovering an instance: running its outstanding activities again", "instance", inst.id, "activities", len(rerun))
+			if err := e.sendActions(ctx, inst, rerun); err != nil {
+				e.log.Warn("could not restart outstanding activities; the anchor comes back for another try", "instance", inst.id, "err", err)
+				e.held.release(ctx, inst.anchor, time.Second)
+				inst.anchor = nil
+				return
+			}
+		}
+		e.dropAnchorIfIdle(inst)
+	}
+}
+
+// dropAnchorIfIdle deletes the anchor once no activity runs here for the
+// instance: whatever it waits for has its own message.
+func (e *Engine) dropAnchorIfIdle(inst *instance) {
+	if inst.anchor != nil && len(inst.local) == 0 {
+		h := inst.anchor
+		inst.anchor = nil
+		e.background(func(ctx context.Context) { e.held.remove(ctx, h) })
+	}
+}
+
+// freshStart returns the batch's start of a brand-new instance, if any.
+func freshStart(batch []*inbound) *inbound {
+	for _, in := range batch {
+		if in.fresh {
+			return in
+		}
+	}
+	return nil
 }
 
 func onlyFlush(batch []*inbound) bool {
@@ -158,6 +266,10 @@ func (e *Engine) plan(ctx context.Context, inst *instance, batch []*inbound) bat
 			continue
 		}
 		ev := in.msg.Event
+		if p.start == nil && isAnchorFor(inst, in) {
+			p.recover = append(p.recover, in)
+			continue
+		}
 		switch ev.Type {
 		case history.ExecutionStarted:
 			switch reason := e.acceptStart(ctx, inst, in, p.start != nil); reason {
@@ -188,11 +300,21 @@ func (e *Engine) plan(ctx context.Context, inst *instance, batch []*inbound) bat
 					p.apply = append(p.apply, in)
 				case durable.TaskResolved:
 					e.log.Debug("ignoring a duplicate response", "instance", inst.id, "task", ev.TaskScheduledID)
+					if in.local {
+						delete(inst.local, ev.TaskScheduledID)
+					}
 					p.drop = append(p.drop, in)
 				default:
 					p.later = append(p.later, in)
 				}
 			}
+		case history.GenericEvent:
+			if ev.Data == anchorData {
+				e.dropped(in, "an anchor of an execution that is not current")
+				p.drop = append(p.drop, in)
+				continue
+			}
+			fallthrough
 		default:
 			if inst.terminal || (inst.ex == nil && p.start == nil) {
 				e.dropped(in, "the instance is not running")
@@ -219,8 +341,6 @@ func (e *Engine) acceptStart(ctx context.Context, inst *instance, in *inbound, h
 	switch {
 	case haveStart:
 		return "another start for the instance came first in the same batch"
-	case inst.executionID == execID:
-		return "a duplicate start of the current execution"
 	case inst.executionID != "" && !inst.terminal:
 		return "the instance is already running execution " + inst.executionID
 	}
@@ -301,13 +421,17 @@ func (e *Engine) load(ctx context.Context, inst *instance) error {
 	if len(h.Events) == 0 {
 		return nil
 	}
+	scheduled := map[int32]history.Event{}
 	for i := range h.Events {
-		switch h.Events[i].Type {
+		ev := h.Events[i]
+		switch ev.Type {
 		case history.ExecutionStarted:
-			ev := h.Events[i]
 			inst.start = &ev
+		case history.TaskScheduled:
+			scheduled[ev.EventID] = ev
 		case history.ExecutionCompleted, history.ContinueAsNew:
 			inst.terminal = true
+			inst.completion = &ev
 		}
 	}
 	if inst.terminal || inst.start == nil {
@@ -318,6 +442,12 @@ func (e *Engine) load(ctx context.Context, inst *instance) error {
 		// The executor now holds a failed completion that the next episode
 		// records: the instance fails instead of getting stuck.
 		e.log.Error("replay disagrees with history; the instance will fail", "instance", inst.id, "err", err)
+	}
+	inst.outstanding = map[int32]history.Event{}
+	for id, ev := range scheduled {
+		if inst.ex.TaskState(id) == durable.TaskAwaiting {
+			inst.outstanding[id] = ev
+		}
 	}
 	return nil
 }
@@ -363,10 +493,17 @@ func (e *Engine) episode(ctx context.Context, inst *instance, plan batchPlan) {
 		inst.start = &start
 		inst.executionID = start.Instance.ExecutionID
 		inst.historyLen = 0 // a new execution overwrites history from row 0
-		inst.terminal = false
+		inst.terminal, inst.completion = false, nil
 		inst.episodes = 0
+		inst.outstanding = map[int32]history.Event{}
 		inst.ex = durable.NewExecutor(e.orchestrator(start.Name), inst.id)
 		newEvents = append(newEvents, start)
+		// The start message becomes the instance's recovery anchor.
+		if inst.anchor != nil {
+			old := inst.anchor
+			e.background(func(ctx context.Context) { e.held.remove(ctx, old) })
+		}
+		inst.anchor = plan.start.ack
 	}
 	for _, in := range plan.apply {
 		newEvents = append(newEvents, in.msg.Event)
@@ -379,7 +516,8 @@ func (e *Engine) episode(ctx context.Context, inst *instance, plan batchPlan) {
 	e.count(func(s *Stats) { s.Episodes++ })
 
 	// 1. Outbound messages first: history must never record work that has
-	// no message behind it.
+	// nothing durable behind it (a work item, or the anchor for work that
+	// runs here).
 	if err := e.sendActions(ctx, inst, actions); err != nil {
 		e.abandonEpisode(ctx, inst, plan, "could not send the episode's messages", err)
 		return
@@ -397,19 +535,27 @@ func (e *Engine) episode(ctx context.Context, inst *instance, plan batchPlan) {
 	}
 	inst.etag = etag
 	inst.historyLen += len(all)
+	for _, in := range plan.apply {
+		if ev := in.msg.Event; ev.Type == history.TaskCompleted || ev.Type == history.TaskFailed {
+			delete(inst.outstanding, ev.TaskScheduledID)
+			if in.local {
+				delete(inst.local, ev.TaskScheduledID)
+			}
+		}
+	}
 
 	// 3. The Instances row: at once when the instance finished, deferred
 	// (and usually superseded) for Pending→Running.
 	completion := findCompletion(actions)
 	if completion != nil {
-		inst.terminal = true
+		inst.terminal, inst.completion = true, completion
 		if err := e.writeRow(ctx, inst, completion); err != nil {
-			e.log.Error("could not write the final status of an instance; its messages are kept so it is retried",
+			// History is final; the anchor (kept) comes back and repairs the row.
+			e.log.Error("could not write the final status of an instance; it is repaired when its anchor reappears",
 				"instance", inst.id, "err", err)
-			for _, in := range append(plan.apply, plan.start) {
-				if in != nil {
-					e.held.release(ctx, in.ack, time.Second)
-				}
+			if inst.anchor != nil {
+				e.held.release(ctx, inst.anchor, time.Second)
+				inst.anchor = nil
 			}
 			inst.forget()
 			return
@@ -419,16 +565,21 @@ func (e *Engine) episode(ctx context.Context, inst *instance, plan batchPlan) {
 		e.scheduleFlush(inst)
 	}
 
-	// 4. The consumed messages are now redundant.
-	for _, in := range append(plan.apply, plan.start) {
-		if in != nil && in.ack != nil {
+	// 4. The consumed messages are now redundant, and so is the anchor once
+	// nothing runs here for the instance.
+	for _, in := range plan.apply {
+		if in.ack != nil {
 			h := in.ack
 			e.background(func(ctx context.Context) { e.held.remove(ctx, h) })
 		}
 	}
 	if completion != nil {
+		inst.local = nil
+	}
+	e.dropAnchorIfIdle(inst)
+	if completion != nil {
 		inst.closeExecutor()
-		e.notifyTerminal(inst.id)
+		e.notifyTerminal(*inst.row)
 	}
 }
 
@@ -436,12 +587,22 @@ func (e *Engine) episode(ctx context.Context, inst *instance, plan batchPlan) {
 // state is dropped and the messages are released for a retry from storage.
 func (e *Engine) abandonEpisode(ctx context.Context, inst *instance, plan batchPlan, what string, err error) {
 	e.log.Warn(what+"; the episode will be retried from storage", "instance", inst.id, "err", err)
+	if plan.start != nil && inst.anchor == plan.start.ack {
+		inst.anchor = nil // released with the other messages below
+	}
 	inst.forget()
 	for _, in := range append(plan.apply, plan.start) {
 		if in == nil {
 			continue
 		}
 		if in.ack == nil {
+			if in.local {
+				// Put the result back: it applies once the state is reloaded.
+				e.mu.Lock()
+				inst.inbox = append(inst.inbox, in)
+				e.mu.Unlock()
+				continue
+			}
 			e.dropped(in, "its episode was abandoned and it has no queue copy; the sender's copy is redelivered")
 			continue
 		}
@@ -458,14 +619,14 @@ func findCompletion(actions []history.Event) *history.Event {
 	return nil
 }
 
-// sendActions sends the messages for new actions, in parallel. Activities
-// are handed to this process's activity runner when it has room; their
-// queue copies stay hidden meanwhile and only serve crash recovery.
+// sendActions makes new activity calls durable and starts them. An
+// activity runs in this process when the runner has room: it gets no
+// work-item message, the instance's anchor covers it instead (one anchor
+// per instance, sent here if not held yet). Otherwise a visible work item
+// lets any worker run it.
 func (e *Engine) sendActions(ctx context.Context, inst *instance, actions []history.Event) error {
-	var wg sync.WaitGroup
-	errs := make([]error, len(actions))
-	for i := range actions {
-		a := actions[i]
+	var local, remote []backend.Message
+	for _, a := range actions {
 		if a.Type != history.TaskScheduled {
 			continue
 		}
@@ -478,29 +639,59 @@ func (e *Engine) sendActions(ctx context.Context, inst *instance, actions []hist
 		if inst.start != nil {
 			msg.OrchestrationTags = inst.start.Tags
 		}
+		if !e.isDraining() && e.acts.reserve() {
+			local = append(local, msg)
+		} else {
+			remote = append(remote, msg)
+		}
+	}
+	unreserve := func() {
+		for range local {
+			e.acts.unreserve()
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(remote)+1)
+	if len(local) > 0 && inst.anchor == nil {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			local := e.acts.reserve()
-			delay := time.Duration(0)
-			if local {
-				delay = e.opts.MessageVisibility
-			}
-			r, err := e.be.SendWorkItem(ctx, msg, delay)
+			anchor := history.NewEvent(history.GenericEvent, now())
+			anchor.Data = anchorData
+			msg := backend.Message{Event: anchor, Target: history.OrchestrationInstance{InstanceID: inst.id, ExecutionID: inst.executionID}}
+			r, err := e.be.SendControl(ctx, msg, e.opts.MessageVisibility)
 			if err != nil {
-				if local {
-					e.acts.unreserve()
-				}
-				errs[i] = err
+				errs[len(remote)] = err
 				return
 			}
-			if local {
-				e.acts.run(msg, e.held.hold(r))
-			}
+			inst.anchor = e.held.hold(r)
+		}()
+	}
+	for i := range remote {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = e.be.SendWorkItem(ctx, remote[i], 0)
 		}()
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		unreserve()
+		return err
+	}
+	for _, msg := range local {
+		inst.markLocal(msg.Event.EventID)
+		e.acts.run(msg, nil)
+	}
+	for _, a := range actions {
+		if a.Type == history.TaskScheduled {
+			if inst.outstanding == nil {
+				inst.outstanding = map[int32]history.Event{}
+			}
+			inst.outstanding[a.EventID] = a
+		}
+	}
+	return nil
 }
 
 // scheduleFlush arranges for a deferred Instances-row update.
@@ -600,15 +791,26 @@ func (e *Engine) rowFromStart(inst *instance) backend.InstanceState {
 // waitInstancesIdle waits until no instance is being processed.
 func (e *Engine) waitInstancesIdle() { e.runs.Wait() }
 
-// closeInstances unwinds every cached executor.
-func (e *Engine) closeInstances() {
+// closeInstances unwinds every cached executor and releases held anchors,
+// so that the next owner recovers their activities without waiting for
+// the anchors' visibility to expire.
+func (e *Engine) closeInstances(ctx context.Context) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
+	var anchors []*held
 	for id, inst := range e.instances {
-		if !inst.active {
-			inst.closeExecutor()
-			e.idle.remove(inst)
-			delete(e.instances, id)
+		if inst.active {
+			continue
 		}
+		if inst.anchor != nil {
+			anchors = append(anchors, inst.anchor)
+			inst.anchor = nil
+		}
+		inst.closeExecutor()
+		e.idle.remove(inst)
+		delete(e.instances, id)
+	}
+	e.mu.Unlock()
+	for _, h := range anchors {
+		e.held.release(ctx, h, 0)
 	}
 }
