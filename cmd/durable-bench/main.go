@@ -43,6 +43,7 @@ func run() error {
 	sequential := flag.Int("sequential", 30, "orchestrations to run one at a time")
 	burst := flag.Int("burst", 500, "orchestrations to start at once")
 	starters := flag.Int("starters", 50, "concurrent clients issuing the burst's starts")
+	trace := flag.Bool("trace", false, "print the storage calls of one orchestration on a timeline")
 	flag.Parse()
 
 	ctx := context.Background()
@@ -94,6 +95,19 @@ func run() error {
 		if _, err := runOne(ctx, c); err != nil {
 			return err
 		}
+	}
+
+	if *trace {
+		counter.startTrace()
+		d, err := runOne(ctx, c)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("timeline of one orchestration (%s):\n", d.Round(100*time.Microsecond))
+		for _, ev := range counter.stopTrace() {
+			fmt.Printf("  %7.2fms +%5.2fms  %s\n", ms(ev.at), ms(ev.took), ev.kind)
+		}
+		fmt.Println()
 	}
 
 	// One at a time.
@@ -233,22 +247,54 @@ func endpointOf(conn string) string {
 	return "?"
 }
 
-// countingTransport counts storage requests by kind.
+// countingTransport counts storage requests by kind, and can record a
+// timeline of them.
 type countingTransport struct {
-	next http.RoundTripper
-	mu   sync.Mutex
-	m    map[string]int64
+	next    http.RoundTripper
+	mu      sync.Mutex
+	m       map[string]int64
+	tracing bool
+	t0      time.Time
+	events  []traceEvent
 }
+
+type traceEvent struct {
+	at, took time.Duration
+	kind     string
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	k := classify(r)
+	start := time.Now()
 	c.mu.Lock()
 	if c.m == nil {
 		c.m = map[string]int64{}
 	}
 	c.m[k]++
 	c.mu.Unlock()
-	return c.next.RoundTrip(r)
+	resp, err := c.next.RoundTrip(r)
+	c.mu.Lock()
+	if c.tracing {
+		c.events = append(c.events, traceEvent{at: start.Sub(c.t0), took: time.Since(start), kind: k})
+	}
+	c.mu.Unlock()
+	return resp, err
+}
+
+func (c *countingTransport) startTrace() {
+	c.mu.Lock()
+	c.tracing, c.t0, c.events = true, time.Now(), nil
+	c.mu.Unlock()
+}
+
+func (c *countingTransport) stopTrace() []traceEvent {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.tracing = false
+	sort.Slice(c.events, func(i, j int) bool { return c.events[i].at < c.events[j].at })
+	return c.events
 }
 
 func (c *countingTransport) reset() {

@@ -45,7 +45,7 @@ type Catalog interface {
 type LocalEngine interface {
 	OwnsPartitionOf(instanceID string) bool
 	MessageVisibility() time.Duration
-	HandOffStart(msg backend.Message, receipt backend.Receipt, row backend.InstanceState, fresh bool) bool
+	HandOffStart(msg backend.Message, receipt backend.Receipt, row backend.InstanceState, fresh bool, rowETag <-chan string) bool
 	Watch(instanceID string) (final <-chan backend.InstanceState, tracking bool, stop func())
 }
 
@@ -179,6 +179,18 @@ func (c *Client) StartNew(ctx context.Context, name string, opts StartOptions) (
 	if err != nil {
 		return "", fmt.Errorf("client: send start message for %q: %w", id, err)
 	}
+	// A brand-new instance is handed to the local engine right away: its
+	// first episode overlaps with the row write below, and it starts no
+	// activity until the row exists.
+	var rowETag chan string
+	handedOver := false
+	if local && existing == nil {
+		rowETag = make(chan string, 1)
+		handedOver = c.local.HandOffStart(msg, receipt, row, true, rowETag)
+		if !handedOver {
+			rowETag = nil
+		}
+	}
 	var etag string
 	if existing == nil {
 		etag, err = c.be.CreateInstance(ctx, row)
@@ -186,19 +198,31 @@ func (c *Client) StartNew(ctx context.Context, name string, opts StartOptions) (
 		etag, err = c.be.UpdateInstance(ctx, row)
 	}
 	if err != nil {
-		// Withdraw our message; if that fails the worker discards it because
-		// the row names another execution.
-		_ = c.be.DeleteMessage(context.WithoutCancel(ctx), receipt)
+		if rowETag != nil {
+			close(rowETag) // the engine abandons the start and deletes the message
+		} else {
+			// Withdraw our message; if that fails the worker discards it
+			// because the row names another execution.
+			_ = c.be.DeleteMessage(context.WithoutCancel(ctx), receipt)
+		}
 		if errors.Is(err, backend.ErrExists) || errors.Is(err, backend.ErrConflict) {
 			return "", fmt.Errorf("%w: instance %q was started concurrently by another client", ErrInstanceExists, id)
 		}
 		return "", fmt.Errorf("client: write instance row for %q: %w", id, err)
 	}
+	if rowETag != nil {
+		rowETag <- etag
+	}
 	row.ETag = etag
-	if local && !c.local.HandOffStart(msg, receipt, row, existing == nil) {
-		// Ownership moved meanwhile: make the message visible to the owner.
-		if _, err := c.be.SetVisibility(ctx, receipt, 0); err != nil {
-			return "", fmt.Errorf("client: release start message for %q: %w", id, err)
+	if local && !handedOver {
+		if existing != nil {
+			handedOver = c.local.HandOffStart(msg, receipt, row, false, nil)
+		}
+		if !handedOver {
+			// Ownership moved meanwhile: make the message visible to the owner.
+			if _, err := c.be.SetVisibility(ctx, receipt, 0); err != nil {
+				return "", fmt.Errorf("client: release start message for %q: %w", id, err)
+			}
 		}
 	}
 	return id, nil

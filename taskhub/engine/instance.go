@@ -22,6 +22,9 @@ type inbound struct {
 	// local marks the result of an activity this process ran after handing
 	// it over in memory (no work-item message exists for it).
 	local bool
+	// rowETag delivers the Instances-row ETag of a handed-over start whose
+	// row the client is still writing (closed empty if the write failed).
+	rowETag <-chan string
 	// fresh marks a start whose client created the Instances row: no
 	// earlier instance with the ID exists.
 	fresh bool
@@ -52,6 +55,7 @@ type instance struct {
 	terminal     bool
 	row          *backend.InstanceState // last known Instances row, nil = unknown
 	rowDirty     bool                   // the row's status lags behind history
+	rowPending   <-chan string          // the client is still writing the row (see HandOffStart)
 	flushPending bool
 	episodes     int
 	completion   *history.Event // the recorded completion of a finished execution

@@ -41,21 +41,27 @@ func (e *Engine) deliver(in *inbound) {
 }
 
 // HandOffStart gives the engine a start that a client in this process has
-// just made durable (queue message sent with a visibility delay, Instances
-// row written). It returns false if this worker does not own the instance's
-// partition; the queue copy then reaches the owner by polling once its
-// delay expires, so the caller should send it visible instead.
+// made durable: its queue message is sent with a visibility delay (and
+// becomes the instance's recovery anchor). It returns false if this worker
+// does not own the instance's partition; the caller should then make the
+// message visible for the owner.
 //
-// fresh says the client created the Instances row, so no instance of that
-// ID existed: the engine then skips reading history for it. (Should stale
+// rowETag reports the client's Instances-row write: it yields the row's
+// ETag, or is closed without a value if the write failed (the start is
+// then abandoned). The engine may run the first episode meanwhile, but it
+// starts no activity before the row exists. A nil rowETag means row is
+// already written.
+//
+// fresh says the client created the row, so no instance of that ID
+// existed: the engine then skips reading history for it. (Should stale
 // history exist after all, the first checkpoint's sentinel insert fails and
 // the episode is retried from storage.)
-func (e *Engine) HandOffStart(msg backend.Message, receipt backend.Receipt, row backend.InstanceState, fresh bool) bool {
+func (e *Engine) HandOffStart(msg backend.Message, receipt backend.Receipt, row backend.InstanceState, fresh bool, rowETag <-chan string) bool {
 	if !e.OwnsPartitionOf(msg.Target.InstanceID) {
 		return false
 	}
 	r := row
-	e.deliver(&inbound{msg: msg, ack: e.held.hold(receipt), row: &r, fresh: fresh})
+	e.deliver(&inbound{msg: msg, ack: e.held.hold(receipt), row: &r, fresh: fresh, rowETag: rowETag})
 	return true
 }
 
@@ -213,12 +219,14 @@ func (e *Engine) recoverFrom(ctx context.Context, inst *instance, in *inbound) {
 		sort.Slice(rerun, func(i, j int) bool { return rerun[i].EventID < rerun[j].EventID })
 		if len(rerun) > 0 {
 			e.log.Info("recovering an instance: running its outstanding activities again", "instance", inst.id, "activities", len(rerun))
-			if err := e.sendActions(ctx, inst, rerun); err != nil {
+			start, _, err := e.sendActions(ctx, inst, rerun)
+			if err != nil {
 				e.log.Warn("could not restart outstanding activities; the anchor comes back for another try", "instance", inst.id, "err", err)
 				e.held.release(ctx, inst.anchor, time.Second)
 				inst.anchor = nil
 				return
 			}
+			start()
 		}
 		e.dropAnchorIfIdle(inst)
 	}
@@ -346,6 +354,7 @@ func (e *Engine) acceptStart(ctx context.Context, inst *instance, in *inbound, h
 	}
 	if in.row != nil {
 		inst.row = in.row // started by a client in this process
+		inst.rowPending = in.rowETag
 		return ""
 	}
 	row, err := e.be.GetInstance(ctx, inst.id, true)
@@ -518,15 +527,35 @@ func (e *Engine) episode(ctx context.Context, inst *instance, plan batchPlan) {
 	// 1. Outbound messages first: history must never record work that has
 	// nothing durable behind it (a work item, or the anchor for work that
 	// runs here).
-	if err := e.sendActions(ctx, inst, actions); err != nil {
+	startLocal, cancelLocal, err := e.sendActions(ctx, inst, actions)
+	if err != nil {
 		e.abandonEpisode(ctx, inst, plan, "could not send the episode's messages", err)
 		return
 	}
-	// 2. History, fenced by the sentinel ETag.
+	// 2. History, fenced by the sentinel ETag; meanwhile, for a start just
+	// handed over, the client finishes writing the Instances row.
 	all := append(newEvents, actions...)
 	all = append(all, history.NewEvent(history.OrchestratorCompleted, now()))
-	etag, err := e.be.AppendHistory(ctx, inst.id, inst.executionID, inst.historyLen, all, inst.etag)
+	var etag string
+	if inst.rowPending != nil {
+		appended := make(chan error, 1)
+		go func() {
+			var err error
+			etag, err = e.be.AppendHistory(ctx, inst.id, inst.executionID, inst.historyLen, all, inst.etag)
+			appended <- err
+		}()
+		rowOK := e.awaitRow(ctx, inst)
+		err = <-appended
+		if !rowOK {
+			cancelLocal()
+			e.abandonStart(inst, plan)
+			return
+		}
+	} else {
+		etag, err = e.be.AppendHistory(ctx, inst.id, inst.executionID, inst.historyLen, all, inst.etag)
+	}
 	if err != nil {
+		cancelLocal()
 		if errors.Is(err, backend.ErrConflict) {
 			e.count(func(s *Stats) { s.CheckpointRetries++ })
 		}
@@ -535,6 +564,7 @@ func (e *Engine) episode(ctx context.Context, inst *instance, plan batchPlan) {
 	}
 	inst.etag = etag
 	inst.historyLen += len(all)
+	startLocal()
 	for _, in := range plan.apply {
 		if ev := in.msg.Event; ev.Type == history.TaskCompleted || ev.Type == history.TaskFailed {
 			delete(inst.outstanding, ev.TaskScheduledID)
@@ -583,6 +613,39 @@ func (e *Engine) episode(ctx context.Context, inst *instance, plan batchPlan) {
 	}
 }
 
+// awaitRow waits for the client's Instances-row write of a start handed
+// over in memory; it reports whether the row exists.
+func (e *Engine) awaitRow(ctx context.Context, inst *instance) bool {
+	ch := inst.rowPending
+	inst.rowPending = nil
+	select {
+	case etag, ok := <-ch:
+		if ok {
+			inst.row.ETag = etag
+		}
+		return ok
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// abandonStart drops a start whose client could not write the Instances
+// row: the client reported the failure to its caller, so the instance must
+// not run. Its first history rows, if written, stay unreferenced.
+func (e *Engine) abandonStart(inst *instance, plan batchPlan) {
+	e.log.Warn("abandoning a start whose Instances row could not be written", "instance", inst.id, "execution", inst.executionID)
+	if inst.anchor != nil {
+		h := inst.anchor
+		inst.anchor = nil
+		e.background(func(ctx context.Context) { e.held.remove(ctx, h) })
+	}
+	for _, in := range plan.apply {
+		e.held.release(context.Background(), in.ack, 0)
+	}
+	inst.forget()
+	inst.local = nil
+}
+
 // abandonEpisode gives up an episode whose checkpoint failed: the cached
 // state is dropped and the messages are released for a retry from storage.
 func (e *Engine) abandonEpisode(ctx context.Context, inst *instance, plan batchPlan, what string, err error) {
@@ -619,12 +682,13 @@ func findCompletion(actions []history.Event) *history.Event {
 	return nil
 }
 
-// sendActions makes new activity calls durable and starts them. An
-// activity runs in this process when the runner has room: it gets no
-// work-item message, the instance's anchor covers it instead (one anchor
-// per instance, sent here if not held yet). Otherwise a visible work item
-// lets any worker run it.
-func (e *Engine) sendActions(ctx context.Context, inst *instance, actions []history.Event) error {
+// sendActions makes new activity calls durable. An activity runs in this
+// process when the runner has room: it gets no work-item message, the
+// instance's anchor covers it instead (one anchor per instance, sent here
+// if not held yet). Otherwise a visible work item lets any worker run it.
+// The local activities start when the caller calls start (after the
+// checkpoint, or at once); cancel gives their reserved slots back instead.
+func (e *Engine) sendActions(ctx context.Context, inst *instance, actions []history.Event) (start, cancel func(), err error) {
 	var local, remote []backend.Message
 	for _, a := range actions {
 		if a.Type != history.TaskScheduled {
@@ -645,10 +709,11 @@ func (e *Engine) sendActions(ctx context.Context, inst *instance, actions []hist
 			remote = append(remote, msg)
 		}
 	}
-	unreserve := func() {
+	cancel = func() {
 		for range local {
 			e.acts.unreserve()
 		}
+		local = nil
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, len(remote)+1)
@@ -676,12 +741,8 @@ func (e *Engine) sendActions(ctx context.Context, inst *instance, actions []hist
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		unreserve()
-		return err
-	}
-	for _, msg := range local {
-		inst.markLocal(msg.Event.EventID)
-		e.acts.run(msg, nil)
+		cancel()
+		return func() {}, func() {}, err
 	}
 	for _, a := range actions {
 		if a.Type == history.TaskScheduled {
@@ -691,7 +752,14 @@ func (e *Engine) sendActions(ctx context.Context, inst *instance, actions []hist
 			inst.outstanding[a.EventID] = a
 		}
 	}
-	return nil
+	start = func() {
+		for _, msg := range local {
+			inst.markLocal(msg.Event.EventID)
+			e.acts.run(msg, nil)
+		}
+		local = nil
+	}
+	return start, cancel, nil
 }
 
 // scheduleFlush arranges for a deferred Instances-row update.
