@@ -44,12 +44,13 @@ func run() error {
 	burst := flag.Int("burst", 500, "orchestrations to start at once")
 	starters := flag.Int("starters", 50, "concurrent clients issuing the burst's starts")
 	trace := flag.Bool("trace", false, "print the storage calls of one orchestration on a timeline")
+	dataDir := flag.String("azurite-dir", "", "parent directory for the private Azurite's data (default: the system temp dir; /dev/shm keeps it in RAM)")
 	flag.Parse()
 
 	ctx := context.Background()
 	conn := *storage
 	if conn == "" {
-		dir, err := os.MkdirTemp("", "durable-bench-azurite")
+		dir, err := os.MkdirTemp(*dataDir, "durable-bench-azurite")
 		if err != nil {
 			return err
 		}
@@ -98,6 +99,7 @@ func run() error {
 	}
 
 	if *trace {
+		eng.WaitBackground()
 		counter.startTrace()
 		d, err := runOne(ctx, c)
 		if err != nil {
@@ -114,6 +116,7 @@ func run() error {
 	counter.reset()
 	var lat []time.Duration
 	for i := 0; i < *sequential; i++ {
+		eng.WaitBackground() // measure each orchestration on its own
 		d, err := runOne(ctx, c)
 		if err != nil {
 			return err

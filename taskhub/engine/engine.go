@@ -123,8 +123,8 @@ type Engine struct {
 	ctx    context.Context // cancelled by Stop
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // background loops
-	bg     sync.WaitGroup // background storage calls (deletes, row flushes)
-	runs   sync.WaitGroup // goroutines processing instance inboxes
+	bg     inFlight       // background storage calls (deletes, row flushes)
+	runs   inFlight       // goroutines processing instance inboxes
 
 	held *heldSet
 
@@ -257,13 +257,21 @@ func (e *Engine) Stop(ctx context.Context) error {
 	e.mu.Lock()
 	e.stopped = true
 	e.mu.Unlock()
-	e.closeInstances(ctx)
-	e.releasePartitions(ctx)
+	// Hand over promptly even when the wait above ran out of time.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	e.closeInstances(rctx)
+	e.releasePartitions(rctx)
 	return err
 }
 
 // recentCapacity bounds how many finished instances Watch remembers.
 const recentCapacity = 4096
+
+// WaitBackground waits until the storage calls that the engine runs off
+// the critical path (deleting consumed messages, deferred status writes)
+// are done. Benchmarks use it to measure one orchestration in isolation.
+func (e *Engine) WaitBackground() { e.bg.Wait() }
 
 // Watch returns a channel that receives the final Instances row of
 // instanceID once this engine has finished it (at once if it finished
@@ -328,6 +336,40 @@ func (e *Engine) background(f func(ctx context.Context)) {
 }
 
 func now() time.Time { return time.Now().UTC() }
+
+// inFlight counts running operations; unlike sync.WaitGroup it may be
+// waited on while new operations start.
+type inFlight struct {
+	mu   sync.Mutex
+	n    int
+	zero *sync.Cond
+}
+
+func (f *inFlight) Add(d int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.zero == nil {
+		f.zero = sync.NewCond(&f.mu)
+	}
+	f.n += d
+	if f.n == 0 {
+		f.zero.Broadcast()
+	}
+}
+
+func (f *inFlight) Done() { f.Add(-1) }
+
+// Wait returns once no operation is running.
+func (f *inFlight) Wait() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.zero == nil {
+		f.zero = sync.NewCond(&f.mu)
+	}
+	for f.n > 0 {
+		f.zero.Wait()
+	}
+}
 
 // sleepCtx waits for d or until ctx is done; it reports whether d elapsed.
 func sleepCtx(ctx context.Context, d time.Duration) bool {
