@@ -37,6 +37,11 @@ func (a *activityRunner) reserve() bool {
 
 func (a *activityRunner) unreserve() {
 	<-a.slots
+	a.poke()
+}
+
+// poke wakes the work-item poller: a slot freed or a message became visible.
+func (a *activityRunner) poke() {
 	select {
 	case a.wake <- struct{}{}:
 	default:
@@ -79,7 +84,7 @@ func (a *activityRunner) pollLoop() {
 			e.log.Error("parked an undecodable work-item message", "queue", p.Receipt.Queue, "message", p.Receipt.MessageID, "reason", p.Reason)
 		}
 		for _, m := range msgs {
-			h := e.held.hold(m.Receipt)
+			h := e.held.hold(m.Receipt, workItems)
 			select {
 			case a.slots <- struct{}{}:
 				a.run(m.Message, h)
@@ -91,7 +96,14 @@ func (a *activityRunner) pollLoop() {
 			bo.reset()
 			continue
 		}
-		sleepCtx(e.ctx, bo.next())
+		t := time.NewTimer(bo.next())
+		select {
+		case <-t.C:
+		case <-a.wake:
+			bo.reset()
+		case <-e.ctx.Done():
+		}
+		t.Stop()
 	}
 }
 

@@ -13,10 +13,14 @@ import (
 // queue, or sent by this process and handed over in memory. Its visibility
 // is renewed while it is held, and it is deleted once its effect is durable.
 type held struct {
-	mu      sync.Mutex
-	receipt backend.Receipt
-	done    bool // deleted, released or lost
+	mu        sync.Mutex
+	receipt   backend.Receipt
+	partition int  // control-queue partition, or workItems
+	done      bool // deleted, released or lost
 }
+
+// workItems is held.partition for work-item queue messages.
+const workItems = -1
 
 // heldSet renews the visibility of held messages before they reappear.
 type heldSet struct {
@@ -27,9 +31,9 @@ type heldSet struct {
 
 func newHeldSet(e *Engine) *heldSet { return &heldSet{e: e, items: map[*held]struct{}{}} }
 
-// hold starts tracking a message.
-func (s *heldSet) hold(r backend.Receipt) *held {
-	h := &held{receipt: r}
+// hold starts tracking a message of a control partition (or workItems).
+func (s *heldSet) hold(r backend.Receipt, partition int) *held {
+	h := &held{receipt: r, partition: partition}
 	s.mu.Lock()
 	s.items[h] = struct{}{}
 	s.mu.Unlock()
@@ -74,9 +78,20 @@ func (s *heldSet) release(ctx context.Context, h *held, delay time.Duration) {
 		return
 	}
 	h.done = true
-	if _, err := s.e.be.SetVisibility(ctx, h.receipt, delay); err != nil && !errors.Is(err, backend.ErrNotFound) {
-		s.e.log.Warn("could not release a message; it reappears when its visibility expires",
-			"queue", h.receipt.Queue, "message", h.receipt.MessageID, "err", err)
+	if _, err := s.e.be.SetVisibility(ctx, h.receipt, delay); err != nil {
+		if !errors.Is(err, backend.ErrNotFound) {
+			s.e.log.Warn("could not release a message; it reappears when its visibility expires",
+				"queue", h.receipt.Queue, "message", h.receipt.MessageID, "err", err)
+		}
+		return
+	}
+	if delay == 0 {
+		// Visible again at once: our own poller should not wait out its backoff.
+		if h.partition == workItems {
+			s.e.acts.poke()
+		} else {
+			s.e.wakePartition(h.partition)
+		}
 	}
 }
 

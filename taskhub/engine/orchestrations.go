@@ -61,7 +61,7 @@ func (e *Engine) HandOffStart(msg backend.Message, receipt backend.Receipt, row 
 		return false
 	}
 	r := row
-	e.deliver(&inbound{msg: msg, ack: e.held.hold(receipt), row: &r, fresh: fresh, rowETag: rowETag})
+	e.deliver(&inbound{msg: msg, ack: e.held.hold(receipt, e.be.PartitionOf(msg.Target.InstanceID)), row: &r, fresh: fresh, rowETag: rowETag})
 	return true
 }
 
@@ -729,7 +729,7 @@ func (e *Engine) sendActions(ctx context.Context, inst *instance, actions []hist
 				errs[len(remote)] = err
 				return
 			}
-			inst.anchor = e.held.hold(r)
+			inst.anchor = e.held.hold(r, inst.partition)
 		}()
 	}
 	for i := range remote {

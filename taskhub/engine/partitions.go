@@ -280,7 +280,7 @@ func (e *Engine) pollControl(ctx context.Context, ps *partitionState) {
 
 // receivedControl routes a polled control message to its instance.
 func (e *Engine) receivedControl(m backend.Received) {
-	h := e.held.hold(m.Receipt)
+	h := e.held.hold(m.Receipt, e.be.PartitionOf(m.Message.Target.InstanceID))
 	if m.DequeueCount >= e.opts.WarnDequeueCount {
 		e.log.Warn("a control message keeps coming back", "queue", m.Receipt.Queue, "message", m.Receipt.MessageID,
 			"instance", m.Message.Target.InstanceID, "event", m.Message.Event.Type.String(), "dequeueCount", m.DequeueCount)

@@ -1,0 +1,74 @@
+package funcapp
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLoadConfig(t *testing.T) {
+	root := t.TempDir()
+	local := `{"IsEncrypted":false,"Values":{"FUNCTIONS_WORKER_RUNTIME":"custom","AzureWebJobsStorage":"UseDevelopmentStorage=true","DURABLE_TASK_HUB":"FromFile"}}`
+	if err := os.WriteFile(filepath.Join(root, "local.settings.json"), []byte(local), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	tests := []struct {
+		name    string
+		args    []string
+		env     map[string]string
+		check   func(t *testing.T, c Config)
+		wantErr string
+	}{
+		{
+			name: "standalone reads local.settings.json, environment wins",
+			args: []string{"-root", root},
+			env:  map[string]string{"DURABLE_PARTITION_COUNT": "8", "DURABLE_MAX_POLL_INTERVAL": "250ms"},
+			check: func(t *testing.T, c Config) {
+				if c.Storage != "UseDevelopmentStorage=true" || c.HubName != "FromFile" || c.PartitionCount != 8 ||
+					c.MaxPollInterval != 250*time.Millisecond || c.Addr != "127.0.0.1:7071" {
+					t.Errorf("config %+v", c)
+				}
+			},
+		},
+		{
+			name: "under the host only the environment counts",
+			args: []string{"-root", root},
+			env:  map[string]string{"FUNCTIONS_CUSTOMHANDLER_PORT": "5000", "AzureWebJobsStorage": "x=y"},
+			check: func(t *testing.T, c Config) {
+				if c.HubName != "TestHubName" || c.Storage != "x=y" {
+					t.Errorf("config %+v", c)
+				}
+			},
+		},
+		{
+			name:    "missing storage",
+			args:    []string{"-root", t.TempDir()},
+			wantErr: "AzureWebJobsStorage is empty",
+		},
+		{
+			name:    "bad numbers and durations are named",
+			args:    []string{"-root", root},
+			env:     map[string]string{"DURABLE_PARTITION_COUNT": "four", "DURABLE_LEASE_INTERVAL": "-3s"},
+			wantErr: "DURABLE_PARTITION_COUNT=\"four\"",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := LoadConfig(tc.args, env(tc.env), io.Discard)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want it to mention %s", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, c)
+		})
+	}
+}
