@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-durable/durablefunctions/handler/durableapi"
 	"github.com/go-durable/durablefunctions/internal/azuritetest"
 )
 
@@ -214,29 +215,9 @@ func decode[T any](t *testing.T, b []byte) T {
 }
 
 // checkStatus is the check-status payload HttpStart returns.
-type checkStatus struct {
-	ID                    string `json:"id"`
-	StatusQueryGetURI     string `json:"statusQueryGetUri"`
-	SendEventPostURI      string `json:"sendEventPostUri"`
-	TerminatePostURI      string `json:"terminatePostUri"`
-	RewindPostURI         string `json:"rewindPostUri"`
-	PurgeHistoryDeleteURI string `json:"purgeHistoryDeleteUri"`
-	RestartPostURI        string `json:"restartPostUri"`
-	SuspendPostURI        string `json:"suspendPostUri"`
-	ResumePostURI         string `json:"resumePostUri"`
-}
+type checkStatus = durableapi.ManagementURLs
 
-type statusPayload struct {
-	Name            string            `json:"name"`
-	InstanceID      string            `json:"instanceId"`
-	RuntimeStatus   string            `json:"runtimeStatus"`
-	Input           json.RawMessage   `json:"input"`
-	CustomStatus    json.RawMessage   `json:"customStatus"`
-	Output          json.RawMessage   `json:"output"`
-	CreatedTime     string            `json:"createdTime"`
-	LastUpdatedTime string            `json:"lastUpdatedTime"`
-	HistoryEvents   []json.RawMessage `json:"historyEvents"`
-}
+type statusPayload = durableapi.StatusPayload
 
 // pollStatus follows a status URL (honouring 202 + Location) until the
 // instance finishes, and returns the final response.

@@ -96,14 +96,9 @@ func (a *activityRunner) pollLoop() {
 			bo.reset()
 			continue
 		}
-		t := time.NewTimer(bo.next())
-		select {
-		case <-t.C:
-		case <-a.wake:
+		if waitForWork(e.ctx, bo.next(), a.wake) {
 			bo.reset()
-		case <-e.ctx.Done():
 		}
-		t.Stop()
 	}
 }
 

@@ -266,16 +266,24 @@ func (e *Engine) pollControl(ctx context.Context, ps *partitionState) {
 			bo.reset()
 			continue
 		}
-		t := time.NewTimer(bo.next())
-		select {
-		case <-t.C:
-		case <-ps.wake:
+		if waitForWork(ctx, bo.next(), ps.wake) {
 			bo.reset()
-			t.Stop()
-		case <-ctx.Done():
-			t.Stop()
 		}
 	}
+}
+
+// waitForWork waits for d, a wake-up or the end of ctx; it reports whether
+// it was woken.
+func waitForWork(ctx context.Context, d time.Duration, wake <-chan struct{}) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-wake:
+		return true
+	case <-ctx.Done():
+	}
+	return false
 }
 
 // receivedControl routes a polled control message to its instance.
