@@ -18,11 +18,13 @@ type activityRunner struct {
 	e     *Engine
 	slots chan struct{}
 	wg    sync.WaitGroup
-	wake  chan struct{}
+	freed chan struct{} // a slot became free
+	wake  chan struct{} // a work item became visible
 }
 
 func newActivityRunner(e *Engine) *activityRunner {
-	return &activityRunner{e: e, slots: make(chan struct{}, e.opts.MaxConcurrentActivities), wake: make(chan struct{}, 1)}
+	return &activityRunner{e: e, slots: make(chan struct{}, e.opts.MaxConcurrentActivities),
+		freed: make(chan struct{}, 1), wake: make(chan struct{}, 1)}
 }
 
 // reserve takes a slot if one is free.
@@ -37,7 +39,10 @@ func (a *activityRunner) reserve() bool {
 
 func (a *activityRunner) unreserve() {
 	<-a.slots
-	a.poke()
+	select {
+	case a.freed <- struct{}{}:
+	default:
+	}
 }
 
 // poke wakes the work-item poller: a slot freed or a message became visible.
@@ -70,7 +75,7 @@ func (a *activityRunner) pollLoop() {
 		free := cap(a.slots) - len(a.slots)
 		if free == 0 {
 			select {
-			case <-a.wake:
+			case <-a.freed:
 			case <-e.ctx.Done():
 			}
 			continue
