@@ -250,6 +250,9 @@ func HistoryEntries(events []history.Event, showInput, showOutput bool) ([]json.
 				entry["Input"] = rawJSON(ev.Input)
 			}
 		case history.TaskCompleted, history.TaskFailed, history.SubOrchestrationInstanceCompleted, history.SubOrchestrationInstanceFailed:
+			// TaskScheduledId is our addition to the Durable Functions shape: it
+			// lets a replay test pair each result with the call that asked for it.
+			entry["TaskScheduledId"] = ev.TaskScheduledID
 			if s, ok := scheduled[ev.TaskScheduledID]; ok {
 				entry["FunctionName"] = s.Name
 				entry["ScheduledTime"] = s.Timestamp.UTC().Format(time.RFC3339Nano)
@@ -280,6 +283,7 @@ func HistoryEntries(events []history.Event, showInput, showOutput bool) ([]json.
 			entry["FireAt"] = ev.FireAt.UTC().Format(time.RFC3339Nano)
 		case history.TimerFired:
 			entry["FireAt"] = ev.FireAt.UTC().Format(time.RFC3339Nano)
+			entry["TimerId"] = ev.TimerID // our addition, as TaskScheduledId
 		case history.EventRaised, history.EventSent:
 			entry["Name"] = ev.Name
 			if showInput {

@@ -116,7 +116,7 @@ func TestHistoryEntriesFoldSchedulingAndFraming(t *testing.T) {
 	}
 	want := []string{
 		`{"EventType":"ExecutionStarted","FunctionName":"O","Input":"in","Timestamp":"2026-01-01T00:00:00Z"}`,
-		`{"EventType":"TaskCompleted","FunctionName":"Hello","Input":"Tokyo","ScheduledTime":"2026-01-01T00:00:00Z","Timestamp":"2026-01-01T00:00:00Z"}`,
+		`{"EventType":"TaskCompleted","FunctionName":"Hello","Input":"Tokyo","ScheduledTime":"2026-01-01T00:00:00Z","TaskScheduledId":0,"Timestamp":"2026-01-01T00:00:00Z"}`,
 		`{"EventType":"ExecutionCompleted","OrchestrationStatus":"Completed","Timestamp":"2026-01-01T00:00:00Z"}`,
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {

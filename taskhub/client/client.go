@@ -29,6 +29,9 @@ var (
 	ErrNotFound = errors.New("instance not found")
 	// ErrInvalidInput: the input is not valid JSON.
 	ErrInvalidInput = errors.New("invalid input")
+	// ErrInstanceFinished: the operation needs a Pending, Running or
+	// Suspended instance, but it has finished.
+	ErrInstanceFinished = errors.New("instance has finished")
 )
 
 // MaxInstanceIDLength is the longest instance ID Durable Functions accepts.
@@ -47,6 +50,7 @@ type LocalEngine interface {
 	MessageVisibility() time.Duration
 	HandOffStart(msg backend.Message, receipt backend.Receipt, row backend.InstanceState, fresh bool, rowETag <-chan string) bool
 	Watch(instanceID string) (final <-chan backend.InstanceState, tracking bool, stop func())
+	HandOff(msg backend.Message, receipt backend.Receipt) bool
 }
 
 // Client talks to a task hub.
@@ -304,4 +308,76 @@ func (c *Client) WaitForCompletion(ctx context.Context, id string, pollInterval 
 			return Status{}, ctx.Err()
 		}
 	}
+}
+
+// RaiseEvent sends an external event named name with data (JSON text, ""
+// for null) to a Pending, Running or Suspended instance.
+func (c *Client) RaiseEvent(ctx context.Context, id, name, data string) error {
+	if name == "" {
+		return fmt.Errorf("%w: the event name is empty", ErrInvalidInput)
+	}
+	if data != "" && !json.Valid([]byte(data)) {
+		return fmt.Errorf("%w: the event data is not valid JSON", ErrInvalidInput)
+	}
+	ev := history.NewEvent(history.EventRaised, time.Now())
+	ev.Name, ev.Input = name, data
+	return c.send(ctx, id, ev)
+}
+
+// Terminate ends a Pending, Running or Suspended instance; reason becomes
+// its output.
+func (c *Client) Terminate(ctx context.Context, id, reason string) error {
+	ev := history.NewEvent(history.ExecutionTerminated, time.Now())
+	ev.Input = jsonString(reason)
+	return c.send(ctx, id, ev)
+}
+
+// Suspend pauses an instance: events are kept until it is resumed.
+func (c *Client) Suspend(ctx context.Context, id, reason string) error {
+	ev := history.NewEvent(history.ExecutionSuspended, time.Now())
+	ev.Reason = reason
+	return c.send(ctx, id, ev)
+}
+
+// Resume continues a suspended instance where it was.
+func (c *Client) Resume(ctx context.Context, id, reason string) error {
+	ev := history.NewEvent(history.ExecutionResumed, time.Now())
+	ev.Reason = reason
+	return c.send(ctx, id, ev)
+}
+
+func jsonString(s string) string {
+	if s == "" {
+		return ""
+	}
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+// send delivers a management event to a live instance: ErrNotFound for an
+// unknown instance, ErrInstanceFinished for a finished one.
+func (c *Client) send(ctx context.Context, id string, ev history.Event) error {
+	st, err := c.GetStatus(ctx, id, false)
+	if err != nil {
+		return err
+	}
+	if st.Status.IsTerminal() {
+		return fmt.Errorf("%w: instance %q is %s", ErrInstanceFinished, id, st.Status)
+	}
+	msg := backend.Message{Event: ev, Target: history.OrchestrationInstance{InstanceID: id}, ActivityID: NewID()}
+	local := c.local != nil && c.local.OwnsPartitionOf(id)
+	delay := time.Duration(0)
+	if local {
+		delay = c.local.MessageVisibility()
+	}
+	r, err := c.be.SendControl(ctx, msg, delay)
+	if err != nil {
+		return fmt.Errorf("client: send %s to %q: %w", ev.Type, id, err)
+	}
+	if local && !c.local.HandOff(msg, r) {
+		if _, err := c.be.SetVisibility(ctx, r, 0); err != nil {
+			return fmt.Errorf("client: release %s for %q: %w", ev.Type, id, err)
+		}
+	}
+	return nil
 }

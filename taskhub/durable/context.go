@@ -2,23 +2,29 @@ package durable
 
 import (
 	"context"
+	"crypto/sha1"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
 	"time"
-
-	"github.com/go-durable/durablefunctions/taskhub/history"
 )
 
 // Context is handed to orchestrator code. Its methods must be called only
 // from the orchestrator's own goroutine, and orchestrator code must be
-// deterministic: use CurrentTime instead of time.Now, activities for I/O.
+// deterministic: use CurrentTime instead of time.Now, NewGUID instead of
+// random IDs, activities for I/O, and durable timers instead of sleeping.
 type Context struct {
 	ex          *Executor
 	instanceID  string
 	executionID string
 	name        string
 	input       string
+	parent      string // parent instance ID of a sub-orchestration
 	currentTime time.Time
 	replaying   bool
+	guidCounter int
+	logger      *slog.Logger
 }
 
 // InstanceID returns the orchestration instance ID.
@@ -26,6 +32,10 @@ func (c *Context) InstanceID() string { return c.instanceID }
 
 // ExecutionID returns the ID of the current execution of the instance.
 func (c *Context) ExecutionID() string { return c.executionID }
+
+// ParentInstanceID returns the instance ID of the orchestration that
+// started this one as a sub-orchestration, or "".
+func (c *Context) ParentInstanceID() string { return c.parent }
 
 // Name returns the orchestrator name.
 func (c *Context) Name() string { return c.name }
@@ -40,81 +50,132 @@ func (c *Context) IsReplaying() bool { return c.replaying }
 // Input decodes the orchestration input into v.
 func (c *Context) Input(v any) error { return decodeJSON(c.input, v) }
 
-// task is the untyped state shared by every kind of durable task.
-type task struct {
-	id       int32
-	name     string
-	done     bool
-	result   string // JSON
-	err      error
-	resultOf string // description used in decoding errors, e.g. `activity "Hello"`
-}
+// MaxCustomStatusBytes is the largest custom status (as JSON) accepted.
+const MaxCustomStatusBytes = 16 * 1024
 
-// Task is the pending result of a durable operation started by an
-// orchestrator. Await blocks the orchestrator until the result is known.
-type Task[T any] struct {
-	ctx *Context
-	t   *task
-}
+// ErrCustomStatusTooLarge is returned by SetCustomStatus for a value whose
+// JSON exceeds MaxCustomStatusBytes.
+var ErrCustomStatusTooLarge = errors.New("custom status too large")
 
-// Await waits for the task and returns its typed result or its error. An
-// activity failure is a *TaskFailedError; a result that does not fit T is a
-// *ResultError.
-func (t *Task[T]) Await() (T, error) {
-	var zero T
-	t.ctx.waitFor(t.t)
-	if t.t.err != nil {
-		return zero, t.t.err
+// SetCustomStatus publishes v (as JSON, at most 16 KB) in the instance's
+// status, for progress reporting. nil clears it.
+func (c *Context) SetCustomStatus(v any) error {
+	if v == nil {
+		c.ex.customStatus = ""
+		return nil
 	}
-	var out T
-	if err := decodeJSON(t.t.result, &out); err != nil {
-		return zero, &ResultError{Of: t.t.resultOf, Type: fmt.Sprintf("%T", out), Err: err}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("durable: custom status: %w", err)
 	}
-	return out, nil
+	if len(b) > MaxCustomStatusBytes {
+		return fmt.Errorf("%w: %d bytes of JSON, the limit is %d", ErrCustomStatusTooLarge, len(b), MaxCustomStatusBytes)
+	}
+	c.ex.customStatus = string(b)
+	return nil
 }
 
-// Done reports whether the task has completed (successfully or not).
-func (t *Task[T]) Done() bool { return t.t.done }
+// guidNamespace is the namespace Durable Functions (.NET) uses for
+// deterministic GUIDs.
+var guidNamespace = [16]byte{0x9e, 0x95, 0x29, 0x59, 0x5e, 0x33, 0x4d, 0xaf, 0x82, 0x7f, 0x2f, 0xa1, 0x29, 0x37, 0xb8, 0x75}
 
-// ResultError reports a task result that does not fit the awaited type.
-type ResultError struct {
-	Of   string
-	Type string
-	Err  error
+// NewGUID returns a deterministic, replay-safe UUID, the same one Durable
+// Functions for .NET produces: an RFC 4122 version-5 UUID over
+// "{instanceId}_{currentTime in round-trip format}_{counter}".
+func (c *Context) NewGUID() string {
+	name := fmt.Sprintf("%s_%s_%d", c.instanceID, c.currentTime.UTC().Format("2006-01-02T15:04:05.0000000Z"), c.guidCounter)
+	c.guidCounter++
+	return uuidV5(guidNamespace, name)
+}
+
+func uuidV5(ns [16]byte, name string) string {
+	h := sha1.New()
+	h.Write(ns[:])
+	h.Write([]byte(name))
+	sum := h.Sum(nil)
+	var u [16]byte
+	copy(u[:], sum[:16])
+	u[6] = (u[6] & 0x0f) | 0x50
+	u[8] = (u[8] & 0x3f) | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
+}
+
+// Logger returns a logger for orchestrator code that stays silent while
+// the orchestrator replays, so each line is logged once.
+func (c *Context) Logger() *slog.Logger {
+	if c.logger == nil {
+		base := c.ex.logger
+		if base == nil {
+			base = slog.Default()
+		}
+		c.logger = slog.New(&replaySafeHandler{inner: base.Handler(), ctx: c}).
+			With("instanceId", c.instanceID, "orchestrator", c.name)
+	}
+	return c.logger
+}
+
+// replaySafeHandler drops records while the orchestrator replays.
+type replaySafeHandler struct {
+	inner slog.Handler
+	ctx   *Context
+}
+
+func (h *replaySafeHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return !h.ctx.replaying && h.inner.Enabled(ctx, l)
+}
+
+func (h *replaySafeHandler) Handle(ctx context.Context, r slog.Record) error {
+	if h.ctx.replaying {
+		return nil
+	}
+	return h.inner.Handle(ctx, r)
+}
+
+func (h *replaySafeHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return &replaySafeHandler{inner: h.inner.WithAttrs(attrs), ctx: h.ctx}
+}
+
+func (h *replaySafeHandler) WithGroup(name string) slog.Handler {
+	return &replaySafeHandler{inner: h.inner.WithGroup(name), ctx: h.ctx}
+}
+
+// ContinueAsNewError is returned (via ContinueAsNew) by an orchestrator to
+// restart itself with a new input and a fresh history.
+type ContinueAsNewError struct {
+	Input string // JSON
+	// KeepUnprocessedEvents carries external events that arrived but were
+	// not consumed over to the new execution.
+	KeepUnprocessedEvents bool
 }
 
 // Error implements error.
-func (e *ResultError) Error() string {
-	return fmt.Sprintf("result of %s does not fit type %s: %v", e.Of, e.Type, e.Err)
+func (e *ContinueAsNewError) Error() string { return "orchestration continues as new" }
+
+// ContinueAsNewOption tunes ContinueAsNew.
+type ContinueAsNewOption func(*ContinueAsNewError)
+
+// KeepUnprocessedEvents carries events that arrived but were not awaited
+// over to the new execution.
+func KeepUnprocessedEvents() ContinueAsNewOption {
+	return func(e *ContinueAsNewError) { e.KeepUnprocessedEvents = true }
 }
 
-// Unwrap returns the JSON decoding error.
-func (e *ResultError) Unwrap() error { return e.Err }
-
-// ErrorType implements the ErrorType convention.
-func (e *ResultError) ErrorType() string { return "ResultError" }
-
-// CallActivity schedules the activity registered under name with input
-// (encoded as JSON) and returns a task for its result of type Out.
-func CallActivity[Out any](ctx *Context, name string, input any) *Task[Out] {
-	t := &task{name: name, resultOf: fmt.Sprintf("activity %q", name)}
+// ContinueAsNew returns the error an orchestrator returns to restart as a
+// new execution with input (eternal orchestrations):
+//
+//	return nil, ctx.ContinueAsNew(next)
+//
+// Work scheduled but not awaited before it is abandoned.
+func (c *Context) ContinueAsNew(input any, opts ...ContinueAsNewOption) error {
 	in, err := encodeJSON(input)
 	if err != nil {
-		t.done, t.err = true, err
-		return &Task[Out]{ctx: ctx, t: t}
+		return err
 	}
-	ev := history.NewEvent(history.TaskScheduled, ctx.currentTime)
-	ev.Name = name
-	ev.Input = in
-	ctx.ex.schedule(t, ev)
-	return &Task[Out]{ctx: ctx, t: t}
-}
-
-// waitFor parks the orchestrator coroutine until t is done.
-func (c *Context) waitFor(t *task) {
-	for !t.done {
-		c.ex.park()
+	e := &ContinueAsNewError{Input: in}
+	for _, o := range opts {
+		o(e)
 	}
+	return e
 }
 
 // ActivityInfo describes the activity call an activity function is serving.

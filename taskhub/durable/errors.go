@@ -11,10 +11,12 @@ import (
 // FailureDetails describes a failure in the Durable Task shape.
 type FailureDetails = history.FailureDetails
 
-// TaskFailedError is returned by Await when an activity (or, later, a
-// sub-orchestration) failed. Use errors.As to inspect it.
+// TaskFailedError is returned by Await when an activity or a
+// sub-orchestration failed. Use errors.As to inspect it.
 type TaskFailedError struct {
-	// TaskName is the activity name.
+	// Kind is "activity" or "sub-orchestration".
+	Kind string
+	// TaskName is the activity or orchestrator name.
 	TaskName string
 	// TaskID is the action's sequence number in the orchestration.
 	TaskID int32
@@ -24,7 +26,11 @@ type TaskFailedError struct {
 
 // Error implements error.
 func (e *TaskFailedError) Error() string {
-	return fmt.Sprintf("activity %q (task %d) failed: %s", e.TaskName, e.TaskID, e.Failure.String())
+	kind := e.Kind
+	if kind == "" {
+		kind = "activity"
+	}
+	return fmt.Sprintf("%s %q (task %d) failed: %s", kind, e.TaskName, e.TaskID, e.Failure.String())
 }
 
 // NonDeterminismError reports that orchestrator code, replayed against its

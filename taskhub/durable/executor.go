@@ -1,9 +1,12 @@
 package durable
 
 import (
+	"errors"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"runtime/debug"
+	"time"
 
 	"github.com/go-durable/durablefunctions/taskhub/history"
 )
@@ -12,19 +15,29 @@ import (
 // runs it forward on new events. It is not safe for concurrent use; the
 // engine drives one Executor from one goroutine at a time.
 type Executor struct {
-	fn  OrchestratorFunc
-	ctx *Context
+	fn     OrchestratorFunc
+	ctx    *Context
+	logger *slog.Logger
 
 	position int // history position of the next event to apply
 
 	nextID   int32
 	pending  []history.Event // actions produced by the code, not yet recorded in history
-	open     map[int32]*task // scheduled tasks awaiting their result
+	open     map[int32]*task // scheduled tasks awaiting their response
 	started  bool
 	finished bool // the coroutine has returned (or failed)
+	doneSeq  int
 
 	completion *history.Event // the completion action once produced
-	recorded   bool           // the completion is recorded in history
+	carry      []history.Event
+	recorded   bool // the completion is recorded in history
+
+	waiters      map[string][]*task         // event waits by lower-cased name, in order
+	buffered     map[string][]history.Event // events nobody waited for yet
+	arrivals     []history.Event            // buffered events in arrival order (for carry-over)
+	suspended    bool
+	held         []history.Event // deliveries held while suspended
+	customStatus string
 
 	// coroutine plumbing: exactly one of executor and coroutine runs at a time.
 	alive    bool
@@ -35,10 +48,13 @@ type Executor struct {
 
 // NewExecutor returns an executor that will run fn for the given instance.
 func NewExecutor(fn OrchestratorFunc, instanceID string) *Executor {
-	e := &Executor{fn: fn, open: map[int32]*task{}}
+	e := &Executor{fn: fn, open: map[int32]*task{}, waiters: map[string][]*task{}, buffered: map[string][]history.Event{}}
 	e.ctx = &Context{ex: e, instanceID: instanceID}
 	return e
 }
+
+// SetLogger sets the logger behind Context.Logger.
+func (e *Executor) SetLogger(l *slog.Logger) { e.logger = l }
 
 // Context returns the orchestration context (useful for tests and logging).
 func (e *Executor) Context() *Context { return e.ctx }
@@ -49,9 +65,19 @@ func (e *Executor) Position() int { return e.position }
 // Done reports whether the orchestration has produced its completion.
 func (e *Executor) Done() bool { return e.completion != nil }
 
-// Completion returns the completion action (ExecutionCompleted), or nil
-// while the orchestration is still running.
+// Completion returns the completion action (ExecutionCompleted or
+// ContinueAsNew), or nil while the orchestration is still running.
 func (e *Executor) Completion() *history.Event { return e.completion }
+
+// CarryOver returns the events a ContinueAsNew completion hands to the next
+// execution (unconsumed external events, when asked for).
+func (e *Executor) CarryOver() []history.Event { return e.carry }
+
+// CustomStatus returns the custom status the code set (JSON, "" = none).
+func (e *Executor) CustomStatus() string { return e.customStatus }
+
+// Suspended reports whether the instance is suspended.
+func (e *Executor) Suspended() bool { return e.suspended }
 
 // Replay applies committed history events (IsReplaying is true while their
 // effects run). It returns a *NonDeterminismError if the code disagrees with
@@ -80,7 +106,7 @@ func (e *Executor) Run(events []history.Event) ([]history.Event, error) {
 	actions := e.pending
 	e.pending = nil
 	for _, a := range actions {
-		if a.Type == history.ExecutionCompleted {
+		if isCompletion(a.Type) {
 			e.recorded = true
 		}
 	}
@@ -88,6 +114,10 @@ func (e *Executor) Run(events []history.Event) ([]history.Event, error) {
 	// appends advance the position too.
 	e.position += len(actions) + 1
 	return actions, err
+}
+
+func isCompletion(t history.EventType) bool {
+	return t == history.ExecutionCompleted || t == history.ContinueAsNew
 }
 
 // Close unwinds a parked orchestrator coroutine. The executor is unusable
@@ -101,19 +131,73 @@ func (e *Executor) Close() {
 	<-e.yieldCh
 }
 
-// schedule records a new action produced by the code, assigning its id.
-func (e *Executor) schedule(t *task, ev history.Event) {
+// schedule records a new action produced by the code, assigning its id,
+// and returns the task its response completes.
+func (e *Executor) schedule(kind, name string, ev history.Event) *task {
+	t := &task{id: e.nextID, kind: kind, name: name, resultOf: fmt.Sprintf("%s %q", kind, name)}
 	if e.completion != nil {
-		// The orchestration already finished (e.g. code after a failure);
-		// ignore further actions.
-		t.done, t.err = true, fmt.Errorf("durable: orchestration has already completed")
-		return
+		// The orchestration already finished: nothing more is scheduled.
+		e.completeTask(t, "", errors.New("durable: orchestration has already completed"))
+		return t
 	}
 	ev.EventID = e.nextID
-	t.id = e.nextID
 	e.nextID++
 	e.open[t.id] = t
 	e.pending = append(e.pending, ev)
+	return t
+}
+
+// newTimer schedules one durable timer (a single leg).
+func (e *Executor) newTimer(fireAt time.Time) *task {
+	ev := history.NewEvent(history.TimerCreated, e.ctx.currentTime)
+	ev.FireAt = fireAt.UTC()
+	return e.schedule("timer", "", ev)
+}
+
+// cancelTimer resolves a timer leg early; its TimerFired is then ignored.
+func (e *Executor) cancelTimer(t *task) {
+	if t == nil || t.done {
+		return
+	}
+	delete(e.open, t.id)
+	e.completeTask(t, "", ErrCanceled)
+}
+
+// waitEvent registers a wait for an external event, served from the
+// buffer if one already arrived.
+func (e *Executor) waitEvent(name string) *task {
+	k := eventKey(name)
+	t := &task{id: -1, kind: "event", name: name, resultOf: fmt.Sprintf("event %q", name)}
+	if q := e.buffered[k]; len(q) > 0 {
+		ev := q[0]
+		e.buffered[k] = q[1:]
+		e.dropArrival(ev)
+		e.completeTask(t, ev.Input, nil)
+		return t
+	}
+	e.waiters[k] = append(e.waiters[k], t)
+	return t
+}
+
+// unwaitEvent withdraws a wait (its timeout fired).
+func (e *Executor) unwaitEvent(name string, t *task) {
+	k := eventKey(name)
+	q := e.waiters[k]
+	for i, w := range q {
+		if w == t {
+			e.waiters[k] = append(q[:i], q[i+1:]...)
+			return
+		}
+	}
+}
+
+func (e *Executor) dropArrival(ev history.Event) {
+	for i, a := range e.arrivals {
+		if a.Timestamp.Equal(ev.Timestamp) && a.Name == ev.Name && a.Input == ev.Input {
+			e.arrivals = append(e.arrivals[:i], e.arrivals[i+1:]...)
+			return
+		}
+	}
 }
 
 // apply processes one history event.
@@ -124,6 +208,7 @@ func (e *Executor) apply(ev history.Event, replaying bool) error {
 	switch ev.Type {
 	case history.OrchestratorStarted:
 		e.ctx.currentTime = ev.Timestamp.UTC()
+		return nil
 	case history.ExecutionStarted:
 		if e.started {
 			return nil // a duplicate start is ignored
@@ -133,31 +218,92 @@ func (e *Executor) apply(ev history.Event, replaying bool) error {
 		if ev.Instance.InstanceID != "" {
 			e.ctx.instanceID = ev.Instance.InstanceID
 		}
+		if ev.Parent != nil {
+			e.ctx.parent = ev.Parent.Instance.InstanceID
+		}
 		e.ctx.name = ev.Name
 		e.ctx.input = ev.Input
 		e.startCoroutine()
-	case history.TaskScheduled:
+		return nil
+	case history.TaskScheduled, history.TimerCreated, history.SubOrchestrationInstanceCreated, history.EventSent:
 		return e.matchAction(pos, ev)
-	case history.TaskCompleted:
-		if t := e.open[ev.TaskScheduledID]; t != nil && !t.done {
-			delete(e.open, ev.TaskScheduledID)
-			t.done, t.result = true, ev.Result
-			e.resume()
+	case history.ExecutionCompleted, history.ContinueAsNew:
+		return e.matchCompletion(pos, ev)
+	case history.ExecutionTerminated:
+		e.terminate(ev)
+		return nil
+	case history.ExecutionSuspended:
+		e.suspended = true
+		return nil
+	case history.ExecutionResumed:
+		e.suspended = false
+		held := e.held
+		e.held = nil
+		for _, h := range held {
+			e.deliver(h)
 		}
-	case history.TaskFailed:
-		if t := e.open[ev.TaskScheduledID]; t != nil && !t.done {
+		e.resume()
+		return nil
+	}
+	if e.suspended {
+		e.held = append(e.held, ev)
+		return nil
+	}
+	e.deliver(ev)
+	e.resume()
+	return nil
+}
+
+// deliver applies a response or an external event to the tasks waiting.
+func (e *Executor) deliver(ev history.Event) {
+	switch ev.Type {
+	case history.TaskCompleted, history.SubOrchestrationInstanceCompleted:
+		if t := e.open[ev.TaskScheduledID]; t != nil {
+			delete(e.open, ev.TaskScheduledID)
+			e.completeTask(t, ev.Result, nil)
+		}
+	case history.TaskFailed, history.SubOrchestrationInstanceFailed:
+		if t := e.open[ev.TaskScheduledID]; t != nil {
 			delete(e.open, ev.TaskScheduledID)
 			fd := FailureDetails{ErrorType: "TaskFailed", ErrorMessage: ev.Reason}
 			if ev.Failure != nil {
 				fd = *ev.Failure
 			}
-			t.done, t.err = true, &TaskFailedError{TaskName: t.name, TaskID: t.id, Failure: fd}
-			e.resume()
+			e.completeTask(t, "", &TaskFailedError{Kind: t.kind, TaskName: t.name, TaskID: t.id, Failure: fd})
 		}
-	case history.ExecutionCompleted:
-		return e.matchCompletion(pos, ev)
+	case history.TimerFired:
+		if t := e.open[ev.TimerID]; t != nil {
+			delete(e.open, ev.TimerID)
+			e.completeTask(t, "", nil)
+		}
+	case history.EventRaised:
+		k := eventKey(ev.Name)
+		if q := e.waiters[k]; len(q) > 0 {
+			w := q[0]
+			e.waiters[k] = q[1:]
+			e.completeTask(w, ev.Input, nil)
+			return
+		}
+		e.buffered[k] = append(e.buffered[k], ev)
+		e.arrivals = append(e.arrivals, ev)
 	}
-	return nil
+}
+
+// terminate ends the execution at once with the given reason.
+func (e *Executor) terminate(ev history.Event) {
+	if e.completion != nil {
+		return
+	}
+	e.Close()
+	e.pending = nil
+	c := history.NewEvent(history.ExecutionCompleted, e.ctx.currentTime)
+	c.EventID = e.nextID
+	e.nextID++
+	c.Status = history.StatusTerminated
+	c.Result = ev.Input
+	e.finished = true
+	e.completion = &c
+	e.pending = append(e.pending, c)
 }
 
 // matchAction checks a recorded scheduling event against the code's action.
@@ -187,7 +333,7 @@ func (e *Executor) matchCompletion(pos int, ev history.Event) error {
 		return e.nondeterminism(pos, describe(ev), "no completion (the orchestrator is still waiting)")
 	}
 	for i, a := range e.pending {
-		if a.Type == history.ExecutionCompleted {
+		if isCompletion(a.Type) {
 			e.pending = append(e.pending[:i], e.pending[i+1:]...)
 			break
 		}
@@ -208,10 +354,12 @@ func (e *Executor) nondeterminism(pos int, recorded, produced string) error {
 
 func describe(ev history.Event) string {
 	switch ev.Type {
-	case history.TaskScheduled:
-		return fmt.Sprintf("TaskScheduled %q (task %d)", ev.Name, ev.EventID)
-	case history.ExecutionCompleted:
-		return fmt.Sprintf("ExecutionCompleted (%s)", ev.Status)
+	case history.TaskScheduled, history.SubOrchestrationInstanceCreated, history.EventSent:
+		return fmt.Sprintf("%s %q (task %d)", ev.Type, ev.Name, ev.EventID)
+	case history.TimerCreated:
+		return fmt.Sprintf("TimerCreated (task %d)", ev.EventID)
+	case history.ExecutionCompleted, history.ContinueAsNew:
+		return fmt.Sprintf("%s (%s)", ev.Type, ev.Status)
 	default:
 		return fmt.Sprintf("%s (event %d)", ev.Type, ev.EventID)
 	}
@@ -223,6 +371,33 @@ func (e *Executor) complete(output string, err error) {
 		return
 	}
 	e.finished = true
+	var can *ContinueAsNewError
+	if errors.As(err, &can) {
+		// Work scheduled but not awaited is abandoned with the execution.
+		kept := e.pending[:0]
+		for _, a := range e.pending {
+			if isCompletion(a.Type) {
+				kept = append(kept, a)
+			}
+		}
+		e.pending = kept
+		c := history.NewEvent(history.ContinueAsNew, e.ctx.currentTime)
+		c.EventID = e.nextID
+		e.nextID++
+		c.Status = history.StatusContinuedAsNew
+		c.Result = can.Input
+		if can.KeepUnprocessedEvents {
+			e.carry = append(e.carry, e.arrivals...)
+			for _, h := range e.held {
+				if h.Type == history.EventRaised {
+					e.carry = append(e.carry, h)
+				}
+			}
+		}
+		e.completion = &c
+		e.pending = append(e.pending, c)
+		return
+	}
 	ev := history.NewEvent(history.ExecutionCompleted, e.ctx.currentTime)
 	ev.EventID = e.nextID
 	e.nextID++
@@ -283,7 +458,7 @@ func (e *Executor) park() {
 
 // resume lets a parked coroutine run until it parks again or returns.
 func (e *Executor) resume() {
-	if !e.alive {
+	if !e.alive || e.completion != nil {
 		return
 	}
 	e.resumeCh <- struct{}{}
@@ -312,7 +487,8 @@ const (
 	TaskUnknown TaskState = iota
 	// TaskAwaiting: scheduled and recorded, waiting for its response.
 	TaskAwaiting
-	// TaskResolved: the task already has its response; another is a duplicate.
+	// TaskResolved: the task already has its response (or was canceled);
+	// another is a duplicate.
 	TaskResolved
 )
 

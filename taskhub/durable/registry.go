@@ -161,8 +161,8 @@ func (a *Activity[In, Out]) untyped(ctx context.Context, input string) (string, 
 
 // Call schedules the activity from an orchestrator. The returned task
 // completes with the activity's typed result.
-func (a *Activity[In, Out]) Call(ctx *Context, input In) *Task[Out] {
-	return CallActivity[Out](ctx, a.name, input)
+func (a *Activity[In, Out]) Call(ctx *Context, input In, opts ...CallOption) *Task[Out] {
+	return CallActivity[Out](ctx, a.name, input, opts...)
 }
 
 // InputError reports an input that does not fit the function's input type.

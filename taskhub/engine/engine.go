@@ -19,6 +19,8 @@ package engine
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -386,4 +388,13 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 // isTerminalEvent reports whether ev ends an execution.
 func isTerminalEvent(ev history.Event) bool {
 	return ev.Type == history.ExecutionCompleted || ev.Type == history.ContinueAsNew
+}
+
+// newID returns a random 32-hex-digit ID (Durable Task's execution ID format).
+func newID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("crypto/rand failed: " + err.Error())
+	}
+	return hex.EncodeToString(b[:])
 }

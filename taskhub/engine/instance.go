@@ -59,6 +59,7 @@ type instance struct {
 	flushPending bool
 	episodes     int
 	completion   *history.Event // the recorded completion of a finished execution
+	customStatus string         // as last set by the code
 
 	// anchor is a control message of this instance that we hold (hidden and
 	// renewed) while activities run in this process without work-item
@@ -123,6 +124,22 @@ func (c *lru) len() int { return c.l.Len() }
 func (c *lru) oldest() *instance {
 	if f := c.l.Front(); f != nil {
 		return f.Value.(*instance)
+	}
+	return nil
+}
+
+// startName returns the orchestrator name of the current execution.
+func (inst *instance) startName() string {
+	if inst.start != nil {
+		return inst.start.Name
+	}
+	return ""
+}
+
+// parent returns the parent link of a sub-orchestration, or nil.
+func (inst *instance) parent() *history.ParentInstance {
+	if inst.start != nil {
+		return inst.start.Parent
 	}
 	return nil
 }

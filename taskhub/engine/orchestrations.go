@@ -2,6 +2,8 @@ package engine
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sort"
@@ -62,6 +64,19 @@ func (e *Engine) HandOffStart(msg backend.Message, receipt backend.Receipt, row 
 	}
 	r := row
 	e.deliver(&inbound{msg: msg, ack: e.held.hold(receipt, e.be.PartitionOf(msg.Target.InstanceID)), row: &r, fresh: fresh, rowETag: rowETag})
+	return true
+}
+
+// HandOff gives the engine a control message that a client in this process
+// sent hidden (for MessageVisibility): the engine processes it at once and
+// deletes the queue copy once the event is in history. It returns false if
+// this worker does not own the target's partition; the caller should then
+// make the message visible for the owner.
+func (e *Engine) HandOff(msg backend.Message, receipt backend.Receipt) bool {
+	if !e.OwnsPartitionOf(msg.Target.InstanceID) {
+		return false
+	}
+	e.deliver(&inbound{msg: msg, ack: e.held.hold(receipt, e.be.PartitionOf(msg.Target.InstanceID))})
 	return true
 }
 
@@ -194,7 +209,7 @@ func (e *Engine) recoverFrom(ctx context.Context, inst *instance, in *inbound) {
 		if inst.completion != nil {
 			if inst.row == nil || inst.row.Status != inst.completion.Status {
 				inst.row = nil // re-read: writeRow compares and repairs
-				if err := e.writeRow(ctx, inst, inst.completion); err != nil {
+				if err := e.writeRow(ctx, inst, inst.completion, ""); err != nil {
 					e.log.Warn("could not repair the Instances row of a finished instance", "instance", inst.id, "err", err)
 					e.held.release(ctx, in.ack, time.Second)
 					return
@@ -289,7 +304,8 @@ func (e *Engine) plan(ctx context.Context, inst *instance, batch []*inbound) bat
 				e.dropped(in, reason)
 				p.drop = append(p.drop, in)
 			}
-		case history.TaskCompleted, history.TaskFailed:
+		case history.TaskCompleted, history.TaskFailed, history.TimerFired,
+			history.SubOrchestrationInstanceCompleted, history.SubOrchestrationInstanceFailed:
 			running := p.start != nil || (inst.ex != nil && !inst.terminal)
 			switch {
 			case !running && inst.executionID == "":
@@ -303,11 +319,11 @@ func (e *Engine) plan(ctx context.Context, inst *instance, batch []*inbound) bat
 			case p.start != nil:
 				p.later = append(p.later, in) // apply after the new execution's first checkpoint
 			default:
-				switch inst.ex.TaskState(ev.TaskScheduledID) {
+				switch inst.ex.TaskState(responseTo(ev)) {
 				case durable.TaskAwaiting:
 					p.apply = append(p.apply, in)
 				case durable.TaskResolved:
-					e.log.Debug("ignoring a duplicate response", "instance", inst.id, "task", ev.TaskScheduledID)
+					e.log.Debug("ignoring a duplicate or canceled response", "instance", inst.id, "task", responseTo(ev), "event", ev.Type.String())
 					if in.local {
 						delete(inst.local, ev.TaskScheduledID)
 					}
@@ -324,6 +340,12 @@ func (e *Engine) plan(ctx context.Context, inst *instance, batch []*inbound) bat
 			}
 			fallthrough
 		default:
+			if ev.Type == history.ExecutionTerminated && inst.executionID == "" && p.start == nil {
+				// Terminated before its start was processed: only the row changes.
+				e.terminateUnstarted(ctx, inst, in)
+				p.drop = append(p.drop, in)
+				continue
+			}
 			if inst.terminal || (inst.ex == nil && p.start == nil) {
 				e.dropped(in, "the instance is not running")
 				p.drop = append(p.drop, in)
@@ -333,6 +355,14 @@ func (e *Engine) plan(ctx context.Context, inst *instance, batch []*inbound) bat
 		}
 	}
 	return p
+}
+
+// responseTo returns the action id a response event answers.
+func responseTo(ev history.Event) int32 {
+	if ev.Type == history.TimerFired {
+		return ev.TimerID
+	}
+	return ev.TaskScheduledID
 }
 
 // deferStart is acceptStart's verdict for a start whose Instances row is not
@@ -373,9 +403,28 @@ func (e *Engine) acceptStart(ctx context.Context, inst *instance, in *inbound, h
 		return deferStart
 	case row.ExecutionID != execID:
 		return "the Instances row names another execution (" + row.ExecutionID + "): a newer start won"
+	case row.Status.IsTerminal():
+		return "the instance was " + row.Status.String() + " before it started"
 	}
 	inst.row = &row
 	return ""
+}
+
+// terminateUnstarted marks a Pending instance Terminated in its row: its
+// start message, when it comes, is then discarded.
+func (e *Engine) terminateUnstarted(ctx context.Context, inst *instance, in *inbound) {
+	row, err := e.be.GetInstance(ctx, inst.id, true)
+	if err != nil || row.Status != history.StatusPending {
+		e.dropped(in, "the instance does not exist or is not pending")
+		return
+	}
+	t := now()
+	row.Status, row.Output, row.LastUpdatedTime, row.CompletedTime = history.StatusTerminated, in.msg.Event.Input, t, t
+	if _, err := e.be.UpdateInstance(ctx, row); err != nil {
+		e.log.Warn("could not terminate a pending instance", "instance", inst.id, "err", err)
+		return
+	}
+	e.notifyTerminal(row)
 }
 
 // dropped logs a discarded event: nothing is dropped silently.
@@ -446,7 +495,7 @@ func (e *Engine) load(ctx context.Context, inst *instance) error {
 	if inst.terminal || inst.start == nil {
 		return nil
 	}
-	inst.ex = durable.NewExecutor(e.orchestrator(inst.start.Name), inst.id)
+	inst.ex = e.newExecutor(inst, inst.start.Name)
 	if err := inst.ex.Replay(h.Events); err != nil {
 		// The executor now holds a failed completion that the next episode
 		// records: the instance fails instead of getting stuck.
@@ -470,6 +519,13 @@ func (e *Engine) orchestrator(name string) durable.OrchestratorFunc {
 	return func(*durable.Context) (string, error) {
 		return "", &NotRegisteredError{Kind: "orchestrator", Name: name}
 	}
+}
+
+// newExecutor returns an executor for the instance's orchestrator.
+func (e *Engine) newExecutor(inst *instance, name string) *durable.Executor {
+	ex := durable.NewExecutor(e.orchestrator(name), inst.id)
+	ex.SetLogger(e.opts.Logger)
+	return ex
 }
 
 // NotRegisteredError reports a function name that this app does not know.
@@ -505,7 +561,7 @@ func (e *Engine) episode(ctx context.Context, inst *instance, plan batchPlan) {
 		inst.terminal, inst.completion = false, nil
 		inst.episodes = 0
 		inst.outstanding = map[int32]history.Event{}
-		inst.ex = durable.NewExecutor(e.orchestrator(start.Name), inst.id)
+		inst.ex = e.newExecutor(inst, start.Name)
 		newEvents = append(newEvents, start)
 		// The start message becomes the instance's recovery anchor.
 		if inst.anchor != nil {
@@ -521,12 +577,42 @@ func (e *Engine) episode(ctx context.Context, inst *instance, plan batchPlan) {
 	if err != nil {
 		e.log.Error("orchestration failed its determinism check", "instance", inst.id, "err", err)
 	}
+	from := inst.historyLen
+	replaced := ""
+	var oldAnchor *held
+	// ContinueAsNew: the new execution starts in this same episode, and its
+	// history replaces the old one from row 0.
+	for hops := 0; ; hops++ {
+		c := findCompletion(actions)
+		if c == nil || c.Type != history.ContinueAsNew || hops >= 100 {
+			break
+		}
+		if replaced == "" {
+			replaced = inst.executionID
+			oldAnchor, inst.anchor = inst.anchor, nil
+		}
+		carry := inst.ex.CarryOver()
+		start := *inst.start
+		start.Timestamp = now()
+		start.Instance.ExecutionID = newID()
+		start.Input = c.Result
+		start.Generation = nil
+		inst.closeExecutor()
+		inst.start, inst.executionID = &start, start.Instance.ExecutionID
+		inst.outstanding, inst.local, inst.episodes = map[int32]history.Event{}, nil, 0
+		inst.ex = e.newExecutor(inst, start.Name)
+		newEvents = append([]history.Event{history.NewEvent(history.OrchestratorStarted, start.Timestamp), start}, carry...)
+		if actions, err = inst.ex.Run(newEvents); err != nil {
+			e.log.Error("orchestration failed its determinism check", "instance", inst.id, "err", err)
+		}
+		from = 0
+	}
 	inst.episodes++
 	e.count(func(s *Stats) { s.Episodes++ })
 
 	// 1. Outbound messages first: history must never record work that has
-	// nothing durable behind it (a work item, or the anchor for work that
-	// runs here).
+	// nothing durable behind it (a message, or the anchor for activities
+	// that run here).
 	startLocal, cancelLocal, err := e.sendActions(ctx, inst, actions)
 	if err != nil {
 		e.abandonEpisode(ctx, inst, plan, "could not send the episode's messages", err)
@@ -541,7 +627,7 @@ func (e *Engine) episode(ctx context.Context, inst *instance, plan batchPlan) {
 		appended := make(chan error, 1)
 		go func() {
 			var err error
-			etag, err = e.be.AppendHistory(ctx, inst.id, inst.executionID, inst.historyLen, all, inst.etag)
+			etag, err = e.be.AppendHistory(ctx, inst.id, inst.executionID, from, all, inst.etag)
 			appended <- err
 		}()
 		rowOK := e.awaitRow(ctx, inst)
@@ -552,7 +638,7 @@ func (e *Engine) episode(ctx context.Context, inst *instance, plan batchPlan) {
 			return
 		}
 	} else {
-		etag, err = e.be.AppendHistory(ctx, inst.id, inst.executionID, inst.historyLen, all, inst.etag)
+		etag, err = e.be.AppendHistory(ctx, inst.id, inst.executionID, from, all, inst.etag)
 	}
 	if err != nil {
 		cancelLocal()
@@ -563,8 +649,11 @@ func (e *Engine) episode(ctx context.Context, inst *instance, plan batchPlan) {
 		return
 	}
 	inst.etag = etag
-	inst.historyLen += len(all)
+	inst.historyLen = from + len(all)
 	startLocal()
+	if oldAnchor != nil {
+		e.background(func(ctx context.Context) { e.held.remove(ctx, oldAnchor) })
+	}
 	for _, in := range plan.apply {
 		if ev := in.msg.Event; ev.Type == history.TaskCompleted || ev.Type == history.TaskFailed {
 			delete(inst.outstanding, ev.TaskScheduledID)
@@ -574,15 +663,27 @@ func (e *Engine) episode(ctx context.Context, inst *instance, plan batchPlan) {
 		}
 	}
 
-	// 3. The Instances row: at once when the instance finished, deferred
-	// (and usually superseded) for Pending→Running.
+	// 3. The Instances row: at once when the instance finished, was
+	// suspended or resumed, or continued as new; deferred (and usually
+	// superseded) for Pending→Running and custom status changes.
 	completion := findCompletion(actions)
-	if completion != nil {
+	inst.customStatus = inst.ex.CustomStatus()
+	var rowErr error
+	switch {
+	case completion != nil:
 		inst.terminal, inst.completion = true, completion
-		if err := e.writeRow(ctx, inst, completion); err != nil {
-			// History is final; the anchor (kept) comes back and repairs the row.
-			e.log.Error("could not write the final status of an instance; it is repaired when its anchor reappears",
-				"instance", inst.id, "err", err)
+		rowErr = e.writeRow(ctx, inst, completion, replaced)
+	case replaced != "" || inst.row == nil || inst.row.Status != e.liveStatus(inst) && inst.row.Status != history.StatusPending:
+		rowErr = e.writeRow(ctx, inst, nil, replaced)
+	case inst.row.Status != e.liveStatus(inst) || inst.row.CustomStatus != inst.customStatus:
+		inst.rowDirty = true
+		e.scheduleFlush(inst)
+	}
+	if rowErr != nil {
+		// History is ahead of the row; the kept anchor (or the next
+		// episode) brings them in line again.
+		e.log.Error("could not update the Instances row; it is repaired later", "instance", inst.id, "err", rowErr)
+		if completion != nil {
 			if inst.anchor != nil {
 				e.held.release(ctx, inst.anchor, time.Second)
 				inst.anchor = nil
@@ -590,7 +691,6 @@ func (e *Engine) episode(ctx context.Context, inst *instance, plan batchPlan) {
 			inst.forget()
 			return
 		}
-	} else if inst.row == nil || inst.row.Status != history.StatusRunning {
 		inst.rowDirty = true
 		e.scheduleFlush(inst)
 	}
@@ -682,31 +782,51 @@ func findCompletion(actions []history.Event) *history.Event {
 	return nil
 }
 
-// sendActions makes new activity calls durable. An activity runs in this
-// process when the runner has room: it gets no work-item message, the
-// instance's anchor covers it instead (one anchor per instance, sent here
-// if not held yet). Otherwise a visible work item lets any worker run it.
-// The local activities start when the caller calls start (after the
-// checkpoint, or at once); cancel gives their reserved slots back instead.
+// sendActions makes the episode's new actions durable before history
+// records them:
+//   - an activity runs in this process when the runner has room: it gets no
+//     work-item message, the instance's anchor covers it instead (one anchor
+//     per instance, sent here if not held yet); otherwise a visible work
+//     item lets any worker run it;
+//   - a timer is a TimerFired message to the instance's own control queue,
+//     hidden until it is due;
+//   - a sub-orchestration is an ExecutionStarted message to the child;
+//   - the completion of a sub-orchestration notifies its parent.
+//
+// Messages for partitions this worker owns are also handed over in memory,
+// and local activities start, when the caller calls start (after the
+// checkpoint); cancel gives their reserved slots back instead.
 func (e *Engine) sendActions(ctx context.Context, inst *instance, actions []history.Event) (start, cancel func(), err error) {
+	self := history.OrchestrationInstance{InstanceID: inst.id, ExecutionID: inst.executionID}
 	var local, remote []backend.Message
+	var control []controlSend
 	for _, a := range actions {
-		if a.Type != history.TaskScheduled {
-			continue
-		}
-		msg := backend.Message{
-			Event:   a,
-			Target:  history.OrchestrationInstance{InstanceID: inst.id, ExecutionID: inst.executionID},
-			Sender:  history.OrchestrationInstance{InstanceID: inst.id, ExecutionID: inst.executionID},
-			Episode: inst.episodes,
-		}
-		if inst.start != nil {
-			msg.OrchestrationTags = inst.start.Tags
-		}
-		if !e.isDraining() && e.acts.reserve() {
-			local = append(local, msg)
-		} else {
-			remote = append(remote, msg)
+		switch a.Type {
+		case history.TaskScheduled:
+			msg := backend.Message{Event: a, Target: self, Sender: self, Episode: inst.episodes}
+			if inst.start != nil {
+				msg.OrchestrationTags = inst.start.Tags
+			}
+			if !e.isDraining() && e.acts.reserve() {
+				local = append(local, msg)
+			} else {
+				remote = append(remote, msg)
+			}
+		case history.TimerCreated:
+			fired := history.NewEvent(history.TimerFired, a.Timestamp)
+			fired.TimerID, fired.FireAt = a.EventID, a.FireAt
+			control = append(control, controlSend{msg: backend.Message{Event: fired, Target: self, Sender: self}, at: a.FireAt})
+		case history.SubOrchestrationInstanceCreated:
+			child := history.NewEvent(history.ExecutionStarted, now())
+			child.Name, child.Version, child.Input = a.Name, a.Version, a.Input
+			// Deterministic: a replayed parent re-sends the very same start.
+			child.Instance = history.OrchestrationInstance{InstanceID: a.InstanceID, ExecutionID: derivedID(inst.executionID, a.EventID)}
+			child.Parent = &history.ParentInstance{Name: inst.startName(), TaskScheduleID: a.EventID, Instance: self}
+			control = append(control, controlSend{msg: backend.Message{Event: child, Target: child.Instance, Sender: self}})
+		case history.ExecutionCompleted:
+			if p := inst.parent(); p != nil {
+				control = append(control, controlSend{msg: backend.Message{Event: parentNotice(p, a), Target: p.Instance, Sender: self}})
+			}
 		}
 	}
 	cancel = func() {
@@ -716,17 +836,16 @@ func (e *Engine) sendActions(ctx context.Context, inst *instance, actions []hist
 		local = nil
 	}
 	var wg sync.WaitGroup
-	errs := make([]error, len(remote)+1)
+	errs := make([]error, len(remote)+len(control)+1)
 	if len(local) > 0 && inst.anchor == nil {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			anchor := history.NewEvent(history.GenericEvent, now())
 			anchor.Data = anchorData
-			msg := backend.Message{Event: anchor, Target: history.OrchestrationInstance{InstanceID: inst.id, ExecutionID: inst.executionID}}
-			r, err := e.be.SendControl(ctx, msg, e.opts.MessageVisibility)
+			r, err := e.be.SendControl(ctx, backend.Message{Event: anchor, Target: self}, e.opts.MessageVisibility)
 			if err != nil {
-				errs[len(remote)] = err
+				errs[len(errs)-1] = err
 				return
 			}
 			inst.anchor = e.held.hold(r, inst.partition)
@@ -737,6 +856,13 @@ func (e *Engine) sendActions(ctx context.Context, inst *instance, actions []hist
 		go func() {
 			defer wg.Done()
 			_, errs[i] = e.be.SendWorkItem(ctx, remote[i], 0)
+		}()
+	}
+	for i := range control {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[len(remote)+i] = e.sendControl(ctx, &control[i])
 		}()
 	}
 	wg.Wait()
@@ -758,8 +884,78 @@ func (e *Engine) sendActions(ctx context.Context, inst *instance, actions []hist
 			e.acts.run(msg, nil)
 		}
 		local = nil
+		for _, c := range control {
+			if c.handOver {
+				e.deliver(&inbound{msg: c.msg, ack: c.held})
+			}
+		}
 	}
 	return start, cancel, nil
+}
+
+// controlSend is a control-queue message an episode sends.
+type controlSend struct {
+	msg      backend.Message
+	at       time.Time // when it is due (timers); zero = now
+	handOver bool      // sent hidden, to be handed over in memory
+	held     *held
+}
+
+// sendControl sends one control message. A due message for a partition
+// this worker owns is sent hidden and handed over in memory after the
+// checkpoint; a timer is hidden until due, and its partition's poller is
+// woken then.
+func (e *Engine) sendControl(ctx context.Context, c *controlSend) error {
+	target := c.msg.Target.InstanceID
+	p := e.be.PartitionOf(target)
+	delay := time.Until(c.at)
+	if delay < 0 {
+		delay = 0
+	}
+	local := delay == 0 && e.OwnsPartitionOf(target)
+	if local {
+		delay = e.opts.MessageVisibility
+	}
+	r, err := e.be.SendControl(ctx, c.msg, delay)
+	if err != nil {
+		return err
+	}
+	switch {
+	case local:
+		c.handOver, c.held = true, e.held.hold(r, p)
+	case delay > 0:
+		// Queue visibility has whole seconds: wake the poller once it is visible.
+		wake := time.Until(r.NextVisible) + 20*time.Millisecond
+		if r.NextVisible.IsZero() {
+			wake = delay.Truncate(time.Second) + time.Second + 20*time.Millisecond
+		}
+		time.AfterFunc(wake, func() { e.wakePartition(p) })
+	}
+	return nil
+}
+
+// parentNotice builds the message telling a parent how its child ended.
+func parentNotice(p *history.ParentInstance, c history.Event) history.Event {
+	if c.Status == history.StatusCompleted {
+		ev := history.NewEvent(history.SubOrchestrationInstanceCompleted, now())
+		ev.TaskScheduledID, ev.Result = p.TaskScheduleID, c.Result
+		return ev
+	}
+	ev := history.NewEvent(history.SubOrchestrationInstanceFailed, now())
+	ev.TaskScheduledID = p.TaskScheduleID
+	fd := c.Failure
+	if fd == nil {
+		fd = &history.FailureDetails{ErrorType: c.Status.String(), ErrorMessage: "the sub-orchestration was " + c.Status.String() + ": " + c.Result}
+	}
+	ev.Reason, ev.Failure = fd.ErrorMessage, fd
+	return ev
+}
+
+// derivedID derives a stable execution ID for a child from its parent's
+// execution and the call's sequence number.
+func derivedID(parentExecution string, seq int32) string {
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%s:%d", parentExecution, seq)))
+	return hex.EncodeToString(sum[:16])
 }
 
 // scheduleFlush arranges for a deferred Instances-row update.
@@ -777,20 +973,30 @@ func (e *Engine) scheduleFlush(inst *instance) {
 // flushRow writes a deferred Running status if it is still needed.
 func (e *Engine) flushRow(ctx context.Context, inst *instance) {
 	inst.flushPending = false
-	if !inst.rowDirty || inst.terminal || inst.start == nil {
+	if !inst.rowDirty || inst.terminal || inst.start == nil || inst.ex == nil {
 		return
 	}
-	if err := e.writeRow(ctx, inst, nil); err != nil {
-		e.log.Warn("could not update the Instances row to Running; retrying", "instance", inst.id, "err", err)
+	if err := e.writeRow(ctx, inst, nil, ""); err != nil {
+		e.log.Warn("could not update the Instances row; retrying", "instance", inst.id, "err", err)
 		e.scheduleFlush(inst)
 	}
 }
 
-// writeRow brings the Instances row in line with history: Running, or the
-// final status when completion is given. The write is fenced by the row's
+// liveStatus is the status a running instance's row should show.
+func (e *Engine) liveStatus(inst *instance) history.OrchestrationStatus {
+	if inst.ex != nil && inst.ex.Suspended() {
+		return history.StatusSuspended
+	}
+	return history.StatusRunning
+}
+
+// writeRow brings the Instances row in line with history: the live status
+// (Running or Suspended) and custom status, or the final status when
+// completion is given. replaced names the execution a ContinueAsNew just
+// replaced (the row may still name it). The write is fenced by the row's
 // ETag; on a conflict the row is re-read and the write retried, unless the
 // row now belongs to a newer execution.
-func (e *Engine) writeRow(ctx context.Context, inst *instance, completion *history.Event) error {
+func (e *Engine) writeRow(ctx context.Context, inst *instance, completion *history.Event, replaced string) error {
 	for attempt := 0; ; attempt++ {
 		if inst.row == nil {
 			row, err := e.be.GetInstance(ctx, inst.id, true)
@@ -802,16 +1008,22 @@ func (e *Engine) writeRow(ctx context.Context, inst *instance, completion *histo
 			}
 			inst.row = &row
 		}
-		if inst.row.ExecutionID != "" && inst.row.ExecutionID != inst.executionID {
+		if rx := inst.row.ExecutionID; rx != "" && rx != inst.executionID && (replaced == "" || rx != replaced) {
 			e.log.Warn("not updating the Instances row: it belongs to a newer execution",
-				"instance", inst.id, "execution", inst.executionID, "row", inst.row.ExecutionID)
+				"instance", inst.id, "execution", inst.executionID, "row", rx)
 			inst.rowDirty = false
 			return nil
 		}
 		row := *inst.row
 		t := now()
+		if row.ExecutionID != inst.executionID && inst.start != nil {
+			// A new execution (ContinueAsNew): its input and start time.
+			row.Input, row.CreatedTime = inst.start.Input, inst.start.Timestamp
+			row.CompletedTime, row.Output = time.Time{}, ""
+		}
 		row.ExecutionID = inst.executionID
 		row.LastUpdatedTime = t
+		row.CustomStatus = inst.customStatus
 		if completion != nil {
 			row.Status = completion.Status
 			row.CompletedTime = t
@@ -820,7 +1032,7 @@ func (e *Engine) writeRow(ctx context.Context, inst *instance, completion *histo
 				row.Output = completion.Failure.String()
 			}
 		} else {
-			row.Status = history.StatusRunning
+			row.Status = e.liveStatus(inst)
 		}
 		var etag string
 		var err error

@@ -1,0 +1,145 @@
+package durable
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinel errors of tasks; test with errors.Is.
+var (
+	// ErrCanceled: the timer (or event wait) was canceled.
+	ErrCanceled = errors.New("durable: canceled")
+	// ErrTimeout: an event did not arrive within its timeout.
+	ErrTimeout = errors.New("durable: timed out")
+)
+
+// task is the untyped state shared by every kind of durable task.
+type task struct {
+	id       int32 // action id; -1 for tasks without an action (event waits, compounds)
+	kind     string
+	name     string
+	done     bool
+	result   string // JSON
+	err      error
+	doneSeq  int    // completion order, for WhenAll/WhenAny
+	resultOf string // description used in decoding errors, e.g. `activity "Hello"`
+	onDone   []func()
+}
+
+// complete resolves the task (once) and runs its hooks.
+func (e *Executor) completeTask(t *task, result string, err error) {
+	if t.done {
+		return
+	}
+	t.done, t.result, t.err = true, result, err
+	e.doneSeq++
+	t.doneSeq = e.doneSeq
+	hooks := t.onDone
+	t.onDone = nil
+	for _, h := range hooks {
+		h()
+	}
+}
+
+// Awaitable is any task an orchestrator can wait for.
+type Awaitable interface {
+	base() *task
+}
+
+// Task is the pending result of a durable operation started by an
+// orchestrator. Await blocks the orchestrator until the result is known.
+type Task[T any] struct {
+	ctx *Context
+	t   *task
+}
+
+func (t *Task[T]) base() *task { return t.t }
+
+// Await waits for the task and returns its typed result or its error. A
+// failed activity or sub-orchestration is a *TaskFailedError; a result that
+// does not fit T is a *ResultError.
+func (t *Task[T]) Await() (T, error) {
+	var zero T
+	t.ctx.waitUntil(func() bool { return t.t.done })
+	if t.t.err != nil {
+		return zero, t.t.err
+	}
+	var out T
+	if err := decodeJSON(t.t.result, &out); err != nil {
+		return zero, &ResultError{Of: t.t.resultOf, Type: fmt.Sprintf("%T", out), Err: err}
+	}
+	return out, nil
+}
+
+// Done reports whether the task has completed (successfully or not).
+func (t *Task[T]) Done() bool { return t.t.done }
+
+// Err returns the task's error once it is done (nil while pending or on success).
+func (t *Task[T]) Err() error { return t.t.err }
+
+// ResultError reports a task result that does not fit the awaited type.
+type ResultError struct {
+	Of   string
+	Type string
+	Err  error
+}
+
+// Error implements error.
+func (e *ResultError) Error() string {
+	return fmt.Sprintf("result of %s does not fit type %s: %v", e.Of, e.Type, e.Err)
+}
+
+// Unwrap returns the JSON decoding error.
+func (e *ResultError) Unwrap() error { return e.Err }
+
+// ErrorType implements the ErrorType convention.
+func (e *ResultError) ErrorType() string { return "ResultError" }
+
+// waitUntil parks the orchestrator coroutine until cond holds.
+func (c *Context) waitUntil(cond func() bool) {
+	for !cond() {
+		c.ex.park()
+	}
+}
+
+// WhenAll waits until every task has completed, or until one fails: it
+// fails fast with the error of the first task to fail (in completion
+// order). Tasks still running keep running; await them to see their results.
+func WhenAll(ctx *Context, tasks ...Awaitable) error {
+	var failed *task
+	ctx.waitUntil(func() bool {
+		all := true
+		for _, a := range tasks {
+			t := a.base()
+			if t.done && t.err != nil && (failed == nil || t.doneSeq < failed.doneSeq) {
+				failed = t
+			}
+			all = all && t.done
+		}
+		return all || failed != nil
+	})
+	if failed != nil {
+		return failed.err
+	}
+	return nil
+}
+
+// WhenAny waits until one of the tasks completes and returns its index (the
+// first to complete, successfully or not; inspect or Await it for its
+// outcome). It fails only for an empty list.
+func WhenAny(ctx *Context, tasks ...Awaitable) (int, error) {
+	if len(tasks) == 0 {
+		return -1, errors.New("durable: WhenAny needs at least one task")
+	}
+	winner := -1
+	ctx.waitUntil(func() bool {
+		for i, a := range tasks {
+			t := a.base()
+			if t.done && (winner < 0 || t.doneSeq < tasks[winner].base().doneSeq) {
+				winner = i
+			}
+		}
+		return winner >= 0
+	})
+	return winner, nil
+}
