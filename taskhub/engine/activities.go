@@ -13,13 +13,18 @@ import (
 )
 
 // activityRunner runs activities with bounded concurrency, from local
-// hand-overs and from polling the shared work-item queue.
+// hand-overs (which may queue in memory up to a backlog limit) and from
+// polling the shared work-item queue when nothing local waits.
 type activityRunner struct {
 	e     *Engine
-	slots chan struct{}
+	slots chan struct{} // one per running activity
 	wg    sync.WaitGroup
 	freed chan struct{} // a slot became free
 	wake  chan struct{} // a work item became visible
+
+	mu       sync.Mutex
+	admitted int // local activities accepted and not finished (waiting or running)
+	waiting  int // local activities waiting for a slot
 }
 
 func newActivityRunner(e *Engine) *activityRunner {
@@ -27,17 +32,33 @@ func newActivityRunner(e *Engine) *activityRunner {
 		freed: make(chan struct{}, 1), wake: make(chan struct{}, 1)}
 }
 
-// reserve takes a slot if one is free.
+// reserve admits one local activity if the local backlog has room.
 func (a *activityRunner) reserve() bool {
-	select {
-	case a.slots <- struct{}{}:
-		return true
-	default:
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.admitted >= a.e.opts.MaxLocalActivityBacklog {
 		return false
 	}
+	a.admitted++
+	return true
 }
 
+// unreserve gives back an admission that will not run.
 func (a *activityRunner) unreserve() {
+	a.mu.Lock()
+	a.admitted--
+	a.mu.Unlock()
+}
+
+// freeSlots is how many work items the poller may take now: free slots
+// not claimed by local activities waiting for one.
+func (a *activityRunner) freeSlots() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return cap(a.slots) - len(a.slots) - a.waiting
+}
+
+func (a *activityRunner) releaseSlot() {
 	<-a.slots
 	select {
 	case a.freed <- struct{}{}:
@@ -55,12 +76,25 @@ func (a *activityRunner) poke() {
 
 func (a *activityRunner) wait() { a.wg.Wait() }
 
-// run executes an activity in a reserved slot.
+// run executes an admitted local activity (h == nil) once a slot is free,
+// or a polled work item whose slot the poller already took.
 func (a *activityRunner) run(msg backend.Message, h *held) {
 	a.wg.Add(1)
+	if h == nil {
+		a.mu.Lock()
+		a.waiting++
+		a.mu.Unlock()
+	}
 	go func() {
 		defer a.wg.Done()
-		defer a.unreserve()
+		if h == nil {
+			a.slots <- struct{}{}
+			a.mu.Lock()
+			a.waiting--
+			a.mu.Unlock()
+			defer a.unreserve()
+		}
+		defer a.releaseSlot()
 		a.execute(msg, h)
 	}()
 }
@@ -72,8 +106,8 @@ func (a *activityRunner) pollLoop() {
 	defer e.wg.Done()
 	bo := backoff{min: e.opts.MinPollInterval, max: e.opts.MaxPollInterval}
 	for e.ctx.Err() == nil {
-		free := cap(a.slots) - len(a.slots)
-		if free == 0 {
+		free := a.freeSlots()
+		if free <= 0 {
 			select {
 			case <-a.freed:
 			case <-e.ctx.Done():

@@ -46,6 +46,10 @@ type Options struct {
 	MaxConcurrentOrchestrations int
 	// MaxConcurrentActivities bounds activities running at once. Default 10 × GOMAXPROCS.
 	MaxConcurrentActivities int
+	// MaxLocalActivityBacklog bounds the activities this worker accepts to
+	// run itself (running or waiting for a slot); calls beyond it go to the
+	// shared work-item queue for any worker. Default 100 × MaxConcurrentActivities.
+	MaxLocalActivityBacklog int
 	// MinPollInterval is the first backoff step after an empty poll. Default 50 ms.
 	MinPollInterval time.Duration
 	// MaxPollInterval caps the polling backoff of idle queues. Default 2 s.
@@ -88,6 +92,9 @@ func (o *Options) setDefaults() error {
 	}
 	if o.MaxConcurrentActivities <= 0 {
 		o.MaxConcurrentActivities = 10 * runtime.GOMAXPROCS(0)
+	}
+	if o.MaxLocalActivityBacklog <= 0 {
+		o.MaxLocalActivityBacklog = 100 * o.MaxConcurrentActivities
 	}
 	if o.MinPollInterval <= 0 {
 		o.MinPollInterval = 50 * time.Millisecond

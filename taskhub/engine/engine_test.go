@@ -195,7 +195,7 @@ func TestPoisonMessageIsParkedAndDispatcherContinues(t *testing.T) {
 }
 
 // TestRemoteActivitiesThroughWorkItemQueue forces activities past the local
-// runner (one slot, three parallel calls), so two go through the shared
+// runner (one slot and a backlog of one, three parallel calls), so two go through the shared
 // work-item queue and are picked up by polling.
 func TestRemoteActivitiesThroughWorkItemQueue(t *testing.T) {
 	h := newHub(t)
@@ -223,7 +223,7 @@ func TestRemoteActivitiesThroughWorkItemQueue(t *testing.T) {
 		}
 		return sum, nil
 	})
-	eng, c := h.start(engine.Options{MaxConcurrentActivities: 1}, fan, slow)
+	eng, c := h.start(engine.Options{MaxConcurrentActivities: 1, MaxLocalActivityBacklog: 1}, fan, slow)
 	id, err := c.StartNew(context.Background(), "Fan", client.StartOptions{})
 	if err != nil {
 		t.Fatal(err)
