@@ -44,6 +44,9 @@ func run() error {
 	burst := flag.Int("burst", 500, "orchestrations to start at once")
 	starters := flag.Int("starters", 50, "concurrent clients issuing the burst's starts")
 	trace := flag.Bool("trace", false, "print the storage calls of one orchestration on a timeline")
+	chain := flag.Int("chain", 50, "activities called in sequence by one orchestration")
+	fan := flag.Int("fan", 200, "activities fanned out to by one orchestration")
+	repeat := flag.Int("repeat", 5, "runs of the chain and fan-out orchestrations")
 	dataDir := flag.String("azurite-dir", "", "parent directory for the private Azurite's data (default: the system temp dir; /dev/shm keeps it in RAM)")
 	flag.Parse()
 
@@ -71,7 +74,7 @@ func run() error {
 		return err
 	}
 	reg := durable.NewRegistry()
-	if err := reg.Add(orchestrator.Orchestrator, hello.Activity); err != nil {
+	if err := reg.Add(orchestrator.Orchestrator, hello.Activity, sequence, fanOut); err != nil {
 		return err
 	}
 	eng, err := engine.New(engine.Options{Backend: store, Registry: reg, Logger: log})
@@ -139,10 +142,68 @@ func run() error {
 	fmt.Printf("  wall time %s, throughput %.1f orchestrations/s\n", wall.Round(time.Millisecond), float64(*burst)/wall.Seconds())
 	fmt.Printf("  start-to-completed latency: p50 %s  p95 %s  max %s\n", pct(lat, 50), pct(lat, 95), pct(lat, 100))
 	printCalls(calls, *burst)
+	// Long chains and wide fan-outs.
+	var perActivity, fanWall []time.Duration
+	for i := 0; i < *repeat; i++ {
+		eng.WaitBackground()
+		d, err := runShape(ctx, c, "Sequence", *chain)
+		if err != nil {
+			return err
+		}
+		perActivity = append(perActivity, d/time.Duration(*chain))
+		eng.WaitBackground()
+		if d, err = runShape(ctx, c, "FanOut", *fan); err != nil {
+			return err
+		}
+		fanWall = append(fanWall, d)
+	}
+	fmt.Printf("\none orchestration calling %d activities in sequence (%d runs)\n", *chain, *repeat)
+	fmt.Printf("  per activity: median %s  min %s  max %s\n", pct(perActivity, 50), pct(perActivity, 0), pct(perActivity, 100))
+	fmt.Printf("one orchestration fanning out to %d activities and in again (%d runs)\n", *fan, *repeat)
+	fmt.Printf("  wall: median %s  min %s  max %s\n", pct(fanWall, 50), pct(fanWall, 0), pct(fanWall, 100))
+
 	st := eng.Stats()
 	fmt.Printf("\nengine: %d episodes, %d activities, %d dropped, %d deferred, %d checkpoint retries\n",
 		st.Episodes, st.ActivitiesRun, st.DroppedMessages, st.DeferredMessages, st.CheckpointRetries)
 	return nil
+}
+
+// sequence calls Hello n times in a row.
+var sequence = durable.NewOrchestrator("Sequence", func(ctx *durable.Context, n int) (int, error) {
+	for i := 0; i < n; i++ {
+		if _, err := hello.Activity.Call(ctx, "city").Await(); err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
+})
+
+// fanOut calls Hello n times in parallel and waits for all.
+var fanOut = durable.NewOrchestrator("FanOut", func(ctx *durable.Context, n int) (int, error) {
+	tasks := make([]durable.Awaitable, n)
+	for i := range tasks {
+		tasks[i] = hello.Activity.Call(ctx, "city")
+	}
+	return n, durable.WhenAll(ctx, tasks...)
+})
+
+// runShape runs one orchestration with input n and returns its duration.
+func runShape(ctx context.Context, c *client.Client, name string, n int) (time.Duration, error) {
+	begin := time.Now()
+	id, err := c.StartNew(ctx, name, client.StartOptions{Input: n})
+	if err != nil {
+		return 0, err
+	}
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+	defer cancel()
+	st, err := c.WaitForCompletion(wctx, id, time.Second)
+	if err != nil {
+		return 0, err
+	}
+	if st.Output != fmt.Sprint(n) {
+		return 0, fmt.Errorf("%s ended %s with output %s", name, st.Status, st.Output)
+	}
+	return time.Since(begin), nil
 }
 
 // runOne starts one sample orchestration and waits for it.

@@ -436,3 +436,32 @@ func TestCustomStatusLimitAndDeterministicGUIDs(t *testing.T) {
 		t.Fatalf("%s %s", st.Status, st.Output)
 	}
 }
+
+func TestSubOrchestrationRetryWithNamedInstance(t *testing.T) {
+	h := newHub(t)
+	var runs atomic.Int32
+	fragile := durable.NewOrchestrator("Fragile", func(ctx *durable.Context, _ any) (string, error) {
+		n, err := durable.CallActivity[int32](ctx, "CountRun", nil).Await()
+		if err != nil {
+			return "", err
+		}
+		if n < 2 {
+			return "", fmt.Errorf("run %d fails", n)
+		}
+		return fmt.Sprintf("ok on run %d", n), nil
+	})
+	countRun := durable.NewActivity("CountRun", func(ctx context.Context, _ any) (int32, error) { return runs.Add(1), nil })
+	parent := durable.NewOrchestrator("RetryParent", func(ctx *durable.Context, _ any) (string, error) {
+		return fragile.Call(ctx, nil, durable.WithInstanceID(ctx.InstanceID()+"-child"),
+			durable.WithRetry(durable.RetryPolicy{MaxAttempts: 3, FirstRetryInterval: 200 * time.Millisecond})).Await()
+	})
+	_, c := h.start(engine.Options{}, parent, fragile, countRun)
+	id := start(t, c, "RetryParent", nil)
+	if st := wait(t, c, id); st.Status != history.StatusCompleted || st.Output != `"ok on run 2"` {
+		t.Fatalf("%s %s", st.Status, st.Output)
+	}
+	types := historyTypes(t, c, id)
+	if count(types, "SubOrchestrationInstanceCreated") != 2 || count(types, "SubOrchestrationInstanceFailed") != 1 {
+		t.Fatalf("parent history %v", types)
+	}
+}

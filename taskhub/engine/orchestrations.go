@@ -401,6 +401,10 @@ func (e *Engine) acceptStart(ctx context.Context, inst *instance, in *inbound, h
 	case err != nil:
 		e.log.Warn("could not read the Instances row of a start; retrying", "instance", inst.id, "err", err)
 		return deferStart
+	case row.ExecutionID != execID && in.msg.Event.Parent != nil && row.Status.IsTerminal():
+		// A parent (re)starts a child whose ID has finished before: a new execution.
+		inst.row = &row
+		return ""
 	case row.ExecutionID != execID:
 		return "the Instances row names another execution (" + row.ExecutionID + "): a newer start won"
 	case row.Status.IsTerminal():
