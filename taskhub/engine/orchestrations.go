@@ -1012,7 +1012,13 @@ func (e *Engine) writeRow(ctx context.Context, inst *instance, completion *histo
 			}
 			inst.row = &row
 		}
-		if rx := inst.row.ExecutionID; rx != "" && rx != inst.executionID && (replaced == "" || rx != replaced) {
+		// A row naming another execution is stale (ours to update) when a
+		// ContinueAsNew just replaced that execution, or when our execution
+		// started after the row's (a ContinueAsNew whose row write was lost);
+		// otherwise a client restarted the instance after us.
+		stale := (replaced != "" && inst.row.ExecutionID == replaced) ||
+			(inst.start != nil && inst.row.CreatedTime.Before(inst.start.Timestamp))
+		if rx := inst.row.ExecutionID; rx != "" && rx != inst.executionID && !stale {
 			e.log.Warn("not updating the Instances row: it belongs to a newer execution",
 				"instance", inst.id, "execution", inst.executionID, "row", rx)
 			inst.rowDirty = false
