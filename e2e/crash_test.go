@@ -47,7 +47,7 @@ func TestCrashRecovery(t *testing.T) {
 		"DURABLE_MESSAGE_VISIBILITY=2s",
 		"DURABLE_LEASE_INTERVAL=3s",
 	)
-	bin := binary(t, "./e2e/crashapp")
+	bin := binary(t, "./e2e/testapp")
 	p1 := startApp(t, bin, env...)
 	r := do(t, http.MethodPost, p1.base+"/api/orchestrators/CrashTest", `{"note":"crash me"}`)
 	if r.status != http.StatusAccepted {

@@ -244,3 +244,13 @@ func pollStatus(t *testing.T, url string, timeout time.Duration) response {
 		}
 	}
 }
+
+func readAll(t *testing.T, resp *http.Response) []byte {
+	t.Helper()
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

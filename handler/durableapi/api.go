@@ -9,9 +9,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -65,25 +67,289 @@ const (
 	CodeBadInstanceID  = "InvalidInstanceId"
 	CodeBadInput       = "InvalidInput"
 	CodeNoOrchestrator = "OrchestratorNotFound"
+	CodeGone           = "InstanceFinished"
+	CodeNotFailed      = "NotFailed"
 )
 
 // Handle serves one request. The route parameter "path" (a catch-all) holds
 // the part after the base path; without it the path is taken from the URL.
+//
+//	POST   orchestrators/{name}[/{instanceId}]   start (optionally wait: timeout, pollingInterval)
+//	GET    instances                             list (runtimeStatus, createdTimeFrom/To, instanceIdPrefix, showInput, top)
+//	DELETE instances                             purge many (createdTimeFrom required)
+//	GET    instances/{id}                        status
+//	DELETE instances/{id}                        purge one
+//	POST   instances/{id}/raiseEvent/{name}      raise an event
+//	POST   instances/{id}/{terminate|suspend|resume|rewind}?reason=
+//	POST   instances/{id}/restart?restartWithNewInstanceId=
 func (a *API) Handle(ctx context.Context, req *handler.Request) *handler.Response {
 	rest, ok := req.Params["path"]
 	if !ok {
 		rest = strings.TrimPrefix(req.URL.Path, a.opts.BasePath)
 	}
 	segs := splitPath(rest)
+	n := len(segs)
 	switch {
-	case len(segs) == 2 && strings.EqualFold(segs[0], "instances"):
-		if req.Method != http.MethodGet {
-			return methodNotAllowed(req.Method, "GET")
+	case n >= 2 && n <= 3 && strings.EqualFold(segs[0], "orchestrators"):
+		if req.Method != http.MethodPost {
+			return methodNotAllowed(req.Method, "POST")
 		}
-		return a.getStatus(ctx, req, segs[1])
+		id := ""
+		if n == 3 {
+			id = segs[2]
+		}
+		return a.start(ctx, req, segs[1], id)
+	case n == 1 && strings.EqualFold(segs[0], "instances"):
+		switch req.Method {
+		case http.MethodGet:
+			return a.list(ctx, req)
+		case http.MethodDelete:
+			return a.purgeMany(ctx, req)
+		}
+		return methodNotAllowed(req.Method, "GET", "DELETE")
+	case n == 2 && strings.EqualFold(segs[0], "instances"):
+		switch req.Method {
+		case http.MethodGet:
+			return a.getStatus(ctx, req, segs[1])
+		case http.MethodDelete:
+			return a.purgeOne(ctx, segs[1])
+		}
+		return methodNotAllowed(req.Method, "GET", "DELETE")
+	case n == 4 && strings.EqualFold(segs[0], "instances") && strings.EqualFold(segs[2], "raiseEvent"):
+		if req.Method != http.MethodPost {
+			return methodNotAllowed(req.Method, "POST")
+		}
+		return a.raiseEvent(ctx, req, segs[1], segs[3])
+	case n == 3 && strings.EqualFold(segs[0], "instances"):
+		if req.Method != http.MethodPost {
+			return methodNotAllowed(req.Method, "POST")
+		}
+		return a.operation(ctx, req, segs[1], strings.ToLower(segs[2]))
 	}
 	return handler.Error(http.StatusNotFound, CodeUnknownRoute,
 		"no management API operation at "+req.Method+" "+a.opts.BasePath+"/"+strings.Join(segs, "/"))
+}
+
+// start serves POST orchestrators/{name}[/{instanceId}].
+func (a *API) start(ctx context.Context, req *handler.Request, name, id string) *handler.Response {
+	timeout, interval, errResp := waitParams(req.Query)
+	if errResp != nil {
+		return errResp
+	}
+	got, err := a.c.StartNew(ctx, name, client.StartOptions{InstanceID: id, RawInput: strings.TrimSpace(string(req.Body))})
+	if err != nil {
+		return a.clientError(err)
+	}
+	return a.WaitOrCheckStatus(ctx, req, got, timeout, interval)
+}
+
+// waitParams reads the timeout and pollingInterval query parameters
+// (seconds); both are needed for the wait form.
+func waitParams(q url.Values) (time.Duration, time.Duration, *handler.Response) {
+	ts, ps := q.Get("timeout"), q.Get("pollingInterval")
+	if ts == "" && ps == "" {
+		return 0, 0, nil
+	}
+	parse := func(name, v string) (time.Duration, *handler.Response) {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f <= 0 || f > 3600 {
+			return 0, handler.Error(http.StatusBadRequest, CodeBadRequest,
+				fmt.Sprintf("query parameter %s=%q: want a number of seconds between 0 and 3600", name, v))
+		}
+		return time.Duration(f * float64(time.Second)), nil
+	}
+	if ts == "" || ps == "" {
+		return 0, 0, handler.Error(http.StatusBadRequest, CodeBadRequest, "the wait form needs both timeout and pollingInterval (seconds)")
+	}
+	t, r := parse("timeout", ts)
+	if r != nil {
+		return 0, 0, r
+	}
+	p, r := parse("pollingInterval", ps)
+	if r != nil {
+		return 0, 0, r
+	}
+	return t, p, nil
+}
+
+// WaitOrCheckStatus waits up to timeout for the instance to finish: a
+// Completed instance answers 200 with its output, Failed 500 and
+// Terminated/Canceled 200 with the status; an instance still running (or
+// timeout 0) gets the 202 check-status response.
+func (a *API) WaitOrCheckStatus(ctx context.Context, req *handler.Request, id string, timeout, interval time.Duration) *handler.Response {
+	if timeout <= 0 {
+		return a.CheckStatusResponse(req, id)
+	}
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	st, err := a.c.WaitForCompletion(wctx, id, interval)
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return a.CheckStatusResponse(req, id)
+	case err != nil:
+		return a.clientError(err)
+	case st.Status == history.StatusCompleted:
+		return &handler.Response{StatusCode: http.StatusOK, Header: http.Header{"Content-Type": {"application/json; charset=utf-8"}}, Body: rawJSON(st.Output)}
+	case st.Status == history.StatusFailed:
+		return handler.JSON(http.StatusInternalServerError, NewStatusPayload(st, true))
+	}
+	return handler.JSON(http.StatusOK, NewStatusPayload(st, true))
+}
+
+// list serves GET instances.
+func (a *API) list(ctx context.Context, req *handler.Request) *handler.Response {
+	q, errResp := parseQuery(req.Query, true)
+	if errResp != nil {
+		return errResp
+	}
+	q.Continuation = req.Header.Get("x-ms-continuation-token")
+	rows, next, err := a.c.ListInstances(ctx, q)
+	if err != nil {
+		if strings.Contains(err.Error(), "continuation") {
+			return handler.Error(http.StatusBadRequest, CodeBadRequest, "header x-ms-continuation-token: "+err.Error())
+		}
+		return a.clientError(err)
+	}
+	out := make([]StatusPayload, 0, len(rows))
+	for _, st := range rows {
+		out = append(out, NewStatusPayload(st, q.WithInput))
+	}
+	resp := handler.JSON(http.StatusOK, out)
+	if next != "" {
+		resp.Header.Set("x-ms-continuation-token", next)
+	}
+	return resp
+}
+
+// MaxPageSize is the largest page (top) the list operation accepts.
+const MaxPageSize = 1000
+
+// parseQuery reads the instance filters of list and purge requests.
+func parseQuery(v url.Values, paging bool) (client.Query, *handler.Response) {
+	q := client.Query{WithInput: boolParam(v, "showInput", true), InstanceIDPrefix: v.Get("instanceIdPrefix")}
+	for _, list := range v["runtimeStatus"] {
+		for _, name := range strings.Split(list, ",") {
+			name = strings.TrimSpace(name)
+			if name == "" {
+				continue
+			}
+			s, err := history.ParseStatus(name)
+			if err != nil {
+				return q, handler.Error(http.StatusBadRequest, CodeBadRequest,
+					fmt.Sprintf("query parameter runtimeStatus: unknown status %q (use Pending, Running, Completed, ContinuedAsNew, Failed, Canceled, Terminated, Suspended)", name))
+			}
+			q.Statuses = append(q.Statuses, s)
+		}
+	}
+	for _, p := range []struct {
+		name string
+		dst  *time.Time
+	}{{"createdTimeFrom", &q.CreatedFrom}, {"createdTimeTo", &q.CreatedTo}} {
+		if s := v.Get(p.name); s != "" {
+			t, err := parseTime(s)
+			if err != nil {
+				return q, handler.Error(http.StatusBadRequest, CodeBadRequest,
+					fmt.Sprintf("query parameter %s=%q is not a date (use ISO 8601, e.g. 2026-01-02T15:04:05Z)", p.name, s))
+			}
+			*p.dst = t
+		}
+	}
+	if !q.CreatedFrom.IsZero() && !q.CreatedTo.IsZero() && q.CreatedTo.Before(q.CreatedFrom) {
+		return q, handler.Error(http.StatusBadRequest, CodeBadRequest, "createdTimeTo is before createdTimeFrom")
+	}
+	if s := v.Get("top"); s != "" && paging {
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 || n > MaxPageSize {
+			return q, handler.Error(http.StatusBadRequest, CodeBadRequest,
+				fmt.Sprintf("query parameter top=%q: want a whole number from 1 to %d", s, MaxPageSize))
+		}
+		q.PageSize = int32(n)
+	}
+	return q, nil
+}
+
+// parseTime accepts ISO 8601 / RFC 3339 dates, with or without an offset
+// (then UTC) or time of day.
+func parseTime(s string) (time.Time, error) {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.9999999", "2006-01-02T15:04:05", "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("not a date: %q", s)
+}
+
+// purgeOne serves DELETE instances/{id}.
+func (a *API) purgeOne(ctx context.Context, id string) *handler.Response {
+	if err := a.c.Purge(ctx, id); err != nil {
+		return a.clientError(err)
+	}
+	return handler.JSON(http.StatusOK, map[string]int{"instancesDeleted": 1})
+}
+
+// purgeMany serves DELETE instances?createdTimeFrom=...
+func (a *API) purgeMany(ctx context.Context, req *handler.Request) *handler.Response {
+	if req.Query.Get("createdTimeFrom") == "" {
+		return handler.Error(http.StatusBadRequest, CodeBadRequest, "Please provide value for 'createdTimeFrom'")
+	}
+	q, errResp := parseQuery(req.Query, false)
+	if errResp != nil {
+		return errResp
+	}
+	n, err := a.c.PurgeBy(ctx, q)
+	if err != nil {
+		return a.clientError(err)
+	}
+	if n == 0 {
+		return handler.Error(http.StatusNotFound, CodeNotFound, "no finished instance matches the filter")
+	}
+	return handler.JSON(http.StatusOK, map[string]int{"instancesDeleted": n})
+}
+
+// raiseEvent serves POST instances/{id}/raiseEvent/{name}.
+func (a *API) raiseEvent(ctx context.Context, req *handler.Request, id, name string) *handler.Response {
+	body := strings.TrimSpace(string(req.Body))
+	if ct := req.Header.Get("Content-Type"); body != "" && ct != "" && !strings.Contains(strings.ToLower(ct), "json") {
+		return handler.Error(http.StatusBadRequest, CodeBadInput, "the event data must be JSON (Content-Type application/json), not "+ct)
+	}
+	if err := a.c.RaiseEvent(ctx, id, name, body); err != nil {
+		return a.clientError(err)
+	}
+	return &handler.Response{StatusCode: http.StatusAccepted}
+}
+
+// operation serves POST instances/{id}/{op}.
+func (a *API) operation(ctx context.Context, req *handler.Request, id, op string) *handler.Response {
+	reason := req.Query.Get("reason")
+	var err error
+	switch op {
+	case "terminate":
+		err = a.c.Terminate(ctx, id, reason)
+	case "suspend":
+		err = a.c.Suspend(ctx, id, reason)
+	case "resume":
+		err = a.c.Resume(ctx, id, reason)
+	case "rewind":
+		err = a.c.Rewind(ctx, id, reason)
+	case "restart":
+		timeout, interval, errResp := waitParams(req.Query)
+		if errResp != nil {
+			return errResp
+		}
+		newID := boolParam(req.Query, "restartWithNewInstanceId", true)
+		got, err := a.c.Restart(ctx, id, newID)
+		if err != nil {
+			return a.clientError(err)
+		}
+		return a.WaitOrCheckStatus(ctx, req, got, timeout, interval)
+	default:
+		return handler.Error(http.StatusNotFound, CodeUnknownRoute,
+			fmt.Sprintf("unknown instance operation %q (use raiseEvent, terminate, suspend, resume, rewind or restart)", op))
+	}
+	if err != nil {
+		return a.clientError(err)
+	}
+	return &handler.Response{StatusCode: http.StatusAccepted}
 }
 
 func methodNotAllowed(method string, allowed ...string) *handler.Response {
@@ -180,8 +446,12 @@ func (a *API) clientError(err error) *handler.Response {
 		return handler.Error(http.StatusBadRequest, CodeBadInput, err.Error())
 	case errors.Is(err, client.ErrUnknownOrchestrator):
 		return handler.Error(http.StatusNotFound, CodeNoOrchestrator, err.Error())
-	case errors.Is(err, client.ErrInstanceExists):
+	case errors.Is(err, client.ErrInstanceExists), errors.Is(err, client.ErrInstanceRunning):
 		return handler.Error(http.StatusConflict, CodeConflict, err.Error())
+	case errors.Is(err, client.ErrInstanceFinished):
+		return handler.Error(http.StatusGone, CodeGone, err.Error())
+	case errors.Is(err, client.ErrNotFailed):
+		return handler.Error(http.StatusPreconditionFailed, CodeNotFailed, err.Error())
 	}
 	a.log.Error("management API storage error", "err", err)
 	return handler.Error(http.StatusInternalServerError, CodeInternal, "storage error: "+err.Error())

@@ -365,6 +365,13 @@ func (c *Client) send(ctx context.Context, id string, ev history.Event) error {
 		return fmt.Errorf("%w: instance %q is %s", ErrInstanceFinished, id, st.Status)
 	}
 	msg := backend.Message{Event: ev, Target: history.OrchestrationInstance{InstanceID: id}, ActivityID: NewID()}
+	return c.deliver(ctx, id, msg)
+}
+
+// deliver sends a control message, handing it to the local engine when it
+// owns the instance's partition.
+func (c *Client) deliver(ctx context.Context, id string, msg backend.Message) error {
+	ev := msg.Event
 	local := c.local != nil && c.local.OwnsPartitionOf(id)
 	delay := time.Duration(0)
 	if local {
@@ -380,4 +387,101 @@ func (c *Client) send(ctx context.Context, id string, ev history.Event) error {
 		}
 	}
 	return nil
+}
+
+// ErrInstanceRunning: the operation needs a finished instance.
+var ErrInstanceRunning = errors.New("instance is still running")
+
+// ErrNotFailed: rewind applies to failed instances only.
+var ErrNotFailed = errors.New("instance has not failed")
+
+// Query filters ListInstances and PurgeBy.
+type Query = backend.InstanceQuery
+
+// ListInstances returns one page of instances matching q and the
+// continuation for the next page ("" on the last page).
+func (c *Client) ListInstances(ctx context.Context, q Query) ([]Status, string, error) {
+	return c.be.QueryInstances(ctx, q)
+}
+
+// Purge deletes everything stored about a finished instance: its status,
+// history and large payloads. A Pending, Running or Suspended instance is
+// refused with ErrInstanceRunning (terminate it first).
+func (c *Client) Purge(ctx context.Context, id string) error {
+	st, err := c.GetStatus(ctx, id, false)
+	if err != nil {
+		return err
+	}
+	if !st.Status.IsTerminal() {
+		return fmt.Errorf("%w: instance %q is %s; terminate it before purging", ErrInstanceRunning, id, st.Status)
+	}
+	return c.be.PurgeInstance(ctx, id)
+}
+
+// PurgeBy purges every finished instance matching q (non-terminal statuses
+// in q are refused) and returns how many it deleted.
+func (c *Client) PurgeBy(ctx context.Context, q Query) (int, error) {
+	if len(q.Statuses) == 0 {
+		q.Statuses = []history.OrchestrationStatus{history.StatusCompleted, history.StatusFailed, history.StatusTerminated, history.StatusCanceled}
+	}
+	for _, s := range q.Statuses {
+		if !s.IsTerminal() {
+			return 0, fmt.Errorf("%w: only finished instances can be purged, not %s ones", ErrInvalidInput, s)
+		}
+	}
+	q.Continuation, q.WithInput = "", false
+	n := 0
+	for {
+		page, next, err := c.be.QueryInstances(ctx, q)
+		if err != nil {
+			return n, err
+		}
+		for _, st := range page {
+			if err := c.be.PurgeInstance(ctx, st.InstanceID); err != nil && !errors.Is(err, backend.ErrNotFound) {
+				return n, err
+			}
+			n++
+		}
+		if next == "" {
+			return n, nil
+		}
+		q.Continuation = next
+	}
+}
+
+// Rewind makes a Failed instance run its failed activities and
+// sub-orchestrations again, keeping every step that succeeded.
+func (c *Client) Rewind(ctx context.Context, id, reason string) error {
+	st, err := c.GetStatus(ctx, id, false)
+	if err != nil {
+		return err
+	}
+	switch {
+	case st.Status == history.StatusFailed:
+	case st.Status.IsTerminal():
+		return fmt.Errorf("%w: instance %q is %s", ErrInstanceFinished, id, st.Status)
+	default:
+		return fmt.Errorf("%w: instance %q is %s; only failed instances can be rewound", ErrNotFailed, id, st.Status)
+	}
+	ev := history.NewEvent(history.ExecutionRewound, time.Now())
+	ev.Reason = reason
+	ev.InstanceID = id
+	msg := backend.Message{Event: ev, Target: history.OrchestrationInstance{InstanceID: id}, ActivityID: NewID()}
+	return c.deliver(ctx, id, msg)
+}
+
+// Restart starts a finished (or any, with newID) instance again with the
+// same orchestrator and input: under a new generated ID when newID is
+// true, else under the same ID (which must have finished). It returns the
+// ID of the new instance.
+func (c *Client) Restart(ctx context.Context, id string, newID bool) (string, error) {
+	st, err := c.GetStatus(ctx, id, true)
+	if err != nil {
+		return "", err
+	}
+	opts := StartOptions{RawInput: st.Input}
+	if !newID {
+		opts.InstanceID = id
+	}
+	return c.StartNew(ctx, st.Name, opts)
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -140,33 +141,55 @@ func callWith[Out any](ctx *Context, kind, name, in string, encErr error, opts [
 				return
 			}
 			failures++
-			if !shouldRetry(&policy, a.err, failures, first, ctx.currentTime) {
-				ctx.ex.completeTask(user, "", a.err)
+			if retry, final := shouldRetry(&policy, a.err, failures, first, ctx.currentTime); !retry {
+				ctx.ex.completeTask(user, "", final)
 				return
 			}
-			timer := ctx.ex.newTimer(ctx.currentTime.Add(policy.delay(failures)))
-			timer.onDone = append(timer.onDone, run)
+			// A durable timer like CreateTimer's: waits longer than
+			// MaxTimerLeg are chained.
+			timer := ctx.CreateTimer(ctx.currentTime.Add(policy.delay(failures)))
+			timer.t.onDone = append(timer.t.onDone, run)
 		})
 	}
 	run()
 	return &Task[Out]{ctx: ctx, t: user}
 }
 
-func shouldRetry(p *RetryPolicy, err error, failures int, first, now time.Time) bool {
+// shouldRetry decides whether to retry after the failures-th failure err.
+// If not, final is the error the call fails with: err, or a *PanicError if
+// the policy's Handle panicked (Handle runs on the executor's goroutine, so
+// its panic must not escape into the engine).
+func shouldRetry(p *RetryPolicy, err error, failures int, first, now time.Time) (retry bool, final error) {
 	if failures >= p.MaxAttempts {
-		return false
+		return false, err
 	}
 	if p.RetryTimeout > 0 && !now.Before(first.Add(p.RetryTimeout)) {
-		return false
+		return false, err
 	}
 	var tf *TaskFailedError
 	if errors.As(err, &tf) && tf.Failure.IsNonRetriable {
-		return false
+		return false, err
 	}
-	if p.Handle != nil && !p.Handle(err) {
-		return false
+	if p.Handle != nil {
+		ok, perr := callHandle(p.Handle, err)
+		if perr != nil {
+			return false, perr
+		}
+		if !ok {
+			return false, err
+		}
 	}
-	return true
+	return true, nil
+}
+
+// callHandle runs a RetryPolicy.Handle, turning a panic into a *PanicError.
+func callHandle(handle func(error) bool, err error) (ok bool, perr error) {
+	defer func() {
+		if r := recover(); r != nil {
+			perr = &PanicError{Value: fmt.Sprintf("RetryPolicy.Handle: %v", r), Stack: string(debug.Stack())}
+		}
+	}()
+	return handle(err), nil
 }
 
 // MaxTimerLeg is the longest single durable timer: longer timers are

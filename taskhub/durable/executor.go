@@ -223,6 +223,9 @@ func (e *Executor) apply(ev history.Event, replaying bool) error {
 		}
 		e.ctx.name = ev.Name
 		e.ctx.input = ev.Input
+		if e.completion != nil {
+			return nil // terminated before it started: the code never runs
+		}
 		e.startCoroutine()
 		return nil
 	case history.TaskScheduled, history.TimerCreated, history.SubOrchestrationInstanceCreated, history.EventSent:
@@ -318,7 +321,7 @@ func (e *Executor) matchAction(pos int, ev history.Event) error {
 		e.pending = append(e.pending[:i], e.pending[i+1:]...)
 		return nil
 	}
-	produced := "no such action"
+	produced := "nothing" // as documented on NonDeterminismError.Produced
 	if len(e.pending) > 0 {
 		produced = describe(e.pending[0])
 	} else if e.completion != nil {

@@ -135,6 +135,7 @@ type batchPlan struct {
 	drop    []*inbound
 	later   []*inbound
 	recover []*inbound // anchors of the current execution that reappeared
+	rewind  *inbound   // a rewind request for a failed instance
 	flush   bool
 }
 
@@ -165,6 +166,10 @@ func (e *Engine) processBatch(inst *instance, batch []*inbound) {
 	for _, in := range plan.recover {
 		e.recoverFrom(ctx, inst, in)
 	}
+	if plan.rewind != nil {
+		e.rewind(ctx, inst, plan.rewind)
+		return
+	}
 	if plan.start == nil && len(plan.apply) == 0 {
 		if plan.flush {
 			e.flushRow(ctx, inst)
@@ -172,6 +177,95 @@ func (e *Engine) processBatch(inst *instance, batch []*inbound) {
 		return
 	}
 	e.episode(ctx, inst, plan)
+}
+
+// rewind makes a failed instance run its failed steps again: a new
+// execution whose history is the old one without the failed calls'
+// scheduling and failure events and without the failed completion, so the
+// replayed code schedules those calls anew while every successful step
+// keeps its recorded result.
+func (e *Engine) rewind(ctx context.Context, inst *instance, in *inbound) {
+	h, err := e.be.LoadHistory(ctx, inst.id)
+	if err != nil {
+		e.log.Warn("could not load history to rewind; retrying", "instance", inst.id, "err", err)
+		e.held.release(ctx, in.ack, time.Second)
+		return
+	}
+	failed := map[int32]bool{}
+	for _, ev := range h.Events {
+		if ev.Type == history.TaskFailed || ev.Type == history.SubOrchestrationInstanceFailed {
+			failed[ev.TaskScheduledID] = true
+		}
+	}
+	replaced := h.ExecutionID
+	execID := newID()
+	var kept []history.Event
+	for _, ev := range h.Events {
+		switch {
+		case ev.Type == history.TaskFailed, ev.Type == history.SubOrchestrationInstanceFailed, isTerminalEvent(ev):
+			continue
+		case (ev.Type == history.TaskScheduled || ev.Type == history.SubOrchestrationInstanceCreated) && failed[ev.EventID]:
+			continue
+		case ev.Type == history.ExecutionStarted:
+			ev.Instance.ExecutionID = execID
+			start := ev
+			inst.start = &start
+		}
+		kept = append(kept, ev)
+	}
+	if inst.start == nil {
+		e.dropped(in, "its history has no start")
+		e.held.remove(ctx, in.ack)
+		return
+	}
+	inst.closeExecutor()
+	inst.executionID, inst.terminal, inst.completion = execID, false, nil
+	inst.outstanding, inst.local, inst.episodes = map[int32]history.Event{}, nil, 0
+	inst.ex = e.newExecutor(inst, inst.start.Name)
+	if err := inst.ex.Replay(kept); err != nil {
+		e.log.Error("replay disagrees with history while rewinding; the instance will fail again", "instance", inst.id, "err", err)
+	}
+	rew := history.NewEvent(history.ExecutionRewound, now())
+	rew.Reason, rew.InstanceID = in.msg.Event.Reason, inst.id
+	newEvents := []history.Event{history.NewEvent(history.OrchestratorStarted, rew.Timestamp), rew}
+	actions, err := inst.ex.Run(newEvents)
+	if err != nil {
+		e.log.Error("orchestration failed its determinism check", "instance", inst.id, "err", err)
+	}
+	startLocal, cancelLocal, err := e.sendActions(ctx, inst, actions)
+	if err != nil {
+		inst.forget()
+		e.held.release(ctx, in.ack, time.Second)
+		return
+	}
+	all := append(append(kept, newEvents...), actions...)
+	all = append(all, history.NewEvent(history.OrchestratorCompleted, now()))
+	etag, err := e.be.AppendHistory(ctx, inst.id, execID, 0, all, h.ETag)
+	if err != nil {
+		cancelLocal()
+		e.log.Warn("could not write the rewound history; retrying", "instance", inst.id, "err", err)
+		inst.forget()
+		e.held.release(ctx, in.ack, time.Second)
+		return
+	}
+	inst.etag, inst.historyLen = etag, len(all)
+	startLocal()
+	inst.customStatus = inst.ex.CustomStatus()
+	completion := findCompletion(actions)
+	if completion != nil {
+		inst.terminal, inst.completion = true, completion
+	}
+	inst.row = nil
+	if err := e.writeRow(ctx, inst, completion, replaced); err != nil {
+		e.log.Warn("could not update the Instances row after a rewind", "instance", inst.id, "err", err)
+	}
+	e.log.Info("rewound a failed instance", "instance", inst.id, "failedCalls", len(failed), "execution", execID)
+	e.background(func(ctx context.Context) { e.held.remove(ctx, in.ack) })
+	e.dropAnchorIfIdle(inst)
+	if completion != nil {
+		inst.closeExecutor()
+		e.notifyTerminal(*inst.row)
+	}
 }
 
 // anchorData marks the GenericEvent messages used as recovery anchors.
@@ -332,6 +426,14 @@ func (e *Engine) plan(ctx context.Context, inst *instance, batch []*inbound) bat
 					p.later = append(p.later, in)
 				}
 			}
+		case history.ExecutionRewound:
+			if inst.terminal && inst.completion != nil && inst.completion.Status == history.StatusFailed && p.rewind == nil {
+				p.rewind = in
+				continue
+			}
+			e.dropped(in, "only a failed instance can be rewound")
+			p.drop = append(p.drop, in)
+			continue
 		case history.GenericEvent:
 			if ev.Data == anchorData {
 				e.dropped(in, "an anchor of an execution that is not current")

@@ -1,7 +1,11 @@
-// Command crashapp is a function app for the crash-recovery test: its
-// orchestrator calls Step for "one", "two", "three", and Step("two") blocks
-// until the test creates a "release" file, so the test can SIGKILL the
-// process at a known point in the middle of an orchestration.
+// Command testapp is the function app of the end-to-end tests:
+//   - CrashTest calls Step for "one", "two", "three", and Step("two") blocks
+//     until the test creates a "release" file, so the test can SIGKILL the
+//     process at a known point in the middle of an orchestration;
+//   - Waiter waits for the event "Go" and returns its payload;
+//   - Echo returns its input;
+//   - Flaky calls an activity that fails until the test creates a
+//     "heal" file (for rewind).
 package main
 
 import (
@@ -60,8 +64,30 @@ var crashTest = durable.NewOrchestrator("CrashTest", func(ctx *durable.Context, 
 	return out, nil
 })
 
+var waiter = durable.NewOrchestrator("Waiter", func(ctx *durable.Context, _ any) (any, error) {
+	return durable.WaitForExternalEvent[any](ctx, "Go").Await()
+})
+
+var echo = durable.NewOrchestrator("Echo", func(ctx *durable.Context, in any) (any, error) { return in, nil })
+
+var fragile = durable.NewActivity("Fragile", func(ctx context.Context, _ any) (string, error) {
+	if _, err := os.Stat(filepath.Join(os.Getenv("CRASHTEST_DIR"), "heal")); err != nil {
+		return "", errors.New("not healed yet")
+	}
+	return "healed", nil
+})
+
+var flaky = durable.NewOrchestrator("Flaky", func(ctx *durable.Context, _ any) (string, error) {
+	first, err := step.Call(ctx, "before").Await()
+	if err != nil {
+		return "", err
+	}
+	second, err := fragile.Call(ctx, nil).Await()
+	return first + ", " + second, err
+})
+
 func main() {
 	funcapp.Main(func(app *funcapp.App) error {
 		return app.Handler.HandleHTTP("HttpStart", httpstart.New(app.Client, app.API))
-	}, crashTest, step)
+	}, crashTest, step, waiter, echo, fragile, flaky)
 }
