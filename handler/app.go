@@ -47,6 +47,9 @@ type Options struct {
 	// ShutdownTimeout bounds the graceful shutdown of Run and Serve once
 	// their context is cancelled. 0 means 10 seconds.
 	ShutdownTimeout time.Duration
+	// FunctionKey, when set, is required in standalone mode by every
+	// function whose authLevel is not anonymous (401 otherwise).
+	FunctionKey string
 }
 
 // App is a Functions custom handler: the function.json declarations of an
@@ -56,6 +59,7 @@ type App struct {
 	log      *slog.Logger
 	maxBody  int64
 	shutdown time.Duration
+	key      string
 	router   *Router
 
 	mu          sync.RWMutex
@@ -91,6 +95,7 @@ func New(opts Options) (*App, error) {
 		log:         opts.Logger,
 		maxBody:     opts.MaxRequestBodyBytes,
 		shutdown:    opts.ShutdownTimeout,
+		key:         opts.FunctionKey,
 		router:      router,
 		httpFuncs:   map[string]HTTPFunc{},
 		invokeFuncs: map[string]InvocationFunc{},

@@ -64,6 +64,8 @@ const (
 	CodeInternal = "InternalError"
 	// CodeInvalidInvocation: the host's invocation payload could not be decoded.
 	CodeInvalidInvocation = "InvalidInvocation"
+	// CodeUnauthorized: the function key is missing or wrong (standalone mode).
+	CodeUnauthorized = "Unauthorized"
 )
 
 // ErrorBody is the JSON shape of every error response the handler produces:

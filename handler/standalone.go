@@ -2,6 +2,7 @@ package handler
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"io"
@@ -37,6 +38,10 @@ func (a *App) serveStandalone(w http.ResponseWriter, r *http.Request) {
 		writeResponse(w, resp)
 		return
 	}
+	if !a.authorized(m.Function, r) {
+		writeResponse(w, Error(http.StatusUnauthorized, CodeUnauthorized, "a valid function key is required (x-functions-key header or code query parameter)"))
+		return
+	}
 	body, err := readBody(w, r, a.maxBody)
 	if err != nil {
 		var tooLarge *http.MaxBytesError
@@ -59,6 +64,21 @@ func (a *App) serveStandalone(w http.ResponseWriter, r *http.Request) {
 		Body:   body,
 	}
 	writeResponse(w, a.callHTTP(r.Context(), m.Function, req))
+}
+
+// authorized checks the function key in standalone mode: when a key is
+// configured, every function whose authLevel is not anonymous needs it, in
+// the x-functions-key header or the code query parameter (the header wins),
+// as the Functions host does. (Under the host, the host checks keys.)
+func (a *App) authorized(f FunctionInfo, r *http.Request) bool {
+	if a.key == "" || strings.EqualFold(f.AuthLevel, "anonymous") {
+		return true
+	}
+	given := r.Header.Get("x-functions-key")
+	if given == "" {
+		given = r.URL.Query().Get("code")
+	}
+	return subtle.ConstantTimeCompare([]byte(given), []byte(a.key)) == 1
 }
 
 func (a *App) tooLarge() *Response {

@@ -28,6 +28,7 @@ const (
 	SettingLeaseInterval       = "DURABLE_LEASE_INTERVAL"
 	SettingStatusFlushDelay    = "DURABLE_STATUS_FLUSH_DELAY"
 	SettingLogLevel            = "DURABLE_LOG_LEVEL"
+	SettingFunctionKey         = "DURABLE_FUNCTION_KEY"
 	envCustomHandlerPort       = "FUNCTIONS_CUSTOMHANDLER_PORT"
 	envAppRoot                 = "FUNCTIONS_APP_ROOT_PATH"
 	defaultHubName             = "TestHubName"
@@ -51,6 +52,7 @@ type Config struct {
 	LeaseInterval     time.Duration
 	StatusFlushDelay  time.Duration
 	LogLevel          slog.Level
+	FunctionKey       string // required by non-anonymous functions in standalone mode
 }
 
 // LoadConfig parses flags (-addr, -root) and settings. getenv reads the
@@ -98,6 +100,7 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 		cfg.HubName = defaultHubName
 	}
 	cfg.WorkerID = get(SettingWorkerID)
+	cfg.FunctionKey = get(SettingFunctionKey)
 	var errs []error
 	intSetting := func(name string, dst *int) {
 		if v := get(name); v != "" {

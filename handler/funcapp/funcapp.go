@@ -44,7 +44,7 @@ func New(cfg Config, log *slog.Logger, defs ...durable.Definition) (*App, error)
 	if err := reg.Add(defs...); err != nil {
 		return nil, err
 	}
-	h, err := handler.New(handler.Options{AppRoot: cfg.AppRoot, Logger: log})
+	h, err := handler.New(handler.Options{AppRoot: cfg.AppRoot, Logger: log, FunctionKey: cfg.FunctionKey})
 	if err != nil {
 		return nil, err
 	}
