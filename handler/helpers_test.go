@@ -12,7 +12,7 @@ import (
 
 // writeApp creates an app root with the given host.json and function.json
 // files (folder name -> content) and returns its path.
-func writeApp(t *testing.T, hostJSON string, functions map[string]string) string {
+func writeApp(t testing.TB, hostJSON string, functions map[string]string) string {
 	t.Helper()
 	root := t.TempDir()
 	if hostJSON != "" {
