@@ -11,10 +11,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"sort"
 	"strings"
@@ -24,11 +27,15 @@ import (
 
 	hello "github.com/go-durable/durablefunctions/Hello"
 	orchestrator "github.com/go-durable/durablefunctions/Orchestrator"
+	"github.com/go-durable/durablefunctions/handler"
+	"github.com/go-durable/durablefunctions/handler/durableapi"
 	"github.com/go-durable/durablefunctions/internal/azuritetest"
 	"github.com/go-durable/durablefunctions/taskhub/azurestorage"
+	"github.com/go-durable/durablefunctions/taskhub/backend"
 	"github.com/go-durable/durablefunctions/taskhub/client"
 	"github.com/go-durable/durablefunctions/taskhub/durable"
 	"github.com/go-durable/durablefunctions/taskhub/engine"
+	"github.com/go-durable/durablefunctions/taskhub/history"
 )
 
 func main() {
@@ -47,6 +54,7 @@ func run() error {
 	chain := flag.Int("chain", 50, "activities called in sequence by one orchestration")
 	fan := flag.Int("fan", 200, "activities fanned out to by one orchestration")
 	repeat := flag.Int("repeat", 5, "runs of the chain and fan-out orchestrations")
+	listN := flag.Int("list", 10000, "instances to create and list through the management API (0 skips)")
 	dataDir := flag.String("azurite-dir", "", "parent directory for the private Azurite's data (default: the system temp dir; /dev/shm keeps it in RAM)")
 	flag.Parse()
 
@@ -162,6 +170,12 @@ func run() error {
 	fmt.Printf("one orchestration fanning out to %d activities and in again (%d runs)\n", *fan, *repeat)
 	fmt.Printf("  wall: median %s  min %s  max %s\n", pct(fanWall, 50), pct(fanWall, 0), pct(fanWall, 100))
 
+	if *listN > 0 {
+		if err := benchList(ctx, store, c, hub, *listN); err != nil {
+			return err
+		}
+	}
+
 	st := eng.Stats()
 	fmt.Printf("\nengine: %d episodes, %d activities, %d dropped, %d deferred, %d checkpoint retries\n",
 		st.Episodes, st.ActivitiesRun, st.DroppedMessages, st.DeferredMessages, st.CheckpointRetries)
@@ -204,6 +218,95 @@ func runShape(ctx context.Context, c *client.Client, name string, n int) (time.D
 		return 0, fmt.Errorf("%s ended %s with output %s", name, st.Status, st.Output)
 	}
 	return time.Since(begin), nil
+}
+
+// benchList fills the Instances table with n rows (a quarter Running, the
+// rest Completed) and lists the Running ones through the management API,
+// page by page, as a client would.
+func benchList(ctx context.Context, store *azurestorage.Store, c *client.Client, hub string, n int) error {
+	root, err := azuritetest.ModuleRoot()
+	if err != nil {
+		return err
+	}
+	fill := time.Now()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, 32)
+	created := time.Now().UTC()
+	for w := 0; w < 32; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				st := history.StatusCompleted
+				if i%4 == 0 {
+					st = history.StatusRunning
+				}
+				row := backend.InstanceState{InstanceID: fmt.Sprintf("list-%06d", i), Name: "Orchestrator", ExecutionID: client.NewID(),
+					Status: st, CreatedTime: created, LastUpdatedTime: created, Input: `"x"`}
+				if _, err := store.CreateInstance(ctx, row); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		return err
+	}
+	fillTime := time.Since(fill)
+
+	h, err := handler.New(handler.Options{AppRoot: root, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		return err
+	}
+	api := durableapi.New(c, durableapi.Options{BasePath: "/api/durabletask", HubName: hub})
+	if err := h.HandleHTTP("DurableTaskAPI", api.Handle); err != nil {
+		return err
+	}
+	srv := httptest.NewServer(h.StandaloneHandler())
+	defer srv.Close()
+
+	begin := time.Now()
+	var first time.Duration
+	token, pages, found := "", 0, 0
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/api/durabletask/instances?runtimeStatus=Running&top=1000&showInput=false", nil)
+		if token != "" {
+			req.Header.Set("x-ms-continuation-token", token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		var page []json.RawMessage
+		err = json.NewDecoder(resp.Body).Decode(&page)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("list page %d: status %d, %v", pages, resp.StatusCode, err)
+		}
+		if pages == 0 {
+			first = time.Since(begin)
+		}
+		pages++
+		found += len(page)
+		if token = resp.Header.Get("x-ms-continuation-token"); token == "" {
+			break
+		}
+	}
+	total := time.Since(begin)
+	fmt.Printf("\nlisting Running instances among %d through the management API (filled in %s)\n", n, fillTime.Round(time.Millisecond))
+	fmt.Printf("  %d found in %d pages: first page %s, total %s\n", found, pages, first.Round(time.Millisecond), total.Round(time.Millisecond))
+	if found != (n+3)/4 {
+		return fmt.Errorf("listed %d Running instances, want %d", found, (n+3)/4)
+	}
+	return nil
 }
 
 // runOne starts one sample orchestration and waits for it.
