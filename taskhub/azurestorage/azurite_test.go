@@ -23,15 +23,26 @@ import (
 
 func TestMain(m *testing.M) { azuritetest.Main(m) }
 
-// countingTransport counts the HTTP requests that reach the network.
+// countingTransport counts the HTTP requests that reach the network, and
+// separately those to the large-message blob container.
 type countingTransport struct {
-	n    atomic.Int64
-	base http.RoundTripper
+	n, blob atomic.Int64
+	base    http.RoundTripper
 }
 
 func (c *countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	c.n.Add(1)
+	if strings.Contains(req.URL.Path, "-largemessages") {
+		c.blob.Add(1)
+	}
 	return c.base.RoundTrip(req)
+}
+
+// blobCalls returns the number of requests made by f, all and to blobs.
+func (c *countingTransport) blobCalls(f func()) (all, blob int64) {
+	n, b := c.n.Load(), c.blob.Load()
+	f()
+	return c.n.Load() - n, c.blob.Load() - b
 }
 
 // calls returns the number of requests made by f.
@@ -328,8 +339,8 @@ func TestPoisonMessagesAreParked(t *testing.T) {
 		if p.DequeueCount != 1 || p.Reason == nil {
 			t.Errorf("poison %+v", p)
 		}
-		if text == large && !errors.Is(p.Reason, ErrLargeMessage) {
-			t.Errorf("large message reason %v does not wrap ErrLargeMessage", p.Reason)
+		if text == large && (!errors.Is(p.Reason, ErrLargeMessage) || !strings.Contains(p.Reason.Error(), "blob not found")) {
+			t.Errorf("large message reason %v does not wrap ErrLargeMessage or say the blob is missing", p.Reason)
 		}
 		if text == garbage && !strings.Contains(p.Reason.Error(), "neither JSON") {
 			t.Errorf("garbage reason %v", p.Reason)
@@ -488,11 +499,16 @@ func TestAppendHistoryManyEvents(t *testing.T) {
 		t.Errorf("sentinel after the last transaction: IsCheckpointComplete %v, CheckpointCompletedTimestamp %v", complete, completed)
 	}
 
-	// An event above the property limit fails before anything is written.
+	// An event with a column above the property limit that does not move to
+	// a blob (Version) fails before anything is written.
 	big := sequentialEvents(1)
-	big[0].Result = `"` + strings.Repeat("x", 33000) + `"`
-	if _, err := s.AppendHistory(ctx, "many", "e1", 150, big, etag); !errors.Is(err, ErrPayloadTooLarge) {
-		t.Fatalf("oversized event = %v, want ErrPayloadTooLarge", err)
+	big[0].Type, big[0].Name, big[0].Version = history.TaskScheduled, "Act", strings.Repeat("x", 33000)
+	big[0].Input = `"` + strings.Repeat("y", 40000) + `"` // would be offloaded
+	if n := counter.calls(func() { _, err = s.AppendHistory(ctx, "many", "e1", 150, big, etag) }); n != 0 {
+		t.Errorf("a rejected append made %d requests", n)
+	}
+	if !errors.Is(err, ErrPayloadTooLarge) || !strings.Contains(err.Error(), "Version") {
+		t.Fatalf("oversized event = %v, want ErrPayloadTooLarge naming Version", err)
 	}
 	if h2, _ := s.LoadHistory(ctx, "many"); h2.ETag != etag {
 		t.Error("the rejected append changed the history")
@@ -713,19 +729,5 @@ func TestWritePartition(t *testing.T) {
 	leases, _ = s.ReadPartitions(ctx)
 	if leases[1].NextOwner != "worker-b" || !leases[1].IsDraining || leases[1].CurrentOwner != "worker-a" {
 		t.Errorf("after second write: %+v", leases[1])
-	}
-}
-
-func TestSendTooLarge(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	s, counter := newTestStore(t)
-	msg := raiseEvent("big", "ev", `"`+strings.Repeat("x", 70000)+`"`)
-	var err error
-	if n := counter.calls(func() { _, err = s.SendControl(ctx, msg, 0) }); n != 0 {
-		t.Errorf("an oversized message made %d requests", n)
-	}
-	if !errors.Is(err, ErrPayloadTooLarge) {
-		t.Fatalf("SendControl = %v, want ErrPayloadTooLarge", err)
 	}
 }

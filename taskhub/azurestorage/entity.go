@@ -11,9 +11,9 @@ import (
 )
 
 // ErrPayloadTooLarge is wrapped by errors for values that do not fit Azure
-// Storage limits (a table property above 64 KiB, an entity above 1 MiB, a
-// queue message above 64 KiB). Offloading large values to blobs is not
-// implemented yet.
+// Storage limits even though large payloads move to blobs (largeblob.go): a
+// table column that is not offloaded (Version, say) above 64 KiB, an entity
+// still above 1 MiB, a transaction above 4 MiB.
 var ErrPayloadTooLarge = errors.New("payload too large")
 
 // Azure Table storage limits (Azurite enforces only some of them).
@@ -112,7 +112,7 @@ func (e *entity) validate() error {
 		case edmString:
 			n := utf16Len(p.s)
 			if n > maxStringUnits {
-				return fmt.Errorf("azurestorage: property %s of entity (%q, %q) is %d UTF-16 code units, the table limit is %d (large payload offload is not supported yet): %w",
+				return fmt.Errorf("azurestorage: property %s of entity (%q, %q) is %d UTF-16 code units, the table limit is %d (this column is not moved to a blob when large): %w",
 					p.name, e.pk, e.rk, n, maxStringUnits, ErrPayloadTooLarge)
 			}
 			size += 4 + 2*n

@@ -72,10 +72,17 @@ func (s *Store) LoadHistory(ctx context.Context, instanceID string) (backend.His
 		rk, _ := r.str("RowKey")
 		exec, _ := r.str(colExecutionID)
 		if exec != h.ExecutionID || rk != rowKey(i) {
+			events = events[:i]
 			break
 		}
+	}
+	if err := s.restoreHistoryRows(ctx, events); err != nil {
+		return h, fmt.Errorf("azurestorage: load history of %s: %w", instanceID, err)
+	}
+	for _, r := range events {
 		ev, err := eventFromRow(r)
 		if err != nil {
+			rk, _ := r.str("RowKey")
 			return h, fmt.Errorf("azurestorage: history of %s, row %s: %w", instanceID, rk, err)
 		}
 		h.Events = append(h.Events, ev)
@@ -106,6 +113,10 @@ func eventFromRow(r members) (history.Event, error) {
 // (IsCheckpointComplete is false on all but the last); they are not atomic:
 // after a failure part of the events may be stored, behind a sentinel ETag
 // the caller does not know, so the caller must reload.
+//
+// Columns above 60 KiB (offloadedColumns) are first uploaded to blobs, one
+// request each, in parallel; blobs of transactions the service rejected are
+// deleted again.
 func (s *Store) AppendHistory(ctx context.Context, instanceID, executionID string, from int, events []history.Event, etag string) (string, error) {
 	pk, err := partitionKeyFor(instanceID)
 	if err != nil {
@@ -120,18 +131,36 @@ func (s *Store) AppendHistory(ctx context.Context, instanceID, executionID strin
 	// Render every row before writing anything, so that an oversized event
 	// fails the whole append up front.
 	ops := make([]batchOp, len(events))
+	var blobs []pendingBlob
+	var opBlobs [][]pendingBlob // per op, only when there are blobs
 	for i := range events {
 		e, err := eventEntity(pk, from+i, executionID, &events[i])
 		if err != nil {
 			return "", fmt.Errorf("azurestorage: append history of %s, event %d: %w", instanceID, from+i, err)
 		}
+		if large := offloadHistoryRow(e, events[i].Type.String()); len(large) > 0 {
+			if opBlobs == nil {
+				opBlobs = make([][]pendingBlob, len(events))
+			}
+			opBlobs[i] = large
+			blobs = append(blobs, large...)
+		}
 		if ops[i], err = newOp(opInsertReplace, e, ""); err != nil {
 			return "", fmt.Errorf("azurestorage: append history of %s, event %d (%s): %w", instanceID, from+i, events[i].Type, err)
 		}
 	}
+	if len(blobs) > 0 {
+		if err := s.uploadAll(ctx, blobs); err != nil {
+			s.discardBlobs(ctx, blobNames(blobs)...)
+			return "", fmt.Errorf("azurestorage: append history of %s: %w", instanceID, err)
+		}
+	}
 	batches := splitBatches(ops)
 	current := etag
+	first := 0 // index of the first op of the current batch
 	for i, batch := range batches {
+		start := first
+		first += len(batch)
 		final := i == len(batches)-1
 		sentinel := &entity{pk: pk, rk: sentinelRowKey}
 		sentinel.str(colExecutionID, executionID)
@@ -150,6 +179,20 @@ func (s *Store) AppendHistory(ctx context.Context, instanceID, executionID strin
 		batch = append(batch, op)
 		responses, err := s.rest.submitBatch(ctx, s.HistoryTableName(), batch)
 		if err != nil {
+			if opBlobs != nil {
+				// Blobs of rows that were never written are garbage. A
+				// transaction the service rejected wrote nothing; after
+				// another failure it may have committed.
+				var be *batchError
+				if !errors.As(err, &be) {
+					start = first
+				}
+				var unused []string
+				for _, large := range opBlobs[start:] {
+					unused = append(unused, blobNames(large)...)
+				}
+				s.discardBlobs(ctx, unused...)
+			}
 			return "", historyWriteError(instanceID, i, len(batches), len(batch)-1, err)
 		}
 		next := responses[len(responses)-1].etag
@@ -164,6 +207,15 @@ func (s *Store) AppendHistory(ctx context.Context, instanceID, executionID strin
 		current = next
 	}
 	return current, nil
+}
+
+// blobNames returns the names of the blobs.
+func blobNames(blobs []pendingBlob) []string {
+	names := make([]string, len(blobs))
+	for i, b := range blobs {
+		names[i] = b.name
+	}
+	return names
 }
 
 // splitBatches groups event operations into transactions of at most 99

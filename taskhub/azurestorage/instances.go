@@ -149,18 +149,27 @@ func (s *Store) GetInstance(ctx context.Context, instanceID string, withInput bo
 	if !withInput {
 		st.Input = ""
 	}
-	return st, nil
+	rows := []backend.InstanceState{st}
+	if err := s.restoreInstances(ctx, rows, withInput); err != nil {
+		return backend.InstanceState{}, err
+	}
+	return rows[0], nil
 }
 
 // CreateInstance inserts a status row (ErrExists if present) and returns
-// its ETag.
+// its ETag. Input, Output and CustomStatus above 60 KiB of UTF-16 are
+// stored in blobs and the row holds their URLs.
 func (s *Store) CreateInstance(ctx context.Context, st backend.InstanceState) (string, error) {
 	e, err := s.instanceEntity(&st)
 	if err != nil {
 		return "", err
 	}
+	blobs := s.offloadInstanceRow(e, st.ExecutionID)
 	data, err := e.marshal()
 	if err != nil {
+		return "", fmt.Errorf("azurestorage: create instance %s: %w", st.InstanceID, err)
+	}
+	if err := s.uploadInstanceBlobs(ctx, blobs); err != nil {
 		return "", fmt.Errorf("azurestorage: create instance %s: %w", st.InstanceID, err)
 	}
 	resp, err := s.instances.AddEntity(ctx, data, nil)
@@ -172,14 +181,20 @@ func (s *Store) CreateInstance(ctx context.Context, st backend.InstanceState) (s
 
 // UpdateInstance replaces the status row if its ETag still equals st.ETag
 // (ErrConflict otherwise, also when the row is gone), or upserts it
-// unconditionally when st.ETag is "". It returns the new ETag.
+// unconditionally when st.ETag is "". It returns the new ETag. Large values
+// go to blobs as in CreateInstance; a value this Store has already stored
+// for the execution reuses its blob.
 func (s *Store) UpdateInstance(ctx context.Context, st backend.InstanceState) (string, error) {
 	e, err := s.instanceEntity(&st)
 	if err != nil {
 		return "", err
 	}
+	blobs := s.offloadInstanceRow(e, st.ExecutionID)
 	data, err := e.marshal()
 	if err != nil {
+		return "", fmt.Errorf("azurestorage: update instance %s: %w", st.InstanceID, err)
+	}
+	if err := s.uploadInstanceBlobs(ctx, blobs); err != nil {
 		return "", fmt.Errorf("azurestorage: update instance %s: %w", st.InstanceID, err)
 	}
 	if st.ETag == "" {
@@ -249,6 +264,9 @@ func (s *Store) QueryInstances(ctx context.Context, q backend.InstanceQuery) ([]
 			continue // only when the prefix has no exclusive upper bound
 		}
 		out = append(out, st)
+	}
+	if err := s.restoreInstances(ctx, out, q.WithInput); err != nil {
+		return nil, "", fmt.Errorf("azurestorage: query instances: %w", err)
 	}
 	return out, formatContinuation(page.NextPartitionKey, page.NextRowKey), nil
 }
@@ -322,8 +340,9 @@ func parseContinuation(token string) (pk, rk string, err error) {
 }
 
 // PurgeInstance deletes an instance's history rows (one query, then
-// transactions of 100 deletes) and its status row. ErrNotFound when neither
-// existed.
+// transactions of 100 deletes), its status row and its large-payload blobs
+// (one listing of the prefix "{escaped instance ID}/", then one delete per
+// blob). ErrNotFound when none of them existed.
 func (s *Store) PurgeInstance(ctx context.Context, instanceID string) error {
 	pk, err := partitionKeyFor(instanceID)
 	if err != nil {
@@ -346,15 +365,22 @@ func (s *Store) PurgeInstance(ctx context.Context, instanceID string) error {
 			return fmt.Errorf("azurestorage: purge history of %s: %w", instanceID, err)
 		}
 	}
-	_, err = s.instances.DeleteEntity(ctx, pk, "", nil)
-	switch {
+	found := len(rows) > 0
+	switch _, err = s.instances.DeleteEntity(ctx, pk, "", nil); {
 	case err == nil:
-		return nil
-	case isStatus(err, http.StatusNotFound):
-		if len(rows) == 0 {
-			return fmt.Errorf("azurestorage: purge instance %s: %w", instanceID, backend.ErrNotFound)
-		}
-		return nil
+		found = true
+	case !isStatus(err, http.StatusNotFound):
+		return tableError("purge instance "+instanceID, err)
 	}
-	return tableError("purge instance "+instanceID, err)
+	// Blobs go last, so that a purge that fails half-way can be repeated
+	// and rows never point at deleted blobs.
+	blobs, err := s.blobs.deletePrefix(ctx, blobPrefix(pk))
+	s.blobRefs.forget(pk)
+	if err != nil {
+		return fmt.Errorf("azurestorage: purge instance %s: %w", instanceID, err)
+	}
+	if !found && blobs == 0 {
+		return fmt.Errorf("azurestorage: purge instance %s: %w", instanceID, backend.ErrNotFound)
+	}
+	return nil
 }

@@ -14,13 +14,24 @@ import (
 	"github.com/go-durable/durablefunctions/taskhub/backend"
 )
 
-// ErrLargeMessage is wrapped by the decode error of a queue message whose
-// payload was offloaded to a blob (CompressedBlobName set): reading those is
-// not supported yet.
-var ErrLargeMessage = errors.New("large messages (offloaded to blob storage) are not supported yet")
+// ErrLargeMessage is wrapped by the poison reason of a queue message whose
+// payload was offloaded to a blob (CompressedBlobName set) that is missing or
+// does not hold a valid gzipped message.
+var ErrLargeMessage = errors.New("the blob of a large message is unreadable")
 
-// maxMessageBytes is the largest queue message text Azure accepts (UTF-8).
-const maxMessageBytes = 64 * 1024
+// offloadedError is what decodeMessage returns for a wrapper message: the
+// payload is in blob storage. It wraps ErrLargeMessage for callers that do
+// not fetch the blob.
+type offloadedError struct{ blob string }
+
+func (e *offloadedError) Error() string {
+	return fmt.Sprintf("the message payload is in blob %q (CompressedBlobName)", e.blob)
+}
+
+func (e *offloadedError) Unwrap() error { return ErrLargeMessage }
+
+// emptyGUID is the ActivityId of a large-message wrapper.
+const emptyGUID = "00000000-0000-0000-0000-000000000000"
 
 // messageSequence numbers the messages this process sends, like Durable
 // Task's process-wide MessageData.SequenceNumber.
@@ -91,6 +102,21 @@ func encodeMessage(msg *backend.Message, activityID string, sequence int64) ([]b
 	return b.Bytes(), nil
 }
 
+// encodeWrapper renders the queue message that stands for a message
+// offloaded to blob: a MessageData whose only meaningful member is
+// CompressedBlobName, as Durable Task writes it (no TaskMessage, no Sender).
+func encodeWrapper(blob string) []byte {
+	var b bytes.Buffer
+	o := beginObject(&b, typeMessageData)
+	o.str("ActivityId", emptyGUID)
+	o.null("TaskMessage")
+	o.str("CompressedBlobName", blob)
+	o.int("SequenceNumber", 0)
+	o.null("SerializableTraceContext")
+	o.end()
+	return b.Bytes()
+}
+
 // decodeMessage parses a queue message body: raw JSON (starting with '{') or
 // base64 of it. The error names what is wrong.
 func decodeMessage(body string) (backend.Message, error) {
@@ -116,6 +142,10 @@ func decodeMessage(body string) (backend.Message, error) {
 		return backend.Message{}, fmt.Errorf("message body is not valid JSON: %w", err)
 	}
 	msg, err := md.decodeMessageData()
+	var offloaded *offloadedError
+	if errors.As(err, &offloaded) {
+		return backend.Message{}, err
+	}
 	if err != nil {
 		return backend.Message{}, fmt.Errorf("message body is not a Durable Task MessageData: %w", err)
 	}
@@ -134,7 +164,7 @@ func (md members) decodeMessageData() (backend.Message, error) {
 		return msg, err
 	}
 	if blob != "" {
-		return msg, fmt.Errorf("%w (CompressedBlobName %q)", ErrLargeMessage, blob)
+		return msg, &offloadedError{blob: blob}
 	}
 	if msg.ActivityID, err = md.str("ActivityId"); err != nil {
 		return msg, err

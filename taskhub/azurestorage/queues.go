@@ -107,17 +107,31 @@ func (s *Store) send(ctx context.Context, q *azqueue.QueueClient, queue string, 
 	if delay > maxVisibility {
 		return backend.Receipt{}, fmt.Errorf("azurestorage: send to %s: delay %v exceeds the queue limit of 7 days", queue, delay)
 	}
-	body, err := encodeMessage(msg, newGUID(), messageSequence.Add(1))
+	activityID := newGUID()
+	body, err := encodeMessage(msg, activityID, messageSequence.Add(1))
 	if err != nil {
 		return backend.Receipt{}, err
 	}
-	if len(body) > maxMessageBytes {
-		return backend.Receipt{}, fmt.Errorf("azurestorage: send %s to %s: message of %d bytes exceeds the queue limit of %d bytes (large message offload is not supported yet): %w",
-			msg.Event.Type, queue, len(body), maxMessageBytes, ErrPayloadTooLarge)
+	blob := ""
+	if len(body) > maxQueuePayloadBytes {
+		// Durable Task's large-message layout: the full message goes to a
+		// blob, the queue gets a wrapper naming it.
+		pk, err := partitionKeyFor(msg.Target.InstanceID)
+		if err != nil {
+			return backend.Receipt{}, err
+		}
+		blob = messageBlobName(pk, activityID, msg.Event.Type.String())
+		if err := s.blobs.upload(ctx, blob, body); err != nil {
+			return backend.Receipt{}, fmt.Errorf("azurestorage: send %s to %s: offload %d-byte message: %w", msg.Event.Type, queue, len(body), err)
+		}
+		body = encodeWrapper(blob)
 	}
 	ttl, vis := int32(-1), seconds(delay)
 	resp, err := q.EnqueueMessage(ctx, string(body), &azqueue.EnqueueMessageOptions{TimeToLive: &ttl, VisibilityTimeout: &vis})
 	if err != nil {
+		if blob != "" && !errors.Is(err, context.Canceled) {
+			s.discardBlobs(ctx, blob) // best effort; purge would find it too
+		}
 		return backend.Receipt{}, queueError("send to "+queue, err)
 	}
 	if len(resp.Messages) != 1 || resp.Messages[0].MessageID == nil || resp.Messages[0].PopReceipt == nil {
@@ -159,40 +173,79 @@ func (s *Store) receive(ctx context.Context, q *azqueue.QueueClient, queue strin
 	if err != nil {
 		return nil, nil, queueError("receive from "+queue, err)
 	}
-	var received []backend.Received
-	var poison []backend.PoisonMessage
+	type item struct {
+		received backend.Received
+		text     string
+		blob     string // CompressedBlobName of a wrapper
+		err      error  // why the message is poison
+		skip     bool   // its blob could not be read now: leave it hidden
+	}
+	items := make([]item, 0, len(resp.Messages))
+	var large []int
 	for _, m := range resp.Messages {
 		if m == nil || m.MessageID == nil || m.PopReceipt == nil {
 			continue
 		}
-		r := backend.Receipt{Queue: queue, MessageID: *m.MessageID, PopReceipt: *m.PopReceipt}
+		var it item
+		r := &it.received
+		r.Receipt = backend.Receipt{Queue: queue, MessageID: *m.MessageID, PopReceipt: *m.PopReceipt}
 		if m.TimeNextVisible != nil {
-			r.NextVisible = *m.TimeNextVisible
+			r.Receipt.NextVisible = *m.TimeNextVisible
 		}
-		var dequeueCount int64
 		if m.DequeueCount != nil {
-			dequeueCount = *m.DequeueCount
+			r.DequeueCount = *m.DequeueCount
 		}
-		var inserted time.Time
 		if m.InsertionTime != nil {
-			inserted = *m.InsertionTime
+			r.InsertedAt = *m.InsertionTime
 		}
-		var text string
 		if m.MessageText != nil {
-			text = *m.MessageText
+			it.text = *m.MessageText
 		}
-		msg, err := decodeMessage(text)
-		if err != nil {
-			reason := fmt.Errorf("azurestorage: undecodable message %s in %s: %w", r.MessageID, queue, err)
-			s.log.Warn("parking poison message", "queue", queue, "messageId", r.MessageID, "dequeueCount", dequeueCount, "reason", err.Error())
-			if perr := s.park(ctx, r, text, dequeueCount, inserted, reason.Error()); perr != nil {
+		r.Message, it.err = decodeMessage(it.text)
+		var offloaded *offloadedError
+		if errors.As(it.err, &offloaded) {
+			it.blob, it.err = offloaded.blob, nil
+			large = append(large, len(items))
+		}
+		items = append(items, it)
+	}
+	// Fetch offloaded messages; only a missing or unreadable blob makes
+	// the message poison, other failures leave it to come back later.
+	_ = forEachLimit(ctx, len(large), func(ctx context.Context, i int) error {
+		it := &items[large[i]]
+		text, err := s.blobs.download(ctx, it.blob)
+		switch {
+		case errors.Is(err, errBlobMissing), errors.Is(err, errBlobCorrupt):
+			it.err = fmt.Errorf("%w: %w", ErrLargeMessage, err)
+		case err != nil:
+			it.skip = true
+			s.log.Warn("could not fetch a large message; it stays hidden and comes back later",
+				"queue", queue, "messageId", it.received.Receipt.MessageID, "blob", it.blob, "err", err)
+		default:
+			if it.received.Message, err = decodeMessage(text); err != nil {
+				it.err = fmt.Errorf("%w: blob %s holds no valid message: %w", ErrLargeMessage, it.blob, err)
+			}
+		}
+		return nil
+	})
+	var received []backend.Received
+	var poison []backend.PoisonMessage
+	for i := range items {
+		it := &items[i]
+		r := it.received.Receipt
+		switch {
+		case it.skip:
+		case it.err != nil:
+			reason := fmt.Errorf("azurestorage: undecodable message %s in %s: %w", r.MessageID, queue, it.err)
+			s.log.Warn("parking poison message", "queue", queue, "messageId", r.MessageID, "dequeueCount", it.received.DequeueCount, "reason", it.err.Error())
+			if perr := s.park(ctx, r, it.text, it.received.DequeueCount, it.received.InsertedAt, reason.Error()); perr != nil {
 				s.log.Error("could not park poison message; it stays in its queue", "queue", queue, "messageId", r.MessageID, "err", perr)
 				reason = errors.Join(reason, perr)
 			}
-			poison = append(poison, backend.PoisonMessage{Receipt: r, DequeueCount: dequeueCount, Reason: reason})
-			continue
+			poison = append(poison, backend.PoisonMessage{Receipt: r, DequeueCount: it.received.DequeueCount, Reason: reason})
+		default:
+			received = append(received, it.received)
 		}
-		received = append(received, backend.Received{Message: msg, Receipt: r, DequeueCount: dequeueCount, InsertedAt: inserted})
 	}
 	return received, poison, nil
 }

@@ -9,7 +9,9 @@
 //   - tables xyzHistory (one row per event plus a "sentinel" row per
 //     instance), xyzInstances (one status row per instance) and
 //     xyzPartitions (one ownership row per control queue);
-//   - table xyzPoison, our own, for messages that could not be decoded.
+//   - table xyzPoison, our own, for messages that could not be decoded;
+//   - blob container xyz-largemessages, created on the first payload too
+//     large for a queue message or a table column (see largeblob.go).
 //
 // Dates are stored with 100-nanosecond precision, the precision of .NET and
 // of Table storage; finer fractions are truncated.
@@ -83,6 +85,9 @@ type Store struct {
 
 	extraQueuesMu sync.Mutex
 	extraQueues   map[string]*azqueue.QueueClient
+
+	blobs    *largeBlobs
+	blobRefs blobRefs
 }
 
 var _ backend.Backend = (*Store)(nil)
@@ -154,6 +159,10 @@ func New(opts Options) (*Store, error) {
 		s.control = append(s.control, s.queueService.NewQueueClient(s.ControlQueueName(i)))
 	}
 	s.workItems = s.queueService.NewQueueClient(s.WorkItemQueueName())
+
+	if s.blobs, err = newLargeBlobs(account, s.hub, httpClient); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -206,6 +215,10 @@ func (s *Store) PartitionsTableName() string { return s.hub + "Partitions" }
 // PoisonTableName returns the name of the table that holds parked messages.
 func (s *Store) PoisonTableName() string { return s.hub + "Poison" }
 
+// LargeMessagesContainerName returns the name of the blob container that
+// holds payloads too large for queues and tables, e.g. "xyz-largemessages".
+func (s *Store) LargeMessagesContainerName() string { return s.blobs.name }
+
 func (s *Store) queueNames() []string {
 	names := make([]string, 0, s.partitions+1)
 	for i := range s.partitions {
@@ -219,7 +232,8 @@ func (s *Store) tableNames() []string {
 }
 
 // CreateTaskHub creates every queue and table of the hub if missing and
-// inserts the missing partition rows. It is idempotent.
+// inserts the missing partition rows. It is idempotent. The large-message
+// container is created on first use.
 func (s *Store) CreateTaskHub(ctx context.Context) error {
 	var tasks []func(context.Context) error
 	for _, q := range s.queueNames() {
@@ -259,10 +273,10 @@ func (s *Store) CreateTaskHub(ctx context.Context) error {
 	return runParallel(ctx, tasks)
 }
 
-// DeleteTaskHub deletes every queue and table of the hub; missing ones are
-// skipped.
+// DeleteTaskHub deletes every queue, table and blob container of the hub;
+// missing ones are skipped.
 func (s *Store) DeleteTaskHub(ctx context.Context) error {
-	var tasks []func(context.Context) error
+	tasks := []func(context.Context) error{s.blobs.deleteContainer}
 	for _, q := range s.queueNames() {
 		tasks = append(tasks, func(ctx context.Context) error {
 			if _, err := s.queueService.DeleteQueue(ctx, q, nil); err != nil && !isStatus(err, http.StatusNotFound) {
@@ -313,4 +327,18 @@ func isStatus(err error, status int) bool {
 func alreadyExists(err error) bool {
 	st, code, ok := responseError(err)
 	return ok && st == http.StatusConflict && !strings.HasSuffix(code, "BeingDeleted")
+}
+
+// discardBlobs deletes blobs that no row or message refers to (an upload
+// whose write then failed), as a best effort: a failure is only logged, and
+// purging the instance removes them anyway.
+func (s *Store) discardBlobs(ctx context.Context, names ...string) {
+	if len(names) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := s.blobs.deleteAll(ctx, names); err != nil {
+		s.log.Warn("could not delete unused large-payload blobs", "count", len(names), "err", err)
+	}
 }
