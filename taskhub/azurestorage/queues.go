@@ -129,8 +129,10 @@ func (s *Store) send(ctx context.Context, q *azqueue.QueueClient, queue string, 
 	ttl, vis := int32(-1), seconds(delay)
 	resp, err := q.EnqueueMessage(ctx, string(body), &azqueue.EnqueueMessageOptions{TimeToLive: &ttl, VisibilityTimeout: &vis})
 	if err != nil {
-		if blob != "" && !errors.Is(err, context.Canceled) {
-			s.discardBlobs(ctx, blob) // best effort; purge would find it too
+		if status, _, ok := responseError(err); ok && blob != "" && status >= 400 && status < 500 {
+			// The service refused the message, so nothing refers to the
+			// blob. After other failures the message may have been stored.
+			s.discardBlobs(ctx, blob)
 		}
 		return backend.Receipt{}, queueError("send to "+queue, err)
 	}
