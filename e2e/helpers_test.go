@@ -17,8 +17,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue"
+
 	"github.com/go-durable/durablefunctions/handler/durableapi"
 	"github.com/go-durable/durablefunctions/internal/azuritetest"
+	"github.com/go-durable/durablefunctions/taskhub/azurestorage"
 )
 
 func TestMain(m *testing.M) { azuritetest.Main(m) }
@@ -253,4 +257,44 @@ func readAll(t *testing.T, resp *http.Response) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// storageAccount returns the test storage account's name, key and endpoints.
+func storageAccount(t *testing.T) azurestorage.Account {
+	t.Helper()
+	acct, err := azurestorage.ParseConnectionString(azuritetest.ConnectionString(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return acct
+}
+
+// tableService returns a plain SDK client for the test account's tables.
+func tableService(t *testing.T) *aztables.ServiceClient {
+	t.Helper()
+	acct := storageAccount(t)
+	cred, err := aztables.NewSharedKeyCredential(acct.Name, acct.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := aztables.NewServiceClientWithSharedKey(acct.TableEndpoint, cred, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc
+}
+
+// queueService returns a plain SDK client for the test account's queues.
+func queueService(t *testing.T) *azqueue.ServiceClient {
+	t.Helper()
+	acct := storageAccount(t)
+	cred, err := azqueue.NewSharedKeyCredential(acct.Name, acct.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := azqueue.NewServiceClientWithSharedKeyCredential(acct.QueueEndpoint, cred, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc
 }

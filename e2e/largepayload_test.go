@@ -11,10 +11,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue"
 
 	"github.com/go-durable/durablefunctions/internal/azuritetest"
-	"github.com/go-durable/durablefunctions/taskhub/azurestorage"
 )
 
 // TestLargePayloadRoundTripAndPurge sends a 1 MB input through an
@@ -41,10 +39,7 @@ func TestLargePayloadRoundTripAndPurge(t *testing.T) {
 	}
 
 	ctx := context.Background()
-	acct, err := azurestorage.ParseConnectionString(azuritetest.ConnectionString(t))
-	if err != nil {
-		t.Fatal(err)
-	}
+	acct := storageAccount(t)
 	container := strings.ToLower(hub) + "-largemessages"
 	blobs := func() []string {
 		cred, err := azblob.NewSharedKeyCredential(acct.Name, acct.Key)
@@ -79,14 +74,7 @@ func TestLargePayloadRoundTripAndPurge(t *testing.T) {
 	if left := blobs(); len(left) != 0 {
 		t.Fatalf("purge left blobs: %v", left)
 	}
-	cred, err := aztables.NewSharedKeyCredential(acct.Name, acct.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := aztables.NewServiceClientWithSharedKey(acct.TableEndpoint, cred, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc := tableService(t)
 	for _, table := range []string{hub + "Instances", hub + "History"} {
 		filter := "PartitionKey eq 'large-1'"
 		pager := svc.NewClient(table).NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter})
@@ -100,17 +88,10 @@ func TestLargePayloadRoundTripAndPurge(t *testing.T) {
 			}
 		}
 	}
-	qcred, err := azqueue.NewSharedKeyCredential(acct.Name, acct.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	qsvc := queueService(t)
 	lower := strings.ToLower(hub)
 	for _, q := range []string{lower + "-control-00", lower + "-control-01", lower + "-control-02", lower + "-control-03", lower + "-workitems"} {
-		qc, err := azqueue.NewQueueClientWithSharedKeyCredential(acct.QueueEndpoint+"/"+q, qcred, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		props, err := qc.GetProperties(ctx, nil)
+		props, err := qsvc.NewQueueClient(q).GetProperties(ctx, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

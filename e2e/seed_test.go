@@ -134,19 +134,7 @@ func checkHistoryAPI(t *testing.T, base, id string) {
 func checkStorageLayout(t *testing.T, hub, id string) {
 	t.Helper()
 	ctx := context.Background()
-	conn := azuritetest.ConnectionString(t)
-	acct, err := azurestorage.ParseConnectionString(conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cred, err := aztables.NewSharedKeyCredential(acct.Name, acct.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := aztables.NewServiceClientWithSharedKey(acct.TableEndpoint, cred, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc := tableService(t)
 	var tables []string
 	pager := svc.NewListTablesPager(nil)
 	for pager.More() {
@@ -167,14 +155,7 @@ func checkStorageLayout(t *testing.T, hub, id string) {
 		}
 	}
 
-	qcred, err := azqueue.NewSharedKeyCredential(acct.Name, acct.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	qsvc, err := azqueue.NewServiceClientWithSharedKeyCredential(acct.QueueEndpoint, qcred, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	qsvc := queueService(t)
 	lower := strings.ToLower(hub)
 	var queues []string
 	qp := qsvc.NewListQueuesPager(&azqueue.ListQueuesOptions{Prefix: to.Ptr(lower + "-")})

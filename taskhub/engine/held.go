@@ -46,8 +46,9 @@ func (s *heldSet) forget(h *held) {
 	s.mu.Unlock()
 }
 
-// remove deletes the message from its queue: its effect is durable.
-func (s *heldSet) remove(ctx context.Context, h *held) {
+// finish stops tracking h and runs f with its receipt, once: the first of
+// remove and release wins.
+func (s *heldSet) finish(h *held, f func(r backend.Receipt)) {
 	if h == nil {
 		return
 	}
@@ -58,41 +59,40 @@ func (s *heldSet) remove(ctx context.Context, h *held) {
 		return
 	}
 	h.done = true
-	if err := s.e.be.DeleteMessage(ctx, h.receipt); err != nil {
-		// The message will reappear and be recognised as a duplicate.
-		s.e.log.Warn("could not delete a processed message; it will be redelivered and ignored",
-			"queue", h.receipt.Queue, "message", h.receipt.MessageID, "err", err)
-	}
+	f(h.receipt)
+}
+
+// remove deletes the message from its queue: its effect is durable.
+func (s *heldSet) remove(ctx context.Context, h *held) {
+	s.finish(h, func(r backend.Receipt) {
+		if err := s.e.be.DeleteMessage(ctx, r); err != nil {
+			// The message will reappear and be recognised as a duplicate.
+			s.e.log.Warn("could not delete a processed message; it will be redelivered and ignored",
+				"queue", r.Queue, "message", r.MessageID, "err", err)
+		}
+	})
 }
 
 // release makes the message visible again after delay (0 = at once), for
 // another attempt by whichever worker gets it.
 func (s *heldSet) release(ctx context.Context, h *held, delay time.Duration) {
-	if h == nil {
-		return
-	}
-	s.forget(h)
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.done {
-		return
-	}
-	h.done = true
-	if _, err := s.e.be.SetVisibility(ctx, h.receipt, delay); err != nil {
-		if !errors.Is(err, backend.ErrNotFound) {
-			s.e.log.Warn("could not release a message; it reappears when its visibility expires",
-				"queue", h.receipt.Queue, "message", h.receipt.MessageID, "err", err)
+	s.finish(h, func(r backend.Receipt) {
+		if _, err := s.e.be.SetVisibility(ctx, r, delay); err != nil {
+			if !errors.Is(err, backend.ErrNotFound) {
+				s.e.log.Warn("could not release a message; it reappears when its visibility expires",
+					"queue", r.Queue, "message", r.MessageID, "err", err)
+			}
+			return
 		}
-		return
-	}
-	if delay == 0 {
-		// Visible again at once: our own poller should not wait out its backoff.
-		if h.partition == workItems {
-			s.e.acts.poke()
-		} else {
-			s.e.wakePartition(h.partition)
+		if delay == 0 {
+			// Visible again at once: our own poller should not wait out its backoff.
+			if h.partition == workItems {
+				s.e.acts.poke()
+			} else {
+				s.e.wakePartition(h.partition)
+			}
 		}
-	}
+	})
 }
 
 // renewLoop extends the visibility of held messages that would otherwise
