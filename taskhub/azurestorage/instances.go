@@ -156,21 +156,31 @@ func (s *Store) GetInstance(ctx context.Context, instanceID string, withInput bo
 	return rows[0], nil
 }
 
-// CreateInstance inserts a status row (ErrExists if present) and returns
-// its ETag. Input, Output and CustomStatus above 60 KiB of UTF-16 are
-// stored in blobs and the row holds their URLs.
-func (s *Store) CreateInstance(ctx context.Context, st backend.InstanceState) (string, error) {
-	e, err := s.instanceEntity(&st)
+// prepareInstanceRow renders an Instances row, uploading its large values
+// to blobs first, and returns the entity's JSON.
+func (s *Store) prepareInstanceRow(ctx context.Context, op string, st *backend.InstanceState) ([]byte, error) {
+	e, err := s.instanceEntity(st)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	blobs := s.offloadInstanceRow(e, st.ExecutionID)
 	data, err := e.marshal()
 	if err != nil {
-		return "", fmt.Errorf("azurestorage: create instance %s: %w", st.InstanceID, err)
+		return nil, fmt.Errorf("azurestorage: %s instance %s: %w", op, st.InstanceID, err)
 	}
 	if err := s.uploadInstanceBlobs(ctx, blobs); err != nil {
-		return "", fmt.Errorf("azurestorage: create instance %s: %w", st.InstanceID, err)
+		return nil, fmt.Errorf("azurestorage: %s instance %s: %w", op, st.InstanceID, err)
+	}
+	return data, nil
+}
+
+// CreateInstance inserts a status row (ErrExists if present) and returns
+// its ETag. Input, Output and CustomStatus above 60 KiB of UTF-16 are
+// stored in blobs and the row holds their URLs.
+func (s *Store) CreateInstance(ctx context.Context, st backend.InstanceState) (string, error) {
+	data, err := s.prepareInstanceRow(ctx, "create", &st)
+	if err != nil {
+		return "", err
 	}
 	resp, err := s.instances.AddEntity(ctx, data, nil)
 	if err != nil {
@@ -185,17 +195,9 @@ func (s *Store) CreateInstance(ctx context.Context, st backend.InstanceState) (s
 // go to blobs as in CreateInstance; a value this Store has already stored
 // for the execution reuses its blob.
 func (s *Store) UpdateInstance(ctx context.Context, st backend.InstanceState) (string, error) {
-	e, err := s.instanceEntity(&st)
+	data, err := s.prepareInstanceRow(ctx, "update", &st)
 	if err != nil {
 		return "", err
-	}
-	blobs := s.offloadInstanceRow(e, st.ExecutionID)
-	data, err := e.marshal()
-	if err != nil {
-		return "", fmt.Errorf("azurestorage: update instance %s: %w", st.InstanceID, err)
-	}
-	if err := s.uploadInstanceBlobs(ctx, blobs); err != nil {
-		return "", fmt.Errorf("azurestorage: update instance %s: %w", st.InstanceID, err)
 	}
 	if st.ETag == "" {
 		resp, err := s.instances.UpsertEntity(ctx, data, &aztables.UpsertEntityOptions{UpdateMode: aztables.UpdateModeReplace})
