@@ -153,6 +153,11 @@ func (e *Engine) processBatch(inst *instance, batch []*inbound) {
 		} else if err := e.load(ctx, inst); err != nil {
 			e.log.Warn("could not load instance history; will retry", "instance", inst.id, "err", err)
 			for _, in := range batch {
+				if in.ack == nil && in.local {
+					// A result of work run here has no queue copy: keep it in memory.
+					time.AfterFunc(time.Second, func() { e.deliver(in) })
+					continue
+				}
 				e.held.release(ctx, in.ack, time.Second)
 			}
 			return
