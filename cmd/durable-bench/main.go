@@ -54,6 +54,7 @@ func run() error {
 	chain := flag.Int("chain", 50, "activities called in sequence by one orchestration")
 	fan := flag.Int("fan", 200, "activities fanned out to by one orchestration")
 	repeat := flag.Int("repeat", 5, "runs of the chain and fan-out orchestrations")
+	idle := flag.Duration("idle", 0, "also measure the storage calls of an idle worker over this long (e.g. 60s)")
 	listN := flag.Int("list", 10000, "instances to create and list through the management API (0 skips)")
 	dataDir := flag.String("azurite-dir", "", "parent directory for the private Azurite's data (default: the system temp dir; /dev/shm keeps it in RAM)")
 	flag.Parse()
@@ -170,6 +171,20 @@ func run() error {
 	fmt.Printf("one orchestration fanning out to %d activities and in again (%d runs)\n", *fan, *repeat)
 	fmt.Printf("  wall: median %s  min %s  max %s\n", pct(fanWall, 50), pct(fanWall, 0), pct(fanWall, 100))
 
+	if *idle > 0 {
+		eng.WaitBackground()
+		counter.reset()
+		time.Sleep(*idle) // measuring an idle worker: waiting is the workload
+		calls := counter.snapshot()
+		var total int64
+		for _, n := range calls {
+			total += n
+		}
+		fmt.Printf("\nidle worker: %d storage calls in %s = %.0f per hour\n", total, *idle, float64(total)*float64(time.Hour)/float64(*idle))
+		for k, n := range calls {
+			fmt.Printf("    %-28s %d\n", k, n)
+		}
+	}
 	if *listN > 0 {
 		if err := benchList(ctx, store, c, hub, *listN); err != nil {
 			return err

@@ -52,7 +52,9 @@ type Options struct {
 	MaxLocalActivityBacklog int
 	// MinPollInterval is the first backoff step after an empty poll. Default 50 ms.
 	MinPollInterval time.Duration
-	// MaxPollInterval caps the polling backoff of idle queues. Default 2 s.
+	// MaxPollInterval caps the polling backoff of idle queues. Work this
+	// process sends itself never waits for a poll, and due timers wake their
+	// poller, so polls mostly serve other processes. Default 5 s.
 	MaxPollInterval time.Duration
 	// MessageVisibility is how long a message being processed (or handed
 	// over in memory) stays hidden from other consumers before it is renewed.
@@ -100,7 +102,7 @@ func (o *Options) setDefaults() error {
 		o.MinPollInterval = 50 * time.Millisecond
 	}
 	if o.MaxPollInterval <= 0 {
-		o.MaxPollInterval = 2 * time.Second
+		o.MaxPollInterval = 5 * time.Second
 	}
 	if o.MaxPollInterval < o.MinPollInterval {
 		o.MaxPollInterval = o.MinPollInterval

@@ -94,6 +94,10 @@ func (e *Engine) balancePartitions(ctx context.Context) error {
 				// We restarted with the same identity: resume it.
 				e.adoptPartition(l)
 			}
+			if t.Add(e.opts.LeaseInterval / 2).Before(l.ExpiresAt) {
+				mine++ // renewed recently enough: spare a write
+				continue
+			}
 			l.LastRenewal, l.ExpiresAt = t, t.Add(e.opts.LeaseInterval)
 			nl, err := e.be.WritePartition(ctx, l)
 			if err != nil {
