@@ -761,6 +761,7 @@ func (e *Engine) episode(ctx context.Context, inst *instance, plan batchPlan) {
 	}
 	inst.etag = etag
 	inst.historyLen = from + len(all)
+	inst.failures = 0
 	startLocal()
 	if oldAnchor != nil {
 		e.background(func(ctx context.Context) { e.held.remove(ctx, oldAnchor) })
@@ -860,7 +861,9 @@ func (e *Engine) abandonStart(inst *instance, plan batchPlan) {
 // abandonEpisode gives up an episode whose checkpoint failed: the cached
 // state is dropped and the messages are released for a retry from storage.
 func (e *Engine) abandonEpisode(ctx context.Context, inst *instance, plan batchPlan, what string, err error) {
-	e.log.Warn(what+"; the episode will be retried from storage", "instance", inst.id, "err", err)
+	inst.failures++
+	delay := retryDelay(inst.failures)
+	e.log.Warn(what+"; the episode will be retried from storage", "instance", inst.id, "attempt", inst.failures, "retryIn", delay, "err", err)
 	if plan.start != nil && inst.anchor == plan.start.ack {
 		inst.anchor = nil // released with the other messages below
 	}
@@ -871,17 +874,23 @@ func (e *Engine) abandonEpisode(ctx context.Context, inst *instance, plan batchP
 		}
 		if in.ack == nil {
 			if in.local {
-				// Put the result back: it applies once the state is reloaded.
-				e.mu.Lock()
-				inst.inbox = append(inst.inbox, in)
-				e.mu.Unlock()
+				// A result of work run here has no queue copy: retry it from memory.
+				time.AfterFunc(delay, func() { e.deliver(in) })
 				continue
 			}
 			e.dropped(in, "its episode was abandoned and it has no queue copy; the sender's copy is redelivered")
 			continue
 		}
-		e.held.release(ctx, in.ack, 0)
+		e.held.release(ctx, in.ack, delay)
 	}
+}
+
+// retryDelay backs off an instance whose episodes keep failing (storage
+// errors, conflicts): 100 ms doubling up to 30 s, so a persistent problem
+// never turns into a hot loop against storage.
+func retryDelay(failures int) time.Duration {
+	d := 100 * time.Millisecond << min(failures-1, 9)
+	return min(d, 30*time.Second)
 }
 
 func findCompletion(actions []history.Event) *history.Event {
