@@ -58,7 +58,7 @@ type instance struct {
 	rowPending   <-chan string          // the client is still writing the row (see HandOffStart)
 	flushPending bool
 	episodes     int
-	failures     int // consecutive abandoned episodes, for backoff
+	failures     int            // consecutive abandoned episodes, for backoff
 	completion   *history.Event // the recorded completion of a finished execution
 	customStatus string         // as last set by the code
 
