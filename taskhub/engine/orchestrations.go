@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"sort"
 	"sync"
 	"time"
@@ -124,8 +125,33 @@ func (e *Engine) runInstance(inst *instance) {
 			inst.forget()
 			continue
 		}
-		e.processBatch(inst, batch)
+		e.processBatchSafely(inst, batch)
 	}
+}
+
+// processBatchSafely contains a panic in the engine's own processing of one
+// instance: the instance's state is reloaded later and its messages come
+// back after a backoff, instead of one bad instance taking the worker down.
+func (e *Engine) processBatchSafely(inst *instance, batch []*inbound) {
+	defer func() {
+		if r := recover(); r != nil {
+			inst.failures++
+			delay := retryDelay(inst.failures)
+			e.log.Error("internal error while processing an instance; retrying it later",
+				"instance", inst.id, "panic", fmt.Sprint(r), "stack", string(debug.Stack()), "retryIn", delay)
+			inst.forget()
+			for _, in := range batch {
+				if in.ack == nil {
+					if in.local {
+						time.AfterFunc(delay, func() { e.deliver(in) })
+					}
+					continue
+				}
+				e.held.release(context.Background(), in.ack, delay)
+			}
+		}
+	}()
+	e.processBatch(inst, batch)
 }
 
 // batchPlan sorts a batch into what to apply, drop and put back.
