@@ -54,16 +54,20 @@ func (f *faulty) LoadHistory(ctx context.Context, id string) (backend.History, e
 	if err := f.fail("load"); err != nil {
 		return backend.History{}, err
 	}
+	if f.fail("panic") != nil {
+		panic("injected panic while loading history")
+	}
 	return f.Backend.LoadHistory(ctx, id)
 }
 
 // TestStorageFailuresAreRetriedWithoutDuplicates fails history appends,
-// history loads and status writes along the way: the orchestration still
+// history loads and status writes, and panics once inside the engine,
+// along the way: the orchestration still
 // completes with the right output, each step is recorded once, and the
 // retries back off instead of spinning.
 func TestStorageFailuresAreRetriedWithoutDuplicates(t *testing.T) {
 	h := newHub(t)
-	f := &faulty{Backend: h.store, failures: map[string]int{"append": 3, "load": 2, "update": 1}, seen: map[string]int{}}
+	f := &faulty{Backend: h.store, failures: map[string]int{"append": 3, "load": 2, "update": 1, "panic": 1}, seen: map[string]int{}}
 	seq := durable.NewOrchestrator("Seq3", func(ctx *durable.Context, _ any) ([]string, error) {
 		var out []string
 		for _, c := range []string{"a", "b", "c"} {
@@ -103,7 +107,7 @@ func TestStorageFailuresAreRetriedWithoutDuplicates(t *testing.T) {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.failures["append"] != 0 || f.failures["load"] != 0 || f.failures["update"] != 0 {
+	if f.failures["append"] != 0 || f.failures["load"] != 0 || f.failures["update"] != 0 || f.failures["panic"] != 0 {
 		t.Fatalf("not every injected failure was hit: %v", f.failures)
 	}
 	if f.seen["append"] > 12 {
