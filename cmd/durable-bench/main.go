@@ -261,7 +261,7 @@ func benchList(ctx context.Context, store *azurestorage.Store, c *client.Client,
 				if i%4 == 0 {
 					st = history.StatusRunning
 				}
-				row := backend.InstanceState{InstanceID: fmt.Sprintf("list-%06d", i), Name: "Orchestrator", ExecutionID: client.NewID(),
+				row := backend.InstanceState{InstanceID: fmt.Sprintf("list-%06d", i), Name: "Orchestrator", ExecutionID: history.NewID(),
 					Status: st, CreatedTime: created, LastUpdatedTime: created, Input: `"x"`}
 				if _, err := store.CreateInstance(ctx, row); err != nil {
 					errs <- err

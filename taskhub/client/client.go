@@ -4,8 +4,6 @@ package client
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -104,16 +102,6 @@ func ValidateInstanceID(id string) error {
 	return nil
 }
 
-// NewID returns a random 32-hex-digit ID, the format Durable Task uses for
-// instance and execution IDs.
-func NewID() string {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic("crypto/rand failed: " + err.Error())
-	}
-	return hex.EncodeToString(b[:])
-}
-
 // StartNew starts an instance of orchestrator name and returns its ID.
 // Nothing is written when the name, ID or input is invalid. Starting over an
 // instance that is still Pending, Running or Suspended fails with
@@ -136,7 +124,7 @@ func (c *Client) StartNew(ctx context.Context, name string, opts StartOptions) (
 	id := opts.InstanceID
 	var existing *backend.InstanceState
 	if id == "" {
-		id = NewID()
+		id = history.NewID()
 	} else {
 		if err := ValidateInstanceID(id); err != nil {
 			return "", err
@@ -154,7 +142,7 @@ func (c *Client) StartNew(ctx context.Context, name string, opts StartOptions) (
 	}
 
 	t := time.Now().UTC()
-	execID := NewID()
+	execID := history.NewID()
 	start := history.NewEvent(history.ExecutionStarted, t)
 	start.Instance = history.OrchestrationInstance{InstanceID: id, ExecutionID: execID}
 	start.Name = name
@@ -169,7 +157,7 @@ func (c *Client) StartNew(ctx context.Context, name string, opts StartOptions) (
 	}
 	gen := row.Generation
 	start.Generation = &gen
-	msg := backend.Message{Event: start, Target: start.Instance, ActivityID: NewID()}
+	msg := backend.Message{Event: start, Target: start.Instance, ActivityID: history.NewID()}
 
 	// The message goes first: a row without a message would be stuck in
 	// Pending forever, while a message without a row is deferred until the
@@ -364,7 +352,7 @@ func (c *Client) send(ctx context.Context, id string, ev history.Event) error {
 	if st.Status.IsTerminal() {
 		return fmt.Errorf("%w: instance %q is %s", ErrInstanceFinished, id, st.Status)
 	}
-	msg := backend.Message{Event: ev, Target: history.OrchestrationInstance{InstanceID: id}, ActivityID: NewID()}
+	msg := backend.Message{Event: ev, Target: history.OrchestrationInstance{InstanceID: id}, ActivityID: history.NewID()}
 	return c.deliver(ctx, id, msg)
 }
 
@@ -466,7 +454,7 @@ func (c *Client) Rewind(ctx context.Context, id, reason string) error {
 	ev := history.NewEvent(history.ExecutionRewound, time.Now())
 	ev.Reason = reason
 	ev.InstanceID = id
-	msg := backend.Message{Event: ev, Target: history.OrchestrationInstance{InstanceID: id}, ActivityID: NewID()}
+	msg := backend.Message{Event: ev, Target: history.OrchestrationInstance{InstanceID: id}, ActivityID: history.NewID()}
 	return c.deliver(ctx, id, msg)
 }
 

@@ -44,17 +44,3 @@ func TestValidateInstanceID(t *testing.T) {
 		}
 	}
 }
-
-func TestNewIDFormat(t *testing.T) {
-	seen := map[string]bool{}
-	for i := 0; i < 100; i++ {
-		id := NewID()
-		if len(id) != 32 || strings.Trim(id, "0123456789abcdef") != "" {
-			t.Fatalf("NewID() = %q, want 32 lowercase hex digits", id)
-		}
-		if seen[id] {
-			t.Fatalf("NewID repeated %q", id)
-		}
-		seen[id] = true
-	}
-}

@@ -106,7 +106,7 @@ func (e *Executor) Run(events []history.Event) ([]history.Event, error) {
 	actions := e.pending
 	e.pending = nil
 	for _, a := range actions {
-		if isCompletion(a.Type) {
+		if a.Type.EndsExecution() {
 			e.recorded = true
 		}
 	}
@@ -114,10 +114,6 @@ func (e *Executor) Run(events []history.Event) ([]history.Event, error) {
 	// appends advance the position too.
 	e.position += len(actions) + 1
 	return actions, err
-}
-
-func isCompletion(t history.EventType) bool {
-	return t == history.ExecutionCompleted || t == history.ContinueAsNew
 }
 
 // Close unwinds a parked orchestrator coroutine. The executor is unusable
@@ -336,7 +332,7 @@ func (e *Executor) matchCompletion(pos int, ev history.Event) error {
 		return e.nondeterminism(pos, describe(ev), "no completion (the orchestrator is still waiting)")
 	}
 	for i, a := range e.pending {
-		if isCompletion(a.Type) {
+		if a.Type.EndsExecution() {
 			e.pending = append(e.pending[:i], e.pending[i+1:]...)
 			break
 		}
@@ -379,7 +375,7 @@ func (e *Executor) complete(output string, err error) {
 		// Work scheduled but not awaited is abandoned with the execution.
 		kept := e.pending[:0]
 		for _, a := range e.pending {
-			if isCompletion(a.Type) {
+			if a.Type.EndsExecution() {
 				kept = append(kept, a)
 			}
 		}

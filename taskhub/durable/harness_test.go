@@ -132,7 +132,7 @@ func (a act) String() string {
 	if a.Result != "" {
 		fmt.Fprintf(&b, " result=%s", a.Result)
 	}
-	if isCompletion(a.Type) {
+	if a.Type.EndsExecution() {
 		fmt.Fprintf(&b, " status=%s", a.Status)
 	}
 	return b.String()
@@ -166,7 +166,7 @@ func expectActions(t *testing.T, label string, got []history.Event, want ...act)
 			(w.InstanceID == "" || g.InstanceID == w.InstanceID) &&
 			(w.FireAt.IsZero() || g.FireAt.Equal(w.FireAt)) &&
 			(w.Result == "" || g.Result == w.Result) &&
-			(!isCompletion(w.Type) || g.Status == w.Status)
+			(!w.Type.EndsExecution() || g.Status == w.Status)
 	}
 	if !ok {
 		t.Fatalf("%s: actions\n  got  %v\n  want %v", label, describeActions(got), want)

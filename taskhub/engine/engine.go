@@ -19,8 +19,6 @@ package engine
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,7 +29,6 @@ import (
 
 	"github.com/go-durable/durablefunctions/taskhub/backend"
 	"github.com/go-durable/durablefunctions/taskhub/durable"
-	"github.com/go-durable/durablefunctions/taskhub/history"
 )
 
 // Options configure an Engine. Zero values take the documented defaults.
@@ -392,18 +389,4 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
-}
-
-// isTerminalEvent reports whether ev ends an execution.
-func isTerminalEvent(ev history.Event) bool {
-	return ev.Type == history.ExecutionCompleted || ev.Type == history.ContinueAsNew
-}
-
-// newID returns a random 32-hex-digit ID (Durable Task's execution ID format).
-func newID() string {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		panic("crypto/rand failed: " + err.Error())
-	}
-	return hex.EncodeToString(b[:])
 }

@@ -229,11 +229,11 @@ func (e *Engine) rewind(ctx context.Context, inst *instance, in *inbound) {
 		}
 	}
 	replaced := h.ExecutionID
-	execID := newID()
+	execID := history.NewID()
 	var kept []history.Event
 	for _, ev := range h.Events {
 		switch {
-		case ev.Type == history.TaskFailed, ev.Type == history.SubOrchestrationInstanceFailed, isTerminalEvent(ev):
+		case ev.Type == history.TaskFailed, ev.Type == history.SubOrchestrationInstanceFailed, ev.Type.EndsExecution():
 			continue
 		case (ev.Type == history.TaskScheduled || ev.Type == history.SubOrchestrationInstanceCreated) && failed[ev.EventID]:
 			continue
@@ -731,7 +731,7 @@ func (e *Engine) episode(ctx context.Context, inst *instance, plan batchPlan) {
 		carry := inst.ex.CarryOver()
 		start := *inst.start
 		start.Timestamp = now()
-		start.Instance.ExecutionID = newID()
+		start.Instance.ExecutionID = history.NewID()
 		start.Input = c.Result
 		start.Generation = nil
 		inst.closeExecutor()
@@ -921,7 +921,7 @@ func retryDelay(failures int) time.Duration {
 
 func findCompletion(actions []history.Event) *history.Event {
 	for i := range actions {
-		if isTerminalEvent(actions[i]) {
+		if actions[i].Type.EndsExecution() {
 			return &actions[i]
 		}
 	}

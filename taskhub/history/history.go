@@ -6,6 +6,8 @@
 package history
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"time"
 )
@@ -163,6 +165,20 @@ func equalFoldASCII(a, b string) bool {
 		}
 	}
 	return true
+}
+
+// EndsExecution reports whether an event of this type closes an execution
+// (ExecutionCompleted, or ContinueAsNew which starts the next one).
+func (t EventType) EndsExecution() bool { return t == ExecutionCompleted || t == ContinueAsNew }
+
+// NewID returns a random 32-hex-digit ID, the format Durable Task uses for
+// instance and execution IDs.
+func NewID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("crypto/rand failed: " + err.Error())
+	}
+	return hex.EncodeToString(b[:])
 }
 
 // OrchestrationInstance identifies one execution of an orchestration instance.

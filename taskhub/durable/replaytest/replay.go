@@ -321,7 +321,7 @@ func (c *checker) fromScratch(f *forward) error {
 		for _, a := range ep.actions {
 			events = append(events, a)
 			o := origin{ep.trigger, a.EventID}
-			if isCompletion(a.Type) {
+			if a.Type.EndsExecution() {
 				o.task = -1
 				if c.x.completion != nil {
 					o.entry = c.x.completion.index
@@ -361,7 +361,7 @@ func (c *checker) fromScratch(f *forward) error {
 	}
 	if len(extra) > 0 {
 		a := extra[0]
-		if isCompletion(a.Type) {
+		if a.Type.EndsExecution() {
 			return unstable(-1, completionEntry, "no completion", describeAction(a), nil)
 		}
 		return unstable(a.EventID, -1, fmt.Sprintf("nothing for task %d", a.EventID), describeAction(a), nil)
@@ -372,10 +372,6 @@ func (c *checker) fromScratch(f *forward) error {
 		}
 	}
 	return nil
-}
-
-func isCompletion(t history.EventType) bool {
-	return t == history.ExecutionCompleted || t == history.ContinueAsNew
 }
 
 // scheduledType is the scheduling event a response answers.
