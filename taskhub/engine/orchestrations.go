@@ -141,13 +141,7 @@ func (e *Engine) processBatchSafely(inst *instance, batch []*inbound) {
 				"instance", inst.id, "panic", fmt.Sprint(r), "stack", string(debug.Stack()), "retryIn", delay)
 			inst.forget()
 			for _, in := range batch {
-				if in.ack == nil {
-					if in.local {
-						time.AfterFunc(delay, func() { e.deliver(in) })
-					}
-					continue
-				}
-				e.held.release(context.Background(), in.ack, delay)
+				e.retryLater(context.Background(), in, delay)
 			}
 		}
 	}()
@@ -179,12 +173,7 @@ func (e *Engine) processBatch(inst *instance, batch []*inbound) {
 		} else if err := e.load(ctx, inst); err != nil {
 			e.log.Warn("could not load instance history; will retry", "instance", inst.id, "err", err)
 			for _, in := range batch {
-				if in.ack == nil && in.local {
-					// A result of work run here has no queue copy: keep it in memory.
-					time.AfterFunc(time.Second, func() { e.deliver(in) })
-					continue
-				}
-				e.held.release(ctx, in.ack, time.Second)
+				e.retryLater(ctx, in, time.Second)
 			}
 			return
 		}
@@ -895,19 +884,23 @@ func (e *Engine) abandonEpisode(ctx context.Context, inst *instance, plan batchP
 	}
 	inst.forget()
 	for _, in := range append(plan.apply, plan.start) {
-		if in == nil {
-			continue
-		}
-		if in.ack == nil {
-			if in.local {
-				// A result of work run here has no queue copy: retry it from memory.
-				time.AfterFunc(delay, func() { e.deliver(in) })
-				continue
-			}
-			e.dropped(in, "its episode was abandoned and it has no queue copy; the sender's copy is redelivered")
-			continue
-		}
+		e.retryLater(ctx, in, delay)
+	}
+}
+
+// retryLater gives an event that could not be processed another try after
+// delay: its queue copy is released, or, for the result of an activity run
+// here (which has none), it is re-delivered from memory. Internal flush
+// markers are simply dropped: a later episode writes the status anyway.
+func (e *Engine) retryLater(ctx context.Context, in *inbound, delay time.Duration) {
+	switch {
+	case in == nil || in.flush:
+	case in.ack != nil:
 		e.held.release(ctx, in.ack, delay)
+	case in.local:
+		time.AfterFunc(delay, func() { e.deliver(in) })
+	default:
+		e.dropped(in, "it could not be processed and has no queue copy; the sender's copy is redelivered")
 	}
 }
 
