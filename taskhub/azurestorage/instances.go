@@ -32,12 +32,15 @@ const (
 	colGeneration         = "Generation"
 	colTags               = "Tags"
 	colTaskHubName        = "TaskHubName"
+	// colHistoryPosition is our own column (Durable Task ignores columns it
+	// does not know): the history position a row was computed from.
+	colHistoryPosition = "HistoryPosition"
 )
 
 // selectWithoutInput lists every Instances column except Input.
 var selectWithoutInput = strings.Join([]string{"PartitionKey", "RowKey", colName, colVersion, colExecutionID, colOutput,
 	colCustomStatus, colCreatedTime, colLastUpdatedTime, colCompletedTime, colRuntimeStatus, colScheduledStartTime,
-	colGeneration, colTags, colTaskHubName}, ",")
+	colGeneration, colTags, colTaskHubName, colHistoryPosition}, ",")
 
 const (
 	defaultPageSize = 100
@@ -70,6 +73,7 @@ func (s *Store) instanceEntity(st *backend.InstanceState) (*entity, error) {
 	e.int32(colGeneration, st.Generation)
 	e.str(colTags, tagsJSON(st.Tags))
 	e.str(colTaskHubName, s.hub)
+	e.int32(colHistoryPosition, int32(st.HistoryPosition))
 	return e, nil
 }
 
@@ -122,6 +126,11 @@ func instanceFromRow(r members) (backend.InstanceState, error) {
 	if st.Tags, err = r.stringMap(colTags); err != nil {
 		return fail(err)
 	}
+	pos, err := r.int32(colHistoryPosition)
+	if err != nil {
+		return fail(err)
+	}
+	st.HistoryPosition = int(pos)
 	st.ETag = r.etag()
 	return st, nil
 }

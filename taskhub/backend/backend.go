@@ -96,6 +96,11 @@ type InstanceState struct {
 	ScheduledStartTime time.Time // zero = none
 	Generation         int32
 	Tags               map[string]string
+	// HistoryPosition is the number of history rows of the execution that
+	// the row was computed from (0 = unknown, e.g. a client's Pending row).
+	// It fences row updates: a row is never replaced by one computed from
+	// less history.
+	HistoryPosition int
 	// ETag of the row as read or last written; used for fenced updates.
 	ETag string
 }

@@ -95,6 +95,22 @@ func (s *heldSet) release(ctx context.Context, h *held, delay time.Duration) {
 	})
 }
 
+// releasePartition makes every held message of control partition p visible
+// again: this worker no longer owns p.
+func (s *heldSet) releasePartition(ctx context.Context, p int) {
+	s.mu.Lock()
+	var list []*held
+	for h := range s.items {
+		if h.partition == p {
+			list = append(list, h)
+		}
+	}
+	s.mu.Unlock()
+	for _, h := range list {
+		s.release(ctx, h, 0)
+	}
+}
+
 // renewLoop extends the visibility of held messages that would otherwise
 // reappear within the next half visibility period.
 func (s *heldSet) renewLoop() {
@@ -117,6 +133,13 @@ func (s *heldSet) renewLoop() {
 		}
 		s.mu.Unlock()
 		for _, h := range due {
+			if h.partition != workItems && !s.e.ownsNow(h.partition) {
+				// Not ours any more: never keep another owner's message hidden.
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				s.release(ctx, h, 0)
+				cancel()
+				continue
+			}
 			s.renew(h, vis)
 		}
 	}

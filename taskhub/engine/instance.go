@@ -2,6 +2,7 @@ package engine
 
 import (
 	"container/list"
+	"time"
 
 	"github.com/go-durable/durablefunctions/taskhub/backend"
 	"github.com/go-durable/durablefunctions/taskhub/durable"
@@ -51,12 +52,15 @@ type instance struct {
 	start        *history.Event // ExecutionStarted of the current execution
 	executionID  string
 	historyLen   int
+	lastEvent    time.Time // timestamp of the last event in history
 	etag         string
 	terminal     bool
 	row          *backend.InstanceState // last known Instances row, nil = unknown
 	rowDirty     bool                   // the row's status lags behind history
 	rowPending   <-chan string          // the client is still writing the row (see HandOffStart)
 	flushPending bool
+	rowFailures  int     // consecutive failed row writes, for backoff
+	rowHeld      []*held // consumed messages kept until the final row is stored
 	episodes     int
 	failures     int            // consecutive abandoned episodes, for backoff
 	completion   *history.Event // the recorded completion of a finished execution
@@ -88,6 +92,7 @@ func (inst *instance) forget() {
 	inst.closeExecutor()
 	inst.loaded, inst.start, inst.executionID = false, nil, ""
 	inst.historyLen, inst.etag, inst.terminal = 0, "", false
+	inst.lastEvent, inst.rowFailures = time.Time{}, 0
 	inst.row, inst.rowDirty, inst.completion = nil, false, nil
 	inst.outstanding = nil
 }

@@ -27,7 +27,11 @@ func (e *Engine) deliver(in *inbound) {
 	e.mu.Lock()
 	inst := e.instances[id]
 	if inst == nil {
-		inst = &instance{id: id, partition: e.be.PartitionOf(id)}
+		p := e.be.PartitionOf(id)
+		if in.fromQueue && in.ack != nil && in.ack.partition != workItems {
+			p = in.ack.partition // the owned queue it sat in, wherever its ID hashes
+		}
+		inst = &instance{id: id, partition: p}
 		e.instances[id] = inst
 	}
 	e.idle.remove(inst)
@@ -87,16 +91,25 @@ func (e *Engine) runInstance(inst *instance) {
 	e.orchSlots <- struct{}{}
 	defer func() { <-e.orchSlots }()
 	for {
+		owned := e.ownsNow(inst.partition)
 		e.mu.Lock()
 		batch := inst.inbox
 		inst.inbox = nil
-		_, owned := e.owned[inst.partition]
 		stopping := e.stopped
 		if len(batch) == 0 {
 			inst.active = false
-			if len(inst.local) > 0 && owned && !stopping {
-				// Activities run here for it: keep it, out of the eviction order.
+			var anchor *held
+			var rowHeld []*held
+			if (len(inst.local) > 0 || inst.rowDirty && inst.terminal) && owned && !stopping {
+				// Activities run here for it, or its final row is still being
+				// written: keep it, out of the eviction order.
 			} else if inst.terminal || !inst.loaded || !owned || stopping {
+				if !owned || stopping {
+					// Whoever owns it next recovers from the anchor at once.
+					anchor, inst.anchor = inst.anchor, nil
+					rowHeld = append(rowHeld, inst.rowHeld...)
+					inst.rowHeld = nil
+				}
 				inst.closeExecutor()
 				e.idle.remove(inst)
 				delete(e.instances, inst.id)
@@ -110,14 +123,21 @@ func (e *Engine) runInstance(inst *instance) {
 				}
 			}
 			e.mu.Unlock()
+			if anchor != nil {
+				e.held.release(context.Background(), anchor, 0)
+			}
+			for _, h := range rowHeld {
+				e.held.release(context.Background(), h, 0)
+			}
 			return
 		}
 		e.mu.Unlock()
 		if !owned || stopping {
 			// Not ours (any more): let the owner have the queue copies now.
 			for _, in := range batch {
-				e.held.release(context.Background(), in.ack, 0)
+				e.handBack(context.Background(), in)
 			}
+			e.releaseRowHeld(inst)
 			if inst.anchor != nil {
 				e.held.release(context.Background(), inst.anchor, 0)
 				inst.anchor = nil
@@ -179,6 +199,19 @@ func (e *Engine) processBatch(inst *instance, batch []*inbound) {
 		}
 	}
 	plan := e.plan(ctx, inst, batch)
+	if inst.terminal && inst.row == nil && !inst.rowDirty && len(plan.drop)+len(plan.recover) > 0 {
+		// A finished instance read from storage gets messages: a crash or a
+		// lost answer may have come between its last history append and its
+		// final row. Check the row (written only if it disagrees) before the
+		// messages go; if that fails they come back after a backoff.
+		if !e.repairRow(ctx, inst) {
+			inst.failures++
+			for _, in := range append(plan.drop, plan.recover...) {
+				e.retryLater(ctx, in, retryDelay(inst.failures))
+			}
+			plan.drop, plan.recover = nil, nil
+		}
+	}
 	for _, in := range plan.drop {
 		e.background(func(ctx context.Context) { e.held.remove(ctx, in.ack) })
 	}
@@ -268,7 +301,7 @@ func (e *Engine) rewind(ctx context.Context, inst *instance, in *inbound) {
 		e.held.release(ctx, in.ack, time.Second)
 		return
 	}
-	inst.etag, inst.historyLen = etag, len(all)
+	inst.etag, inst.historyLen, inst.lastEvent = etag, len(all), all[len(all)-1].Timestamp
 	startLocal()
 	inst.customStatus = inst.ex.CustomStatus()
 	completion := findCompletion(actions)
@@ -282,7 +315,7 @@ func (e *Engine) rewind(ctx context.Context, inst *instance, in *inbound) {
 	e.log.Info("rewound a failed instance", "instance", inst.id, "failedCalls", len(failed), "execution", execID)
 	e.background(func(ctx context.Context) { e.held.remove(ctx, in.ack) })
 	e.dropAnchorIfIdle(inst)
-	if completion != nil {
+	if completion != nil && inst.row != nil {
 		inst.closeExecutor()
 		e.notifyTerminal(*inst.row)
 	}
@@ -320,16 +353,7 @@ func startExecutionID(in *inbound) string {
 func (e *Engine) recoverFrom(ctx context.Context, inst *instance, in *inbound) {
 	switch {
 	case inst.terminal:
-		if inst.completion != nil {
-			if inst.row == nil || inst.row.Status != inst.completion.Status {
-				inst.row = nil // re-read: writeRow compares and repairs
-				if err := e.writeRow(ctx, inst, inst.completion, ""); err != nil {
-					e.log.Warn("could not repair the Instances row of a finished instance", "instance", inst.id, "err", err)
-					e.held.release(ctx, in.ack, time.Second)
-					return
-				}
-			}
-		}
+		// processBatch has checked (and if needed repaired) the row.
 		e.background(func(ctx context.Context) { e.held.remove(ctx, in.ack) })
 	case inst.anchor != nil && in.ack != nil && inst.anchor.receipt.MessageID == in.ack.receipt.MessageID:
 		// Our own anchor came back (a renewal was late): keep the fresh receipt.
@@ -605,6 +629,7 @@ func (e *Engine) load(ctx context.Context, inst *instance) error {
 	if len(h.Events) == 0 {
 		return nil
 	}
+	inst.lastEvent = h.Events[len(h.Events)-1].Timestamp
 	scheduled := map[int32]history.Event{}
 	for i := range h.Events {
 		ev := h.Events[i]
@@ -736,18 +761,40 @@ func (e *Engine) episode(ctx context.Context, inst *instance, plan batchPlan) {
 	inst.episodes++
 	e.count(func(s *Stats) { s.Episodes++ })
 
+	// giveUp abandons the episode before its history is durable.
+	giveUp := func(what string, err error) {
+		if oldAnchor != nil {
+			inst.anchor, oldAnchor = oldAnchor, nil // released with the rest
+		}
+		if errors.Is(err, errNotOwner) {
+			e.handBackEpisode(ctx, inst, plan)
+			return
+		}
+		e.abandonEpisode(ctx, inst, plan, what, err)
+	}
+	if !e.ownsNow(inst.partition) {
+		giveUp("lost the partition before the checkpoint", errNotOwner)
+		return
+	}
+
 	// 1. Outbound messages first: history must never record work that has
 	// nothing durable behind it (a message, or the anchor for activities
 	// that run here).
 	startLocal, cancelLocal, err := e.sendActions(ctx, inst, actions)
 	if err != nil {
-		e.abandonEpisode(ctx, inst, plan, "could not send the episode's messages", err)
+		giveUp("could not send the episode's messages", err)
 		return
 	}
 	// 2. History, fenced by the sentinel ETag; meanwhile, for a start just
-	// handed over, the client finishes writing the Instances row.
+	// handed over, the client finishes writing the Instances row. Ownership
+	// is checked again right before: the sends above may have taken long.
 	all := append(newEvents, actions...)
 	all = append(all, history.NewEvent(history.OrchestratorCompleted, now()))
+	if !e.ownsNow(inst.partition) {
+		cancelLocal()
+		giveUp("lost the partition before the checkpoint", errNotOwner)
+		return
+	}
 	var etag string
 	if inst.rowPending != nil {
 		appended := make(chan error, 1)
@@ -767,15 +814,24 @@ func (e *Engine) episode(ctx context.Context, inst *instance, plan batchPlan) {
 		etag, err = e.be.AppendHistory(ctx, inst.id, inst.executionID, from, all, inst.etag)
 	}
 	if err != nil {
+		// The outcome may be unknown (a lost answer, or the SDK's retry of a
+		// batch that had committed met the fence): look before giving up.
+		if committed, ok := e.appendCommitted(ctx, inst, from, all); ok {
+			e.log.Info("a history append reported an error but had committed; continuing", "instance", inst.id, "err", err)
+			etag, err = committed, nil
+		}
+	}
+	if err != nil {
 		cancelLocal()
 		if errors.Is(err, backend.ErrConflict) {
 			e.count(func(s *Stats) { s.CheckpointRetries++ })
 		}
-		e.abandonEpisode(ctx, inst, plan, "could not append history", err)
+		giveUp("could not append history", err)
 		return
 	}
 	inst.etag = etag
 	inst.historyLen = from + len(all)
+	inst.lastEvent = all[len(all)-1].Timestamp
 	inst.failures = 0
 	startLocal()
 	if oldAnchor != nil {
@@ -795,10 +851,12 @@ func (e *Engine) episode(ctx context.Context, inst *instance, plan batchPlan) {
 	// superseded) for Pending→Running and custom status changes.
 	completion := findCompletion(actions)
 	inst.customStatus = inst.ex.CustomStatus()
+	if completion != nil {
+		inst.terminal, inst.completion = true, completion
+	}
 	var rowErr error
 	switch {
 	case completion != nil:
-		inst.terminal, inst.completion = true, completion
 		rowErr = e.writeRow(ctx, inst, completion, replaced)
 	case replaced != "" || inst.row == nil || inst.row.Status != e.liveStatus(inst) && inst.row.Status != history.StatusPending:
 		rowErr = e.writeRow(ctx, inst, nil, replaced)
@@ -806,29 +864,56 @@ func (e *Engine) episode(ctx context.Context, inst *instance, plan batchPlan) {
 		inst.rowDirty = true
 		e.scheduleFlush(inst)
 	}
-	if rowErr != nil {
-		// History is ahead of the row; the kept anchor (or the next
-		// episode) brings them in line again.
-		e.log.Error("could not update the Instances row; it is repaired later", "instance", inst.id, "err", rowErr)
-		if completion != nil {
-			if inst.anchor != nil {
-				e.held.release(ctx, inst.anchor, time.Second)
-				inst.anchor = nil
-			}
-			inst.forget()
-			return
+	var consumed []*held
+	for _, in := range plan.apply {
+		if in.ack != nil {
+			consumed = append(consumed, in.ack)
 		}
+	}
+	switch {
+	case rowErr == nil:
+	case errors.Is(rowErr, errRowNewer), errors.Is(rowErr, errNotOwner):
+		// Another worker is ahead of this one, or owns the partition now.
+		// The episode is in history; the consumed messages go back to the
+		// queue so that whoever processes them next brings the row in line.
+		e.log.Warn("the episode is in history but this worker stops processing the instance", "instance", inst.id, "reason", rowErr.Error())
+		for _, h := range consumed {
+			e.held.release(ctx, h, 0)
+		}
+		if inst.anchor != nil {
+			e.held.release(ctx, inst.anchor, 0)
+			inst.anchor = nil
+		}
+		inst.forget()
+		return
+	case completion != nil:
+		// History says finished, the row does not yet. Keep the consumed
+		// messages (and the anchor) held until the row is stored: if this
+		// process dies first they reappear and the next owner repairs the
+		// row; meanwhile the write is retried with a backoff.
+		inst.rowFailures++
+		e.log.Warn("could not store the final Instances row; retrying", "instance", inst.id, "attempt", inst.rowFailures, "err", rowErr)
+		inst.rowHeld = append(inst.rowHeld, consumed...)
+		if inst.anchor != nil {
+			inst.rowHeld = append(inst.rowHeld, inst.anchor)
+			inst.anchor = nil
+		}
+		inst.local = nil
+		inst.rowDirty = true
+		e.scheduleFlush(inst)
+		return
+	default:
+		// History is ahead of the row; the deferred flush brings them in line.
+		inst.rowFailures++
+		e.log.Warn("could not update the Instances row; retrying", "instance", inst.id, "err", rowErr)
 		inst.rowDirty = true
 		e.scheduleFlush(inst)
 	}
 
 	// 4. The consumed messages are now redundant, and so is the anchor once
 	// nothing runs here for the instance.
-	for _, in := range plan.apply {
-		if in.ack != nil {
-			h := in.ack
-			e.background(func(ctx context.Context) { e.held.remove(ctx, h) })
-		}
+	for _, h := range consumed {
+		e.background(func(ctx context.Context) { e.held.remove(ctx, h) })
 	}
 	if completion != nil {
 		inst.local = nil
@@ -837,6 +922,57 @@ func (e *Engine) episode(ctx context.Context, inst *instance, plan batchPlan) {
 	if completion != nil {
 		inst.closeExecutor()
 		e.notifyTerminal(*inst.row)
+	}
+}
+
+// appendCommitted reports whether stored history holds exactly the events
+// of an append whose outcome is unknown (its answer was lost, or the SDK's
+// retry of a batch that had committed met the fence it had just moved). It
+// then returns the sentinel ETag to continue from.
+func (e *Engine) appendCommitted(ctx context.Context, inst *instance, from int, events []history.Event) (string, bool) {
+	h, err := e.be.LoadHistory(ctx, inst.id)
+	if err != nil || h.ExecutionID != inst.executionID || len(h.Events) != from+len(events) {
+		return "", false
+	}
+	for i, ev := range events {
+		got := h.Events[from+i]
+		if got.Type != ev.Type || got.EventID != ev.EventID || !sameTime(got.Timestamp, ev.Timestamp) {
+			return "", false
+		}
+	}
+	return h.ETag, true
+}
+
+// handBackEpisode gives up an episode because this worker no longer owns
+// the instance's partition: nothing more is written for it, its messages
+// become visible to the new owner at once, and a local activity result
+// (which has no queue copy) is sent to the owner's queue.
+func (e *Engine) handBackEpisode(ctx context.Context, inst *instance, plan batchPlan) {
+	e.log.Warn("no longer owns the partition; handing the instance back without writing", "instance", inst.id)
+	if inst.anchor != nil {
+		e.held.release(ctx, inst.anchor, 0)
+		inst.anchor = nil
+	}
+	inst.forget()
+	for _, in := range append(plan.apply, plan.start) {
+		e.handBack(ctx, in)
+	}
+}
+
+// handBack makes one event that this worker will not process available to
+// the partition's owner.
+func (e *Engine) handBack(ctx context.Context, in *inbound) {
+	switch {
+	case in == nil || in.flush:
+	case in.ack != nil:
+		e.held.release(ctx, in.ack, 0)
+	case in.local:
+		// The result of an activity run here: the owner needs it durably,
+		// or it runs the activity again.
+		if _, err := e.be.SendControl(ctx, in.msg, 0); err != nil {
+			e.log.Warn("could not hand an activity result to the partition's owner; it runs the activity again",
+				"instance", in.msg.Target.InstanceID, "task", in.msg.Event.TaskScheduledID, "err", err)
+		}
 	}
 }
 
@@ -881,6 +1017,13 @@ func (e *Engine) abandonEpisode(ctx context.Context, inst *instance, plan batchP
 	e.log.Warn(what+"; the episode will be retried from storage", "instance", inst.id, "attempt", inst.failures, "retryIn", delay, "err", err)
 	if plan.start != nil && inst.anchor == plan.start.ack {
 		inst.anchor = nil // released with the other messages below
+	}
+	if inst.anchor != nil {
+		// The anchor must come back too: the failed append may have
+		// committed after all (its activities then need running), and while
+		// it is held nothing else would recover them.
+		e.held.release(ctx, inst.anchor, delay)
+		inst.anchor = nil
 	}
 	inst.forget()
 	for _, in := range append(plan.apply, plan.start) {
@@ -1095,122 +1238,6 @@ func parentNotice(p *history.ParentInstance, c history.Event) history.Event {
 func derivedID(parentExecution string, seq int32) string {
 	sum := sha256.Sum256([]byte(fmt.Sprintf("%s:%d", parentExecution, seq)))
 	return hex.EncodeToString(sum[:16])
-}
-
-// scheduleFlush arranges for a deferred Instances-row update.
-func (e *Engine) scheduleFlush(inst *instance) {
-	if inst.flushPending {
-		return
-	}
-	inst.flushPending = true
-	id := inst.id
-	time.AfterFunc(e.opts.StatusFlushDelay, func() {
-		e.deliver(&inbound{msg: backend.Message{Target: history.OrchestrationInstance{InstanceID: id}}, flush: true})
-	})
-}
-
-// flushRow writes a deferred Running status if it is still needed.
-func (e *Engine) flushRow(ctx context.Context, inst *instance) {
-	inst.flushPending = false
-	if !inst.rowDirty || inst.terminal || inst.start == nil || inst.ex == nil {
-		return
-	}
-	if err := e.writeRow(ctx, inst, nil, ""); err != nil {
-		e.log.Warn("could not update the Instances row; retrying", "instance", inst.id, "err", err)
-		e.scheduleFlush(inst)
-	}
-}
-
-// liveStatus is the status a running instance's row should show.
-func (e *Engine) liveStatus(inst *instance) history.OrchestrationStatus {
-	if inst.ex != nil && inst.ex.Suspended() {
-		return history.StatusSuspended
-	}
-	return history.StatusRunning
-}
-
-// writeRow brings the Instances row in line with history: the live status
-// (Running or Suspended) and custom status, or the final status when
-// completion is given. replaced names the execution a ContinueAsNew just
-// replaced (the row may still name it). The write is fenced by the row's
-// ETag; on a conflict the row is re-read and the write retried, unless the
-// row now belongs to a newer execution.
-func (e *Engine) writeRow(ctx context.Context, inst *instance, completion *history.Event, replaced string) error {
-	for attempt := 0; ; attempt++ {
-		if inst.row == nil {
-			row, err := e.be.GetInstance(ctx, inst.id, true)
-			switch {
-			case errors.Is(err, backend.ErrNotFound):
-				row = e.rowFromStart(inst)
-			case err != nil:
-				return err
-			}
-			inst.row = &row
-		}
-		// A row naming another execution is stale (ours to update) when a
-		// ContinueAsNew just replaced that execution, or when our execution
-		// started after the row's (a ContinueAsNew whose row write was lost);
-		// otherwise a client restarted the instance after us.
-		stale := (replaced != "" && inst.row.ExecutionID == replaced) ||
-			(inst.start != nil && inst.row.CreatedTime.Before(inst.start.Timestamp))
-		if rx := inst.row.ExecutionID; rx != "" && rx != inst.executionID && !stale {
-			e.log.Warn("not updating the Instances row: it belongs to a newer execution",
-				"instance", inst.id, "execution", inst.executionID, "row", rx)
-			inst.rowDirty = false
-			return nil
-		}
-		row := *inst.row
-		t := now()
-		if row.ExecutionID != inst.executionID && inst.start != nil {
-			// A new execution (ContinueAsNew): its input and start time.
-			row.Input, row.CreatedTime = inst.start.Input, inst.start.Timestamp
-			row.CompletedTime, row.Output = time.Time{}, ""
-		}
-		row.ExecutionID = inst.executionID
-		row.LastUpdatedTime = t
-		row.CustomStatus = inst.customStatus
-		if completion != nil {
-			row.Status = completion.Status
-			row.CompletedTime = t
-			row.Output = completion.Result
-			if completion.Status == history.StatusFailed && completion.Failure != nil {
-				row.Output = completion.Failure.String()
-			}
-		} else {
-			row.Status = e.liveStatus(inst)
-		}
-		var etag string
-		var err error
-		if inst.row.ETag == "" {
-			etag, err = e.be.CreateInstance(ctx, row)
-		} else {
-			etag, err = e.be.UpdateInstance(ctx, row)
-		}
-		if err == nil {
-			row.ETag = etag
-			inst.row = &row
-			inst.rowDirty = false
-			return nil
-		}
-		if attempt >= 3 || !(errors.Is(err, backend.ErrConflict) || errors.Is(err, backend.ErrExists)) {
-			return err
-		}
-		inst.row = nil // re-read and retry
-	}
-}
-
-// rowFromStart builds an Instances row for an instance that has none (a
-// sub-orchestration, or a start from a client that never wrote one).
-func (e *Engine) rowFromStart(inst *instance) backend.InstanceState {
-	row := backend.InstanceState{InstanceID: inst.id, ExecutionID: inst.executionID, Status: history.StatusPending}
-	if s := inst.start; s != nil {
-		row.Name, row.Version, row.Input, row.Tags = s.Name, s.Version, s.Input, s.Tags
-		row.CreatedTime = s.Timestamp
-		if s.Generation != nil {
-			row.Generation = *s.Generation
-		}
-	}
-	return row
 }
 
 // waitInstancesIdle waits until no instance is being processed.

@@ -30,25 +30,61 @@ func (e *Engine) OwnedPartitions() []int {
 	return out
 }
 
-// OwnsPartitionOf reports whether this worker processes instanceID's partition.
+// OwnsPartitionOf reports whether this worker processes instanceID's
+// partition now: it owns the partition and its lease, by this process's
+// clock, has not run out (see ownsNow).
 func (e *Engine) OwnsPartitionOf(instanceID string) bool {
-	p := e.be.PartitionOf(instanceID)
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	_, ok := e.owned[p]
-	return ok && !e.stopped
+	return e.ownsNow(e.be.PartitionOf(instanceID))
 }
 
-// partitionLoop renews owned leases and claims free or expired ones.
+// ownsNow reports whether partition p is owned under a lease that is still
+// valid now, with a safety margin for clock skew between workers. A worker
+// that stalled past its lease (GC pause, VM freeze, SIGSTOP) therefore
+// stops acting for the partition the moment it runs again, before its
+// ownership pass has even read the table. Every checkpoint asks this first.
+func (e *Engine) ownsNow(p int) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ps, ok := e.owned[p]
+	return ok && !e.stopped && now().Before(ps.lease.ExpiresAt.Add(-e.leaseMargin()))
+}
+
+// leaseMargin is how long before its expiry a lease stops counting as
+// ours: the room left for clock skew and for a write already on its way.
+func (e *Engine) leaseMargin() time.Duration { return e.opts.LeaseInterval / 10 }
+
+// partitionLoop renews owned leases and claims free or expired ones. A
+// partition whose lease ran out without renewal is dropped even when the
+// table cannot be read.
 func (e *Engine) partitionLoop() {
 	defer e.wg.Done()
-	interval := e.opts.LeaseInterval / 3
+	interval := e.opts.LeaseInterval / 4
 	for sleepCtx(e.ctx, interval) {
+		e.dropExpired()
 		ctx, cancel := context.WithTimeout(e.ctx, interval)
 		if err := e.balancePartitions(ctx); err != nil && e.ctx.Err() == nil {
 			e.log.Warn("partition ownership pass failed", "err", err)
 		}
 		cancel()
+		e.dropExpired()
+	}
+}
+
+// dropExpired stops processing every owned partition whose lease is no
+// longer valid: another worker may hold it by now.
+func (e *Engine) dropExpired() {
+	e.mu.Lock()
+	var lost []int
+	t := now()
+	for p, ps := range e.owned {
+		if !t.Before(ps.lease.ExpiresAt.Add(-e.leaseMargin())) {
+			lost = append(lost, p)
+		}
+	}
+	e.mu.Unlock()
+	for _, p := range lost {
+		e.log.Warn("partition lease ran out before it could be renewed; no longer processing it", "partition", p)
+		e.dropPartition(p)
 	}
 }
 
@@ -82,6 +118,21 @@ func (e *Engine) balancePartitions(ctx context.Context) error {
 	mine := 0
 	for _, l := range leases {
 		switch {
+		case l.CurrentOwner != me && e.ownsIndex(l.Partition):
+			// Someone else holds a partition we thought ours (we stalled past
+			// our lease, or our renewal answer was lost): stop at once.
+			e.log.Warn("another worker holds a partition this worker had; no longer processing it",
+				"partition", l.QueueName, "owner", l.CurrentOwner)
+			e.dropPartition(l.Partition)
+			if isClaimable(l, me, t) && (mine < target || len(owners) == 0) {
+				// It is free again: take it back through the normal claim.
+				if nl, err := e.claim(ctx, l, t); err == nil {
+					e.adoptPartition(nl)
+					mine++
+				} else if !errors.Is(err, backend.ErrConflict) {
+					errs = append(errs, err)
+				}
+			}
 		case l.CurrentOwner == me && l.NextOwner != "" && l.NextOwner != me:
 			// Another worker asked for this partition: stop and release it.
 			e.dropPartition(l.Partition)
@@ -90,14 +141,18 @@ func (e *Engine) balancePartitions(ctx context.Context) error {
 				errs = append(errs, err)
 			}
 		case l.CurrentOwner == me:
-			if !e.ownsIndex(l.Partition) {
-				// We restarted with the same identity: resume it.
-				e.adoptPartition(l)
+			if held, ok := e.heldLease(l.Partition); ok && !held.OwnedSince.Equal(l.OwnedSince) {
+				// The row was claimed anew under our name since we adopted
+				// it (a restart with the same identity): start afresh.
+				e.dropPartition(l.Partition)
 			}
-			if t.Add(e.opts.LeaseInterval / 2).Before(l.ExpiresAt) {
+			adopted := e.ownsIndex(l.Partition)
+			if adopted && t.Add(e.opts.LeaseInterval/2).Before(l.ExpiresAt) {
 				mine++ // renewed recently enough: spare a write
 				continue
 			}
+			// Renew before (re)adopting: ownership is only acted on under a
+			// lease this pass has just confirmed.
 			l.LastRenewal, l.ExpiresAt = t, t.Add(e.opts.LeaseInterval)
 			nl, err := e.be.WritePartition(ctx, l)
 			if err != nil {
@@ -107,7 +162,11 @@ func (e *Engine) balancePartitions(ctx context.Context) error {
 				}
 				continue
 			}
-			e.updateLease(nl)
+			if adopted {
+				e.updateLease(nl)
+			} else {
+				e.adoptPartition(nl) // we restarted with the same identity: resume it
+			}
 			mine++
 		case isClaimable(l, me, t):
 			// Take no more than a fair share of free partitions while other
@@ -115,9 +174,7 @@ func (e *Engine) balancePartitions(ctx context.Context) error {
 			if mine >= target && len(owners) > 0 && l.NextOwner != me {
 				continue
 			}
-			l.CurrentOwner, l.NextOwner, l.IsDraining = me, "", false
-			l.OwnedSince, l.LastRenewal, l.ExpiresAt = t, t, t.Add(e.opts.LeaseInterval)
-			nl, err := e.be.WritePartition(ctx, l)
+			nl, err := e.claim(ctx, l, t)
 			if err != nil {
 				if !errors.Is(err, backend.ErrConflict) {
 					errs = append(errs, err)
@@ -146,6 +203,13 @@ func (e *Engine) balancePartitions(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// claim writes a lease row naming this worker as owner, fenced by its ETag.
+func (e *Engine) claim(ctx context.Context, l backend.PartitionLease, t time.Time) (backend.PartitionLease, error) {
+	l.CurrentOwner, l.NextOwner, l.IsDraining = e.opts.WorkerID, "", false
+	l.OwnedSince, l.LastRenewal, l.ExpiresAt = t, t, t.Add(e.opts.LeaseInterval)
+	return e.be.WritePartition(ctx, l)
+}
+
 // isClaimable reports whether a lease row is free (or handed to me) or expired.
 func isClaimable(l backend.PartitionLease, me string, t time.Time) bool {
 	free := l.CurrentOwner == "" && (l.NextOwner == "" || l.NextOwner == me)
@@ -158,6 +222,16 @@ func (e *Engine) ownsIndex(p int) bool {
 	defer e.mu.Unlock()
 	_, ok := e.owned[p]
 	return ok
+}
+
+// heldLease returns the lease of an owned partition as last written.
+func (e *Engine) heldLease(p int) (backend.PartitionLease, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if ps := e.owned[p]; ps != nil {
+		return ps.lease, true
+	}
+	return backend.PartitionLease{}, false
 }
 
 func (e *Engine) updateLease(l backend.PartitionLease) {
@@ -195,7 +269,38 @@ func (e *Engine) dropPartition(p int) {
 	}
 	ps.cancel()
 	<-ps.done
+	e.forgetPartition(p)
 	e.log.Info("released partition", "partition", ps.lease.QueueName)
+}
+
+// forgetPartition drops what this worker caches of a partition it no longer
+// owns: idle instances are unwound and their recovery anchors released, so
+// the new owner gets them at once instead of never (a held message is
+// renewed for as long as it is held). Instances being processed right now
+// do the same when their batch ends (runInstance), and every episode checks
+// ownership before it writes.
+func (e *Engine) forgetPartition(p int) {
+	e.mu.Lock()
+	var anchors []*held
+	for id, inst := range e.instances {
+		if inst.partition != p || inst.active {
+			continue
+		}
+		if inst.anchor != nil {
+			anchors = append(anchors, inst.anchor)
+			inst.anchor = nil
+		}
+		inst.closeExecutor()
+		e.idle.remove(inst)
+		delete(e.instances, id)
+	}
+	e.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, h := range anchors {
+		e.held.release(ctx, h, 0)
+	}
+	e.held.releasePartition(ctx, p)
 }
 
 // releasePartitions gives up every owned partition at shutdown so another
@@ -264,7 +369,7 @@ func (e *Engine) pollControl(ctx context.Context, ps *partitionState) {
 			e.log.Error("parked an undecodable control message", "queue", p.Receipt.Queue, "message", p.Receipt.MessageID, "reason", p.Reason)
 		}
 		for _, m := range msgs {
-			e.receivedControl(m)
+			e.receivedControl(ps.index, m)
 		}
 		if len(msgs) > 0 || len(poison) > 0 {
 			bo.reset()
@@ -290,9 +395,12 @@ func waitForWork(ctx context.Context, d time.Duration, wake <-chan struct{}) boo
 	return false
 }
 
-// receivedControl routes a polled control message to its instance.
-func (e *Engine) receivedControl(m backend.Received) {
-	h := e.held.hold(m.Receipt, e.be.PartitionOf(m.Message.Target.InstanceID))
+// receivedControl routes a message polled from owned partition p to its
+// instance. Like Durable Task, the engine processes whatever sits in a queue
+// it owns, even a message whose instance ID hashes elsewhere (a client with
+// another partition count put it there).
+func (e *Engine) receivedControl(p int, m backend.Received) {
+	h := e.held.hold(m.Receipt, p)
 	if m.DequeueCount >= e.opts.WarnDequeueCount {
 		e.log.Warn("a control message keeps coming back", "queue", m.Receipt.Queue, "message", m.Receipt.MessageID,
 			"instance", m.Message.Target.InstanceID, "event", m.Message.Event.Type.String(), "dequeueCount", m.DequeueCount)
