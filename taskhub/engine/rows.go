@@ -304,4 +304,3 @@ func (e *Engine) rowFromStart(inst *instance) backend.InstanceState {
 	}
 	return row
 }
-
