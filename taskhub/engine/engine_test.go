@@ -49,7 +49,10 @@ func (h *hub) start(opts engine.Options, defs ...durable.Definition) (*engine.En
 	if err := reg.Add(defs...); err != nil {
 		h.t.Fatal(err)
 	}
-	opts.Backend, opts.Registry = h.store, reg
+	if opts.Backend == nil {
+		opts.Backend = h.store
+	}
+	opts.Registry = reg
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
