@@ -18,7 +18,9 @@ func TestJudgeRowNeverReplacesNewerOrFinishedRows(t *testing.T) {
 		}
 		return r
 	}
-	want := func(exec string, st history.OrchestrationStatus, pos int) backend.InstanceState { return *row(exec, st, pos) }
+	want := func(exec string, st history.OrchestrationStatus, pos int) backend.InstanceState {
+		return *row(exec, st, pos)
+	}
 	basis := rowBasis{executionID: "A", started: t0}
 	tests := []struct {
 		name   string
