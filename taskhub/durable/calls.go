@@ -210,7 +210,9 @@ func (t *Timer) Cancel() { t.cancel() }
 // CreateTimer returns a durable timer that fires at fireAt (any distance in
 // the future: long waits are chained in legs of MaxTimerLeg).
 func (c *Context) CreateTimer(fireAt time.Time) *Timer {
-	fireAt = fireAt.UTC()
+	// Legs are cut at the precision history records, so that a replay,
+	// which computes them again, agrees with the first run.
+	fireAt = history.StorageTime(fireAt)
 	user := &task{id: -1, kind: "timer", resultOf: "timer"}
 	var leg *task
 	var next func()
