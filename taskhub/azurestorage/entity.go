@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/go-durable/durablefunctions/taskhub/history"
 )
 
 // ErrPayloadTooLarge is wrapped by errors for values that do not fit Azure
@@ -218,7 +220,7 @@ func (m members) etag() string {
 // formatTime renders t in UTC ISO 8601 with at most 7 fractional digits
 // (trailing zeros trimmed) and a Z, the form .NET writes and reads.
 func formatTime(t time.Time) string {
-	return t.UTC().Truncate(100 * time.Nanosecond).Format("2006-01-02T15:04:05.9999999Z")
+	return history.StorageTime(t).Format("2006-01-02T15:04:05.9999999Z")
 }
 
 // parseTime reads an ISO 8601 date; a date without zone is taken as UTC.
@@ -230,5 +232,7 @@ func parseTime(s string) (time.Time, error) {
 			return time.Time{}, fmt.Errorf("bad date %q: %w", s, err)
 		}
 	}
-	return t.UTC(), nil
+	// A writer with more digits than storage keeps (none of .NET's) is read
+	// as storage would keep it.
+	return history.StorageTime(t), nil
 }

@@ -141,7 +141,7 @@ func (c *Client) StartNew(ctx context.Context, name string, opts StartOptions) (
 		}
 	}
 
-	t := time.Now().UTC()
+	t := history.StorageTime(time.Now()) // the row and the start event agree exactly
 	execID := history.NewID()
 	start := history.NewEvent(history.ExecutionStarted, t)
 	start.Instance = history.OrchestrationInstance{InstanceID: id, ExecutionID: execID}

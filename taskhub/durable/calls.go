@@ -208,9 +208,12 @@ type Timer struct {
 func (t *Timer) Cancel() { t.cancel() }
 
 // CreateTimer returns a durable timer that fires at fireAt (any distance in
-// the future: long waits are chained in legs of MaxTimerLeg).
+// the future: long waits are chained in legs of MaxTimerLeg). fireAt is
+// taken at the precision history stores (history.StorageTime).
 func (c *Context) CreateTimer(fireAt time.Time) *Timer {
-	fireAt = fireAt.UTC()
+	// Legs are cut from the stored value, so that a replay, which computes
+	// them again, agrees with the first run.
+	fireAt = history.StorageTime(fireAt)
 	user := &task{id: -1, kind: "timer", resultOf: "timer"}
 	var leg *task
 	var next func()

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 )
 
@@ -40,8 +41,10 @@ func (c *Context) ParentInstanceID() string { return c.parent }
 // Name returns the orchestrator name.
 func (c *Context) Name() string { return c.name }
 
-// CurrentTime returns the deterministic current time: the start time of the
-// episode being replayed or run, always UTC.
+// CurrentTime returns the deterministic current time: the timestamp of the
+// OrchestratorStarted event of the episode being run or replayed, exactly as
+// history stores it (UTC, whole 100 ns ticks; see history.StorageTime), so
+// the first run and every replay see the same value.
 func (c *Context) CurrentTime() time.Time { return c.currentTime }
 
 // IsReplaying reports whether the code is re-running past steps from history.
@@ -75,15 +78,25 @@ func (c *Context) SetCustomStatus(v any) error {
 	return nil
 }
 
-// guidNamespace is the namespace Durable Functions (.NET) uses for
-// deterministic GUIDs.
-var guidNamespace = [16]byte{0x9e, 0x95, 0x29, 0x59, 0x5e, 0x33, 0x4d, 0xaf, 0x82, 0x7f, 0x2f, 0xa1, 0x29, 0x37, 0xb8, 0x75}
+// guidNamespace is the namespace of deterministic GUIDs in durabletask-dotnet
+// (TaskOrchestrationContextWrapper.NewGuid), which .NET isolated Durable
+// Functions and the Java, JavaScript and Go Durable Task SDKs share:
+// 9e952958-5e33-4daf-827f-2fa12937b875, in RFC 4122 (network) byte order.
+// The in-process WebJobs extension hashes with 9e952959-… instead (its
+// "URL" namespace), so its GUIDs differ.
+var guidNamespace = [16]byte{0x9e, 0x95, 0x29, 0x58, 0x5e, 0x33, 0x4d, 0xaf, 0x82, 0x7f, 0x2f, 0xa1, 0x29, 0x37, 0xb8, 0x75}
 
-// NewGUID returns a deterministic, replay-safe UUID, the same one Durable
-// Functions for .NET produces: an RFC 4122 version-5 UUID over
-// "{instanceId}_{currentTime in round-trip format}_{counter}".
+// guidTimeFormat is .NET's round-trip format ("o") of a UTC DateTime: seven
+// fractional digits, always written, then Z.
+const guidTimeFormat = "2006-01-02T15:04:05.0000000Z"
+
+// NewGUID returns a deterministic, replay-safe UUID, the same one .NET
+// Durable Functions (durabletask-dotnet) produces: an RFC 4122 version-5
+// UUID in guidNamespace over the UTF-8 name
+// "{instanceId}_{CurrentTime in round-trip format}_{counter}", where the
+// counter counts the calls of this execution from 0.
 func (c *Context) NewGUID() string {
-	name := fmt.Sprintf("%s_%s_%d", c.instanceID, c.currentTime.UTC().Format("2006-01-02T15:04:05.0000000Z"), c.guidCounter)
+	name := c.instanceID + "_" + c.currentTime.UTC().Format(guidTimeFormat) + "_" + strconv.Itoa(c.guidCounter)
 	c.guidCounter++
 	return uuidV5(guidNamespace, name)
 }

@@ -16,15 +16,47 @@ import (
 
 var guidT0 = time.Date(2024, 1, 1, 0, 0, 5, 0, time.UTC)
 
-func TestUUIDv5Vector(t *testing.T) {
-	// RFC 4122 v5 over the Durable Functions namespace; the name is
-	// "{instanceId}_{time in .NET round-trip format}_{counter}".
-	got := uuidV5(guidNamespace, "inst1_2024-01-01T00:00:05.0000000Z_0")
-	if want := "1399a9d7-8127-5bb1-8085-f947509a1925"; got != want {
-		t.Fatalf("uuidV5 = %s, want %s", got, want)
+// TestNewGUIDVectors checks NewGUID against fixed vectors. The
+// durabletask-dotnet rows are the golden values of its
+// TaskOrchestrationContextWrapperTests (NewGuid_FixedInputs_ProducesStable-
+// DeterministicValue and NewGuid_DifferentInstanceId_...); the others were
+// computed independently with Python's uuid.uuid5 over the name shown.
+func TestNewGUIDVectors(t *testing.T) {
+	dotnetTime := time.Date(2023, 5, 6, 7, 8, 9, 123456700, time.UTC)
+	tests := []struct {
+		name     string
+		instance string
+		at       time.Time
+		counter  int
+		want     string
+	}{
+		{"durabletask-dotnet first", "fixed-instance-id", dotnetTime, 0, "0f353f85-75d2-56f8-89b5-a7773ace7605"},
+		{"durabletask-dotnet second", "fixed-instance-id", dotnetTime, 1, "b0fd1465-f3d8-5a7e-98b1-f34137b15060"},
+		{"durabletask-dotnet third", "fixed-instance-id", dotnetTime, 2, "12bec829-d5e1-563c-ac70-9806cad148c1"},
+		{"durabletask-dotnet other instance", "other-instance-id", dotnetTime, 0, "258d445c-0c1e-594c-a4a1-0a837e4ebe92"},
+		// Digits below a tick are cut, as .NET's DateTime has none: same name.
+		{"sub-tick digits truncated", "fixed-instance-id", dotnetTime.Add(99 * time.Nanosecond), 0, "0f353f85-75d2-56f8-89b5-a7773ace7605"},
+		// The name always uses UTC, whatever the location of the time.
+		{"non-UTC location", "fixed-instance-id", dotnetTime.In(time.FixedZone("JST", 9*3600)), 0, "0f353f85-75d2-56f8-89b5-a7773ace7605"},
+		// inst1_2024-01-01T00:00:05.0000000Z_0: seven zeros are written.
+		{"whole second", "inst1", guidT0, 0, "89931c99-4439-52b7-8bdd-b1ffd66cd056"},
+		// inst1_2024-01-01T00:00:05.1234568Z_0: one tick further.
+		{"one tick later", "inst1", guidT0.Add(123456800), 0, "3e8dafc0-4f75-5f52-9127-a3f371e176c5"},
 	}
-	// The namespace constant is 9e952959-5e33-4daf-827f-2fa12937b875 in network order.
-	if ns := uuidFormat(guidNamespace); ns != "9e952959-5e33-4daf-827f-2fa12937b875" {
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &Context{instanceID: tc.instance, currentTime: tc.at, guidCounter: tc.counter}
+			if got := c.NewGUID(); got != tc.want {
+				t.Fatalf("NewGUID() = %s, want %s", got, tc.want)
+			}
+			if c.guidCounter != tc.counter+1 {
+				t.Fatalf("counter = %d after one call from %d", c.guidCounter, tc.counter)
+			}
+		})
+	}
+	// durabletask-dotnet's DnsNamespaceValue, in RFC 4122 byte order (the
+	// in-process extension's 9e952959-… differs in the fourth byte).
+	if ns := uuidFormat(guidNamespace); ns != "9e952958-5e33-4daf-827f-2fa12937b875" {
 		t.Fatalf("namespace = %s", ns)
 	}
 }
@@ -53,12 +85,13 @@ var guidOrch = NewOrchestrator("Guids", func(ctx *Context, _ any) ([]string, err
 })
 
 func TestNewGUID(t *testing.T) {
-	// Expected values computed independently (Python uuid.uuid5).
+	// Expected values computed independently (Python uuid.uuid5 in the
+	// namespace 9e952958-5e33-4daf-827f-2fa12937b875).
 	want := []string{
-		"1399a9d7-8127-5bb1-8085-f947509a1925", // inst1_2024-01-01T00:00:05.0000000Z_0
-		"9e691a87-9427-587a-a222-a21672e0e51c", // inst1_2024-01-01T00:00:05.0000000Z_1
-		"8260bb23-a678-54a8-b4cc-e1f3d276eb99", // inst1_2024-01-01T00:01:00.1234567Z_2
-		"b586dd99-576f-5538-8a21-d300d480134b", // inst1_2024-01-01T00:01:00.1234567Z_3
+		"89931c99-4439-52b7-8bdd-b1ffd66cd056", // inst1_2024-01-01T00:00:05.0000000Z_0
+		"0edef8bb-b98f-54da-b557-d03e746cd101", // inst1_2024-01-01T00:00:05.0000000Z_1
+		"5b771264-3d97-5981-bb56-0a68870fc350", // inst1_2024-01-01T00:01:00.1234567Z_2
+		"fdbdab27-d543-521c-9e7b-a67a861f6939", // inst1_2024-01-01T00:01:00.1234567Z_3
 	}
 	later := time.Date(2024, 1, 1, 0, 1, 0, 123456700, time.UTC)
 	episodes := [][]history.Event{
@@ -100,17 +133,17 @@ func TestNewGUID(t *testing.T) {
 }
 
 func TestNewGUIDNonUTCClock(t *testing.T) {
-	// The OrchestratorStarted timestamp may carry another location: the
-	// name uses UTC all the same.
+	// The OrchestratorStarted timestamp may carry another location and
+	// digits below a tick: the name uses the stored UTC time all the same.
 	orch := NewOrchestrator("G", func(ctx *Context, _ any) (string, error) { return ctx.NewGUID(), nil })
 	d := newDriver(t, orch)
 	tokyo := time.FixedZone("JST", 9*3600)
 	evs := start(guidT0.In(tokyo), "G", "")
 	for i := range evs {
-		evs[i].Timestamp = guidT0.In(tokyo) // NewEvent converts to UTC; undo that
+		evs[i].Timestamp = guidT0.Add(42).In(tokyo) // NewEvent stores UTC ticks; undo that
 	}
 	actions := d.run(evs)
-	if len(actions) != 1 || actions[0].Result != `"1399a9d7-8127-5bb1-8085-f947509a1925"` {
+	if len(actions) != 1 || actions[0].Result != `"89931c99-4439-52b7-8bdd-b1ffd66cd056"` {
 		t.Fatalf("actions = %v", describeActions(actions))
 	}
 }

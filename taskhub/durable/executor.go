@@ -146,7 +146,7 @@ func (e *Executor) schedule(kind, name string, ev history.Event) *task {
 // newTimer schedules one durable timer (a single leg).
 func (e *Executor) newTimer(fireAt time.Time) *task {
 	ev := history.NewEvent(history.TimerCreated, e.ctx.currentTime)
-	ev.FireAt = fireAt.UTC()
+	ev.FireAt = history.StorageTime(fireAt)
 	return e.schedule("timer", "", ev)
 }
 
@@ -203,7 +203,9 @@ func (e *Executor) apply(ev history.Event, replaying bool) error {
 	e.ctx.replaying = replaying
 	switch ev.Type {
 	case history.OrchestratorStarted:
-		e.ctx.currentTime = ev.Timestamp.UTC()
+		// At storage precision even if the caller's event is finer: the
+		// first run must see the value that replay reads back.
+		e.ctx.currentTime = history.StorageTime(ev.Timestamp)
 		return nil
 	case history.ExecutionStarted:
 		if e.started {

@@ -29,6 +29,7 @@ import (
 
 	"github.com/go-durable/durablefunctions/taskhub/backend"
 	"github.com/go-durable/durablefunctions/taskhub/durable"
+	"github.com/go-durable/durablefunctions/taskhub/history"
 )
 
 // Options configure an Engine. Zero values take the documented defaults.
@@ -343,7 +344,10 @@ func (e *Engine) background(f func(ctx context.Context)) {
 	}()
 }
 
-func now() time.Time { return time.Now().UTC() }
+// now is the time the engine stamps on events and rows, at the precision
+// storage keeps, so that what an orchestrator sees on its first run (and
+// what the engine compares in memory) equals what it reads back later.
+func now() time.Time { return history.StorageTime(time.Now()) }
 
 // inFlight counts running operations; unlike sync.WaitGroup it may be
 // waited on while new operations start.

@@ -255,7 +255,26 @@ type Event struct {
 	Data string
 }
 
-// NewEvent returns an event of the given type with EventID -1 and the given timestamp.
+// TimePrecision is the resolution of every time Durable Task storage keeps:
+// one .NET tick. Table storage holds an Edm.DateTime as a tick count, and
+// queue messages carry times with seven fractional digits.
+const TimePrecision = 100 * time.Nanosecond
+
+// StorageTime returns t exactly as storage gives it back: in UTC, truncated
+// (not rounded, as .NET truncates) to whole ticks, without a monotonic clock
+// reading. The zero time stays zero.
+//
+// Every time an orchestrator can observe must pass through StorageTime when
+// it is created, so that the first run sees the same value that every
+// replay reads from history.
+func StorageTime(t time.Time) time.Time {
+	// Truncate counts from the zero time, 0001-01-01, which is also the
+	// .NET tick epoch, so the ticks line up for any date.
+	return t.UTC().Truncate(TimePrecision)
+}
+
+// NewEvent returns an event of the given type with EventID -1 and the given
+// timestamp, at storage precision (see StorageTime).
 func NewEvent(t EventType, ts time.Time) Event {
-	return Event{Type: t, EventID: -1, Timestamp: ts.UTC()}
+	return Event{Type: t, EventID: -1, Timestamp: StorageTime(ts)}
 }
