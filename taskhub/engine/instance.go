@@ -65,6 +65,10 @@ type instance struct {
 	failures     int            // consecutive abandoned episodes, for backoff
 	completion   *history.Event // the recorded completion of a finished execution
 	customStatus string         // as last set by the code
+	// events identifies the inbound events of the current execution that
+	// history records and that carry no task ID (raised events, terminate,
+	// suspend, resume), so that a redelivered copy is recognised.
+	events map[eventKey]bool
 
 	// anchor is a control message of this instance that we hold (hidden and
 	// renewed) while activities run in this process without work-item
@@ -93,6 +97,7 @@ func (inst *instance) forget() {
 	inst.loaded, inst.start, inst.executionID = false, nil, ""
 	inst.historyLen, inst.etag, inst.terminal = 0, "", false
 	inst.lastEvent, inst.rowFailures = time.Time{}, 0
+	inst.events = nil
 	inst.row, inst.rowDirty, inst.completion = nil, false, nil
 	inst.outstanding = nil
 }
@@ -148,4 +153,44 @@ func (inst *instance) parent() *history.ParentInstance {
 		return inst.start.Parent
 	}
 	return nil
+}
+
+// eventKey identifies an inbound event by what its sender stamped on it:
+// two distinct sends never share type, name, timestamp (100 ns) and data.
+type eventKey struct {
+	typ  history.EventType
+	name string
+	at   int64
+	data string
+}
+
+// dedupable reports whether ev is an inbound event without a task ID.
+func dedupable(ev history.Event) bool {
+	switch ev.Type {
+	case history.EventRaised, history.ExecutionTerminated, history.ExecutionSuspended, history.ExecutionResumed:
+		return true
+	case history.GenericEvent:
+		return ev.Data != anchorData
+	}
+	return false
+}
+
+func keyOf(ev history.Event) eventKey {
+	return eventKey{typ: ev.Type, name: ev.Name, at: history.StorageTime(ev.Timestamp).UnixNano(), data: ev.Input + "\x00" + ev.Data + "\x00" + ev.Reason}
+}
+
+// record notes an event of the current execution's history.
+func (inst *instance) record(ev history.Event) {
+	if !dedupable(ev) {
+		return
+	}
+	if inst.events == nil {
+		inst.events = map[eventKey]bool{}
+	}
+	inst.events[keyOf(ev)] = true
+}
+
+// recorded reports whether history already holds ev.
+func (inst *instance) recorded(ev history.Event) bool {
+	return dedupable(ev) && inst.events[keyOf(ev)]
 }

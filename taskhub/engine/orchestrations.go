@@ -293,6 +293,12 @@ func (e *Engine) rewind(ctx context.Context, inst *instance, in *inbound) {
 	}
 	all := append(append(kept, newEvents...), actions...)
 	all = append(all, history.NewEvent(history.OrchestratorCompleted, now()))
+	if !e.ownsNow(inst.partition) {
+		cancelLocal()
+		inst.forget()
+		e.handBack(ctx, in)
+		return
+	}
 	etag, err := e.be.AppendHistory(ctx, inst.id, execID, 0, all, h.ETag)
 	if err != nil {
 		cancelLocal()
@@ -497,6 +503,13 @@ func (e *Engine) plan(ctx context.Context, inst *instance, batch []*inbound) bat
 				p.drop = append(p.drop, in)
 				continue
 			}
+			if p.start == nil && inst.recorded(ev) {
+				// Already in history: a redelivery after a crash or a lost
+				// delete. Applying it again would raise the event twice.
+				e.log.Debug("ignoring an event already in history", "instance", inst.id, "event", ev.Type.String(), "name", ev.Name)
+				p.drop = append(p.drop, in)
+				continue
+			}
 			p.apply = append(p.apply, in)
 		}
 	}
@@ -568,6 +581,10 @@ func (e *Engine) terminateUnstarted(ctx context.Context, inst *instance, in *inb
 		e.dropped(in, "the instance does not exist or is not pending")
 		return
 	}
+	if !e.ownsNow(inst.partition) {
+		e.handBack(ctx, in)
+		return
+	}
 	t := now()
 	row.Status, row.Output, row.LastUpdatedTime, row.CompletedTime = history.StatusTerminated, in.msg.Event.Input, t, t
 	if _, err := e.be.UpdateInstance(ctx, row); err != nil {
@@ -633,6 +650,7 @@ func (e *Engine) load(ctx context.Context, inst *instance) error {
 	scheduled := map[int32]history.Event{}
 	for i := range h.Events {
 		ev := h.Events[i]
+		inst.record(ev)
 		switch ev.Type {
 		case history.ExecutionStarted:
 			inst.start = &ev
@@ -832,6 +850,12 @@ func (e *Engine) episode(ctx context.Context, inst *instance, plan batchPlan) {
 	inst.etag = etag
 	inst.historyLen = from + len(all)
 	inst.lastEvent = all[len(all)-1].Timestamp
+	if from == 0 {
+		inst.events = nil // a new execution's history replaced the old one
+	}
+	for _, ev := range all {
+		inst.record(ev)
+	}
 	inst.failures = 0
 	startLocal()
 	if oldAnchor != nil {

@@ -97,3 +97,61 @@ func TestReappearingAnchorDoesNotRewriteAFinishedRow(t *testing.T) {
 			before.CompletedTime, after.CompletedTime, before.ETag, after.ETag)
 	}
 }
+
+// TestRedeliveredEventIsNotRaisedTwice: a raised event that is already in
+// history comes back (its delete was lost, or the worker died after the
+// checkpoint). The orchestration must not see it a second time.
+func TestRedeliveredEventIsNotRaisedTwice(t *testing.T) {
+	h := newHub(t)
+	two := durable.NewOrchestrator("TwoEvents", func(ctx *durable.Context, _ any) ([]string, error) {
+		var got []string
+		for range 2 {
+			v, err := durable.WaitForExternalEvent[string](ctx, "e").Await()
+			if err != nil {
+				return nil, err
+			}
+			got = append(got, v)
+		}
+		return got, nil
+	})
+	_, c := h.start(engine.Options{}, two)
+	ctx := context.Background()
+	id := start(t, c, "TwoEvents", nil)
+	if err := c.RaiseEvent(ctx, id, "e", `"1"`); err != nil {
+		t.Fatal(err)
+	}
+	var raised *history.Event
+	deadline := time.Now().Add(30 * time.Second)
+	for raised == nil {
+		hist, err := h.store.LoadHistory(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, ev := range hist.Events {
+			if ev.Type == history.EventRaised {
+				raised = &hist.Events[i]
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first event never reached history")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The same message again, as a redelivery would bring it.
+	if _, err := h.store.SendControl(ctx, backend.Message{Event: *raised, Target: history.OrchestrationInstance{InstanceID: id}}, 0); err != nil {
+		t.Fatal(err)
+	}
+	queue := h.store.ControlQueueName(h.store.PartitionOf(id))
+	for queueLength(t, queue) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the redelivered event was never consumed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := c.RaiseEvent(ctx, id, "e", `"2"`); err != nil {
+		t.Fatal(err)
+	}
+	if st := wait(t, c, id); st.Status != history.StatusCompleted || st.Output != `["1","2"]` {
+		t.Fatalf("%s %s: the redelivered event was applied again", st.Status, st.Output)
+	}
+}
