@@ -24,6 +24,9 @@ const (
 	EnvLegacyPort = "FUNCTIONS_HTTPWORKER_PORT"
 	// EnvAppRoot is the function app root.
 	EnvAppRoot = "FUNCTIONS_APP_ROOT_PATH"
+	// EnvWebsiteHostname is the app's public host[:port]: the Functions
+	// host sets it in Azure, and func start sets localhost:<port>.
+	EnvWebsiteHostname = "WEBSITE_HOSTNAME"
 )
 
 // DefaultAddr is where Run listens in standalone mode when given no address.
@@ -50,6 +53,11 @@ type Options struct {
 	// FunctionKey, when set, is required in standalone mode by every
 	// function whose authLevel is not anonymous (401 otherwise).
 	FunctionKey string
+	// PublicHost is the host[:port] used, under the Functions host, in
+	// Request.URL for requests that named no host. Empty means
+	// $WEBSITE_HOSTNAME; a wildcard address there (0.0.0.0) becomes
+	// localhost.
+	PublicHost string
 }
 
 // App is a Functions custom handler: the function.json declarations of an
@@ -61,6 +69,8 @@ type App struct {
 	shutdown time.Duration
 	key      string
 	router   *Router
+	// publicHost names the app under the Functions host (Options.PublicHost).
+	publicHost string
 
 	mu          sync.RWMutex
 	httpFuncs   map[string]HTTPFunc       // by exact function name
@@ -97,6 +107,7 @@ func New(opts Options) (*App, error) {
 		shutdown:    opts.ShutdownTimeout,
 		key:         opts.FunctionKey,
 		router:      router,
+		publicHost:  publicHostName(opts.PublicHost),
 		httpFuncs:   map[string]HTTPFunc{},
 		invokeFuncs: map[string]InvocationFunc{},
 	}
@@ -110,6 +121,32 @@ func New(opts Options) (*App, error) {
 		a.shutdown = 10 * time.Second
 	}
 	return a, nil
+}
+
+// publicHostName returns host (or $WEBSITE_HOSTNAME when host is empty)
+// with a wildcard address replaced by localhost, as the Durable Functions
+// JavaScript client does.
+func publicHostName(host string) string {
+	if host == "" {
+		host = strings.TrimSpace(os.Getenv(EnvWebsiteHostname))
+	}
+	if host == "" {
+		return ""
+	}
+	name, port, err := net.SplitHostPort(host)
+	if err != nil {
+		name, port = strings.Trim(host, "[]"), ""
+	}
+	if name == "" || name == "0.0.0.0" || name == "::" {
+		name = "localhost"
+	}
+	if port == "" {
+		if strings.Contains(name, ":") {
+			return "[" + name + "]"
+		}
+		return name
+	}
+	return net.JoinHostPort(name, port)
 }
 
 // Config returns the app configuration New read; callers must not modify it.

@@ -78,7 +78,7 @@ func (a *App) serveHost(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	a.serveStandalone(w, r)
+	a.serveRoute(w, r, true)
 }
 
 // singleSegment returns the unescaped name when path is "/<name>".
@@ -210,6 +210,11 @@ func (a *App) requestFromInvocation(f FunctionInfo, p invocationPayload) (*Reque
 	u, err := url.Parse(hr.URL)
 	if err != nil {
 		return nil, fmt.Errorf("Data.%s.Url: %w", f.TriggerName, err)
+	}
+	if u.Host == "" {
+		// The caller named no host (HTTP/1.0 without Host): the host then
+		// sends "http:///api/...".
+		u.Host = a.publicHost
 	}
 	req := &Request{Method: strings.ToUpper(hr.Method), URL: u, Query: u.Query(), Header: http.Header{}, Params: map[string]string{}}
 

@@ -15,7 +15,21 @@ type Request struct {
 	Method string
 	// URL is the absolute public URL the caller used, e.g.
 	// http://localhost:7071/api/orchestrators/Orchestrator?code=x
+	// When the request named no host (an HTTP/1.0 request without a Host
+	// header), URL.Host is a host the server knows instead: in standalone
+	// mode the local address the connection reached; under the Functions
+	// host $WEBSITE_HOSTNAME (the host's public name), else for a forwarded
+	// request the local address. Under the host's default invocation
+	// protocol URL is the host's rendering of the path, which it has
+	// already decoded once (see EscapedPath).
 	URL *url.URL
+	// EscapedPath is the URL path with its percent-escapes exactly as they
+	// reached the handler, when the handler received the HTTP request itself
+	// (standalone mode, or a request the Functions host forwarded). It is ""
+	// for a request the host delivered as an invocation: the host has
+	// already decoded the path once (leaving only %2F escaped), and Params
+	// hold its values, which must not be decoded again.
+	EscapedPath string
 	// Query holds the query parameters (never nil).
 	Query url.Values
 	// Header holds the request headers (never nil); it includes "Host" in

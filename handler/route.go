@@ -21,9 +21,13 @@ import (
 //     captures the rest of the path, possibly empty;
 //   - parameters may carry constraints, e.g. {id:int}, {slug:minlength(3)}.
 //
-// Path segments are percent-decoded before comparison; a catch-all value is
-// the percent-decoded rest of the path (slashes kept). Complex segments
-// mixing literals and parameters ("{file}.{ext}") are not supported.
+// The path is split on '/' first and each segment is then percent-decoded
+// exactly once, so an escaped slash (%2F) stays inside its segment and
+// "%2541" yields "%41". A catch-all value is the rest of the path, each
+// segment decoded once and joined with '/' (so there an escaped slash can
+// no longer be told from a separator; a function that must tell them apart
+// reads Request.EscapedPath). Complex segments mixing literals and
+// parameters ("{file}.{ext}") are not supported.
 type RouteTemplate struct {
 	raw      string
 	segments []routeSegment
@@ -310,11 +314,16 @@ func (t *RouteTemplate) Match(path string) (map[string]string, bool) {
 	params := map[string]string{}
 	for i, seg := range t.segments {
 		if seg.kind == segCatchAll {
-			rest, err := url.PathUnescape(strings.Join(parts[min(i, len(parts)):], "/"))
-			if err != nil {
-				return nil, false
+			rest := parts[min(i, len(parts)):]
+			decoded := make([]string, len(rest))
+			for j, p := range rest {
+				v, err := url.PathUnescape(p)
+				if err != nil {
+					return nil, false
+				}
+				decoded[j] = v
 			}
-			if !seg.assign(params, rest) {
+			if !seg.assign(params, strings.Join(decoded, "/")) {
 				return nil, false
 			}
 			return params, true

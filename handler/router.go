@@ -2,6 +2,7 @@ package handler
 
 import (
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 )
@@ -55,13 +56,14 @@ func NewRouter(routePrefix string, fns []FunctionInfo) (*Router, error) {
 }
 
 // StripPrefix removes the route prefix from an escaped URL path and returns
-// the rest without a leading slash; ok is false when the path is outside the
-// prefix. The prefix matches case-insensitively.
+// the rest, still escaped, without a leading slash; ok is false when the
+// path is outside the prefix. Each prefix segment is decoded once and
+// matched case-insensitively.
 func (r *Router) StripPrefix(escapedPath string) (rest string, ok bool) {
 	rest = strings.TrimPrefix(escapedPath, "/")
 	for _, p := range r.prefix {
 		seg, after, _ := strings.Cut(rest, "/")
-		if !strings.EqualFold(seg, p) {
+		if v, err := url.PathUnescape(seg); err != nil || !strings.EqualFold(v, p) {
 			return "", false
 		}
 		rest = after

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"runtime/debug"
@@ -24,6 +25,12 @@ func (a *App) StandaloneHandler() http.Handler {
 }
 
 func (a *App) serveStandalone(w http.ResponseWriter, r *http.Request) {
+	a.serveRoute(w, r, false)
+}
+
+// serveRoute routes and serves a public request; viaHost says the
+// Functions host forwarded it.
+func (a *App) serveRoute(w http.ResponseWriter, r *http.Request, viaHost bool) {
 	path := r.URL.EscapedPath()
 	m, allowed, ok := a.router.Route(r.Method, path)
 	if !ok {
@@ -54,14 +61,17 @@ func (a *App) serveStandalone(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	header := r.Header.Clone()
-	header.Set("Host", r.Host)
+	if r.Host != "" {
+		header.Set("Host", r.Host)
+	}
 	req := &Request{
-		Method: r.Method,
-		URL:    publicURL(r),
-		Query:  r.URL.Query(),
-		Header: header,
-		Params: m.Params,
-		Body:   body,
+		Method:      r.Method,
+		URL:         publicURL(r, a.knownHost(r, viaHost)),
+		EscapedPath: path,
+		Query:       r.URL.Query(),
+		Header:      header,
+		Params:      m.Params,
+		Body:        body,
 	}
 	writeResponse(w, a.callHTTP(r.Context(), m.Function, req))
 }
@@ -101,8 +111,23 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 	return body, nil
 }
 
-// publicURL rebuilds the absolute URL the caller used.
-func publicURL(r *http.Request) *url.URL {
+// knownHost is the host for the URL of a request that names none (an
+// HTTP/1.0 request without Host): under the Functions host its public name,
+// else the local address the connection reached, which in standalone mode
+// is the address the app listens on.
+func (a *App) knownHost(r *http.Request, viaHost bool) string {
+	if viaHost && a.publicHost != "" {
+		return a.publicHost
+	}
+	if addr, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+		return addr.String()
+	}
+	return ""
+}
+
+// publicURL rebuilds the absolute URL the caller used; fallbackHost stands
+// in when the request names no host.
+func publicURL(r *http.Request, fallbackHost string) *url.URL {
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"
@@ -115,6 +140,9 @@ func publicURL(r *http.Request) *url.URL {
 	}
 	u := *r.URL
 	u.Scheme, u.Host = scheme, r.Host
+	if u.Host == "" {
+		u.Host = fallbackHost
+	}
 	return &u
 }
 

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-durable/durablefunctions/handler"
 	"github.com/go-durable/durablefunctions/taskhub/backend"
@@ -69,10 +70,16 @@ const (
 	CodeNoOrchestrator = "OrchestratorNotFound"
 	CodeGone           = "InstanceFinished"
 	CodeNotFailed      = "NotFailed"
+	// CodeOutcomeUnknown: storage failed during a start and whether the
+	// instance was started cannot be told now (503).
+	CodeOutcomeUnknown = "StartOutcomeUnknown"
 )
 
-// Handle serves one request. The route parameter "path" (a catch-all) holds
-// the part after the base path; without it the path is taken from the URL.
+// Handle serves one request. The operation is read from the path after the
+// base path, each segment decoded exactly once: from Request.EscapedPath
+// when the handler received the request itself, else from the catch-all
+// route parameter "path" the Functions host decoded (used as it is), else
+// from the URL path.
 //
 //	POST   orchestrators/{name}[/{instanceId}]   start (optionally wait: timeout, pollingInterval)
 //	GET    instances                             list (runtimeStatus, createdTimeFrom/To, instanceIdPrefix, showInput, top)
@@ -83,11 +90,13 @@ const (
 //	POST   instances/{id}/{terminate|suspend|resume|rewind}?reason=
 //	POST   instances/{id}/restart?restartWithNewInstanceId=
 func (a *API) Handle(ctx context.Context, req *handler.Request) *handler.Response {
-	rest, ok := req.Params["path"]
-	if !ok {
-		rest = strings.TrimPrefix(req.URL.Path, a.opts.BasePath)
+	segs, errResp := a.segments(req)
+	if errResp != nil {
+		return errResp
 	}
-	segs := splitPath(rest)
+	if errResp := checkQueryText(req.Query); errResp != nil {
+		return errResp
+	}
 	n := len(segs)
 	switch {
 	case n >= 2 && n <= 3 && strings.EqualFold(segs[0], "orchestrators"):
@@ -359,18 +368,71 @@ func methodNotAllowed(method string, allowed ...string) *handler.Response {
 	return r
 }
 
-func splitPath(p string) []string {
+// segments returns the path segments of the operation (after the base
+// path), each decoded exactly once. Empty segments are dropped, as Durable
+// Functions trims slashes.
+func (a *API) segments(req *handler.Request) ([]string, *handler.Response) {
+	if req.EscapedPath != "" {
+		if rest, ok := trimBase(req.EscapedPath, a.opts.BasePath); ok {
+			var out []string
+			for i, s := range strings.Split(rest, "/") {
+				if s == "" {
+					continue
+				}
+				v, err := url.PathUnescape(s)
+				if err != nil {
+					return nil, handler.Error(http.StatusBadRequest, CodeBadRequest,
+						fmt.Sprintf("path segment %d after %s (%q) is not validly percent-encoded: %v", i+1, a.opts.BasePath, s, err))
+				}
+				out = append(out, v)
+			}
+			return out, nil
+		}
+	}
+	rest, ok := req.Params["path"]
+	if !ok {
+		rest = strings.TrimPrefix(req.URL.Path, a.opts.BasePath)
+	}
 	var out []string
-	for _, s := range strings.Split(strings.Trim(p, "/"), "/") {
-		if s == "" {
+	for _, s := range strings.Split(rest, "/") {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out, nil
+}
+
+// trimBase removes base from an escaped path, comparing each segment
+// decoded and case-insensitively, and returns the escaped rest.
+func trimBase(escaped, base string) (string, bool) {
+	rest := strings.TrimPrefix(escaped, "/")
+	for _, b := range strings.Split(strings.Trim(base, "/"), "/") {
+		if b == "" {
 			continue
 		}
-		if u, err := url.PathUnescape(s); err == nil {
-			s = u
+		seg, after, _ := strings.Cut(rest, "/")
+		if v, err := url.PathUnescape(seg); err != nil || !strings.EqualFold(v, b) {
+			return "", false
 		}
-		out = append(out, s)
+		rest = after
 	}
-	return out
+	return rest, true
+}
+
+// checkQueryText refuses query parameters whose decoded names or values are
+// not valid UTF-8: stored as JSON they would silently change.
+func checkQueryText(q url.Values) *handler.Response {
+	for k, vs := range q {
+		if !utf8.ValidString(k) {
+			return handler.Error(http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("query parameter name %q is not valid UTF-8", k))
+		}
+		for _, v := range vs {
+			if !utf8.ValidString(v) {
+				return handler.Error(http.StatusBadRequest, CodeBadRequest, fmt.Sprintf("query parameter %s=%q is not valid UTF-8", k, v))
+			}
+		}
+	}
+	return nil
 }
 
 // boolParam parses a query flag like .NET's bool.TryParse: "true"/"false"
@@ -425,7 +487,7 @@ func (a *API) getStatus(ctx context.Context, req *handler.Request, id string) *h
 	switch st.Status {
 	case history.StatusRunning, history.StatusPending, history.StatusContinuedAsNew, history.StatusSuspended:
 		resp.StatusCode = http.StatusAccepted
-		resp.Header.Set("Location", req.URL.String())
+		resp.Header.Set("Location", a.statusURL(req, id))
 		resp.Header.Set("Retry-After", "5")
 	case history.StatusFailed:
 		if failAs500 {
@@ -452,6 +514,10 @@ func (a *API) clientError(err error) *handler.Response {
 		return handler.Error(http.StatusGone, CodeGone, err.Error())
 	case errors.Is(err, client.ErrNotFailed):
 		return handler.Error(http.StatusPreconditionFailed, CodeNotFailed, err.Error())
+	case errors.Is(err, client.ErrStartOutcomeUnknown):
+		a.log.Error("management API: start outcome unknown", "err", err)
+		return handler.Error(http.StatusServiceUnavailable, CodeOutcomeUnknown,
+			err.Error()+"; the instance runs if its row was written: read its status before starting it again")
 	}
 	a.log.Error("management API storage error", "err", err)
 	return handler.Error(http.StatusInternalServerError, CodeInternal, "storage error: "+err.Error())
@@ -586,11 +652,37 @@ type ManagementURLs struct {
 	ResumePostURI         string `json:"resumePostUri"`
 }
 
+// origin is the scheme://host of links answering req; "" (links relative
+// to the server) when not even the server knows a host for it.
+func origin(req *handler.Request) string {
+	if req.URL.Host == "" {
+		return ""
+	}
+	scheme := req.URL.Scheme
+	if scheme == "" {
+		scheme = "http"
+	}
+	return scheme + "://" + req.URL.Host
+}
+
+// statusURL is the status URL of instance id with the request's query:
+// the Location of a 202 status answer. It is built from the ID rather than
+// taken from the request URL, whose path the Functions host may have
+// rendered in another (already decoded) form.
+func (a *API) statusURL(req *handler.Request, id string) string {
+	u := origin(req) + a.opts.BasePath + "/instances/" + url.PathEscape(id)
+	if req.URL.RawQuery != "" {
+		u += "?" + req.URL.RawQuery
+	}
+	return u
+}
+
 // ManagementURLsFor builds the management links for instanceID, with the
 // scheme and host of the incoming request and its `code` carried over.
+// The ID is escaped as one path segment, so each link decodes back to it
+// exactly once.
 func (a *API) ManagementURLsFor(req *handler.Request, instanceID string) ManagementURLs {
-	origin := req.URL.Scheme + "://" + req.URL.Host
-	inst := origin + a.opts.BasePath + "/instances/" + url.PathEscape(instanceID)
+	inst := origin(req) + a.opts.BasePath + "/instances/" + url.PathEscape(instanceID)
 	q := "taskHub=" + url.QueryEscape(a.opts.HubName) + "&connection=" + url.QueryEscape(a.opts.Connection)
 	if code := req.Query.Get("code"); code != "" {
 		q += "&code=" + url.QueryEscape(code)
