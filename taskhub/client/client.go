@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/go-durable/durablefunctions/taskhub/backend"
 	"github.com/go-durable/durablefunctions/taskhub/history"
@@ -30,6 +31,11 @@ var (
 	// ErrInstanceFinished: the operation needs a Pending, Running or
 	// Suspended instance, but it has finished.
 	ErrInstanceFinished = errors.New("instance has finished")
+	// ErrStartOutcomeUnknown: storage failed while a start was written, and
+	// whether the instance was started cannot be told now. The start
+	// message is kept, so the instance runs if its row was written; read
+	// its status before starting it again.
+	ErrStartOutcomeUnknown = errors.New("outcome of the start unknown")
 )
 
 // MaxInstanceIDLength is the longest instance ID Durable Functions accepts.
@@ -81,11 +87,14 @@ type StartOptions struct {
 
 // ValidateInstanceID applies the Durable Functions instance ID rules: at
 // most 256 characters, none of / \ # ? or control characters, not starting
-// with @, not empty.
+// with @, not empty. It must also be valid UTF-8: storage keeps text, so
+// other bytes could not be stored and read back as they are.
 func ValidateInstanceID(id string) error {
 	switch {
 	case id == "":
 		return fmt.Errorf("%w: it is empty", ErrInvalidInstanceID)
+	case !utf8.ValidString(id):
+		return fmt.Errorf("%w: %q is not valid UTF-8 (byte %#02x at position %d)", ErrInvalidInstanceID, id, id[invalidUTF8At(id)], invalidUTF8At(id))
 	case len([]rune(id)) > MaxInstanceIDLength:
 		return fmt.Errorf("%w: it has %d characters, more than %d", ErrInvalidInstanceID, len([]rune(id)), MaxInstanceIDLength)
 	case strings.HasPrefix(id, "@"):
@@ -100,6 +109,19 @@ func ValidateInstanceID(id string) error {
 		}
 	}
 	return nil
+}
+
+// invalidUTF8At returns the byte offset of the first invalid UTF-8
+// sequence in s, or len(s).
+func invalidUTF8At(s string) int {
+	for i, r := range s {
+		if r == utf8.RuneError {
+			if _, size := utf8.DecodeRuneInString(s[i:]); size == 1 {
+				return i
+			}
+		}
+	}
+	return len(s)
 }
 
 // StartNew starts an instance of orchestrator name and returns its ID.
@@ -120,6 +142,9 @@ func (c *Client) StartNew(ctx context.Context, name string, opts StartOptions) (
 	}
 	if input != "" && !json.Valid([]byte(input)) {
 		return "", fmt.Errorf("%w: the input is not valid JSON", ErrInvalidInput)
+	}
+	if !utf8.ValidString(input) {
+		return "", fmt.Errorf("%w: the input is not valid UTF-8 (byte %#02x at position %d)", ErrInvalidInput, input[invalidUTF8At(input)], invalidUTF8At(input))
 	}
 	id := opts.InstanceID
 	var existing *backend.InstanceState
@@ -183,13 +208,9 @@ func (c *Client) StartNew(ctx context.Context, name string, opts StartOptions) (
 			rowETag = nil
 		}
 	}
-	var etag string
-	if existing == nil {
-		etag, err = c.be.CreateInstance(ctx, row)
-	} else {
-		etag, err = c.be.UpdateInstance(ctx, row)
-	}
-	if err != nil {
+	etag, outcome, err := c.writeStartRow(ctx, &row, existing)
+	switch outcome {
+	case rowTaken:
 		if rowETag != nil {
 			close(rowETag) // the engine abandons the start and deletes the message
 		} else {
@@ -197,10 +218,19 @@ func (c *Client) StartNew(ctx context.Context, name string, opts StartOptions) (
 			// because the row names another execution.
 			_ = c.be.DeleteMessage(context.WithoutCancel(ctx), receipt)
 		}
-		if errors.Is(err, backend.ErrExists) || errors.Is(err, backend.ErrConflict) {
-			return "", fmt.Errorf("%w: instance %q was started concurrently by another client", ErrInstanceExists, id)
+		return "", err
+	case rowUnknown:
+		// The message stays: the worker's start rule decides from what is
+		// stored (it runs the start if the row names it, else discards it
+		// once the row has not appeared for a while).
+		if rowETag != nil {
+			rowETag <- "" // the engine puts the message back in the queue
+		} else if local {
+			if _, verr := c.be.SetVisibility(context.WithoutCancel(ctx), receipt, 0); verr != nil {
+				err = fmt.Errorf("%w (the start message becomes visible to the owner in %v)", err, delay)
+			}
 		}
-		return "", fmt.Errorf("client: write instance row for %q: %w", id, err)
+		return "", err
 	}
 	if rowETag != nil {
 		rowETag <- etag
@@ -220,7 +250,77 @@ func (c *Client) StartNew(ctx context.Context, name string, opts StartOptions) (
 	return id, nil
 }
 
+// rowOutcome is what writeStartRow found out about a start's row.
+type rowOutcome int
+
+const (
+	// rowWritten: the row names the new execution.
+	rowWritten rowOutcome = iota
+	// rowTaken: the row names an execution another client started, or the
+	// instance it was to replace is live again.
+	rowTaken
+	// rowUnknown: whether the row was written cannot be told now.
+	rowUnknown
+)
+
+// startRowAttempts bounds the writes of a start's Instances row.
+const startRowAttempts = 3
+
+// reconcileTimeout bounds the read that settles a failed row write; it runs
+// even when the caller's context is done, so that the start message is
+// handled by what storage says.
+const reconcileTimeout = 15 * time.Second
+
+// writeStartRow inserts (existing == nil) or replaces the Instances row of
+// a start. After any error, including a conflict that may be the SDK's
+// retry of a write that in fact committed, it reads the row back: if it
+// names the new execution the start succeeded; if it names another one, a
+// concurrent start won (rowTaken, ErrInstanceExists); if the write
+// evidently did not land, it is tried again. When the row cannot be read,
+// or the attempts run out, the outcome is rowUnknown
+// (ErrStartOutcomeUnknown). It returns the row's ETag when written.
+func (c *Client) writeStartRow(ctx context.Context, row *backend.InstanceState, existing *backend.InstanceState) (string, rowOutcome, error) {
+	id, create := row.InstanceID, existing == nil
+	for attempt := 1; ; attempt++ {
+		var etag string
+		var err error
+		if create {
+			etag, err = c.be.CreateInstance(ctx, *row)
+		} else {
+			etag, err = c.be.UpdateInstance(ctx, *row)
+		}
+		if err == nil {
+			return etag, rowWritten, nil
+		}
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), reconcileTimeout)
+		cur, rerr := c.be.GetInstance(rctx, id, false)
+		cancel()
+		switch {
+		case rerr == nil && cur.ExecutionID == row.ExecutionID:
+			return cur.ETag, rowWritten, nil // it committed; only the answer was lost
+		case rerr == nil && existing != nil && cur.ExecutionID == existing.ExecutionID && cur.Status.IsTerminal():
+			row.ETag, create = cur.ETag, false // not replaced yet (and perhaps touched meanwhile)
+		case rerr == nil && existing != nil && cur.ExecutionID == existing.ExecutionID:
+			return "", rowTaken, fmt.Errorf("%w: instance %q is %s again", ErrInstanceExists, id, cur.Status)
+		case rerr == nil:
+			return "", rowTaken, fmt.Errorf("%w: instance %q was started concurrently by another client (its row names execution %s)", ErrInstanceExists, id, cur.ExecutionID)
+		case errors.Is(rerr, backend.ErrNotFound):
+			row.ETag, create = "", true // not written (or the replaced row was purged meanwhile)
+		default:
+			return "", rowUnknown, fmt.Errorf("%w: instance %q: writing its Instances row failed (%w), and reading it back failed too (%w)",
+				ErrStartOutcomeUnknown, id, err, rerr)
+		}
+		if attempt == startRowAttempts || ctx.Err() != nil {
+			return "", rowUnknown, fmt.Errorf("%w: instance %q: its Instances row could not be written in %d attempts: %w",
+				ErrStartOutcomeUnknown, id, attempt, err)
+		}
+	}
+}
+
 func (c *Client) checkOrchestrator(name string) error {
+	if !utf8.ValidString(name) {
+		return fmt.Errorf("%w: the orchestrator name %q is not valid UTF-8", ErrInvalidInput, name)
+	}
 	if c.catalog == nil {
 		return nil
 	}
@@ -304,8 +404,14 @@ func (c *Client) RaiseEvent(ctx context.Context, id, name, data string) error {
 	if name == "" {
 		return fmt.Errorf("%w: the event name is empty", ErrInvalidInput)
 	}
+	if !utf8.ValidString(name) {
+		return fmt.Errorf("%w: the event name %q is not valid UTF-8", ErrInvalidInput, name)
+	}
 	if data != "" && !json.Valid([]byte(data)) {
 		return fmt.Errorf("%w: the event data is not valid JSON", ErrInvalidInput)
+	}
+	if !utf8.ValidString(data) {
+		return fmt.Errorf("%w: the event data is not valid UTF-8 (byte %#02x at position %d)", ErrInvalidInput, data[invalidUTF8At(data)], invalidUTF8At(data))
 	}
 	ev := history.NewEvent(history.EventRaised, time.Now())
 	ev.Name, ev.Input = name, data

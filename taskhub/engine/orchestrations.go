@@ -55,7 +55,9 @@ func (e *Engine) deliver(in *inbound) {
 //
 // rowETag reports the client's Instances-row write: it yields the row's
 // ETag, or is closed without a value if the write failed (the start is
-// then abandoned). The engine may run the first episode meanwhile, but it
+// then abandoned), or yields "" if the client could not tell whether the
+// row was written (the message then goes back to the queue, for the start
+// rule to decide from storage). The engine may run the first episode meanwhile, but it
 // starts no activity before the row exists. A nil rowETag means row is
 // already written.
 //
@@ -821,8 +823,15 @@ func (e *Engine) episode(ctx context.Context, inst *instance, plan batchPlan) {
 			etag, err = e.be.AppendHistory(ctx, inst.id, inst.executionID, from, all, inst.etag)
 			appended <- err
 		}()
-		rowOK := e.awaitRow(ctx, inst)
+		rowOK, rowKnown := e.awaitRow(ctx, inst)
 		err = <-appended
+		if !rowKnown {
+			// The start message goes back to the queue: the start rule
+			// (or, if history was written, recovery) decides from storage.
+			cancelLocal()
+			giveUp("the client could not tell whether it wrote the Instances row", errRowUnknown)
+			return
+		}
 		if !rowOK {
 			cancelLocal()
 			e.abandonStart(inst, plan)
@@ -1000,19 +1009,26 @@ func (e *Engine) handBack(ctx context.Context, in *inbound) {
 	}
 }
 
+// errRowUnknown: the client sent "" for the Instances row's ETag.
+var errRowUnknown = errors.New("the outcome of the client's Instances-row write is unknown")
+
 // awaitRow waits for the client's Instances-row write of a start handed
-// over in memory; it reports whether the row exists.
-func (e *Engine) awaitRow(ctx context.Context, inst *instance) bool {
+// over in memory; it reports whether the row exists, and known=false when
+// the client could not tell (it sends "" instead of an ETag).
+func (e *Engine) awaitRow(ctx context.Context, inst *instance) (ok, known bool) {
 	ch := inst.rowPending
 	inst.rowPending = nil
 	select {
 	case etag, ok := <-ch:
+		if ok && etag == "" {
+			return false, false
+		}
 		if ok {
 			inst.row.ETag = etag
 		}
-		return ok
+		return ok, true
 	case <-ctx.Done():
-		return false
+		return false, true
 	}
 }
 
