@@ -28,6 +28,9 @@ const (
 	// KindTransport: the request to the handler failed (connection refused
 	// or reset, process died mid-invocation).
 	KindTransport ErrorKind = "transport"
+	// KindRequestURI: the host could not build the URL of a request to
+	// forward (the request named no host).
+	KindRequestURI ErrorKind = "request-uri"
 	// KindTimeout: the invocation exceeded the function timeout; the handler
 	// process was restarted.
 	KindTimeout ErrorKind = "timeout"

@@ -19,7 +19,17 @@ import (
 // httpTrigger functions. Unknown routes and methods get the host's bare 404;
 // failed invocations get its bare 500.
 func (h *Host) servePublic(w http.ResponseWriter, r *http.Request) {
-	m, _, ok := h.router.Route(r.Method, r.URL.EscapedPath())
+	raw := r.URL.EscapedPath()
+	if strings.HasPrefix(r.RequestURI, "/") {
+		raw, _, _ = strings.Cut(r.RequestURI, "?")
+	}
+	path, err := hostPath(raw)
+	if err != nil {
+		h.logs.hostf(slog.LevelWarn, "bad request target %q: %v", raw, err)
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	m, _, ok := h.router.Route(r.Method, routingPath(path))
 	if !ok {
 		w.WriteHeader(http.StatusNotFound)
 		return
@@ -40,10 +50,10 @@ func (h *Host) servePublic(w http.ResponseWriter, r *http.Request) {
 	}
 	ch := h.cfg.CustomHandler
 	if f.IsHTTPOnly() && ch.EnableForwardingHTTPRequest && !ch.Legacy {
-		h.forward(w, r, f, body)
+		h.forward(w, r, f, path, body)
 		return
 	}
-	data, metadata, err := h.httpInvocation(r, f, m.Params, body)
+	data, metadata, err := h.httpInvocation(r, f, path, m.Params, body)
 	if err != nil {
 		h.logs.hostf(slog.LevelError, "building the invocation of %s failed: %v", f.Name, err)
 		w.WriteHeader(http.StatusInternalServerError)
@@ -66,15 +76,17 @@ func (h *Host) servePublic(w http.ResponseWriter, r *http.Request) {
 }
 
 // httpInvocation builds Data and Metadata for an httpTrigger invocation in
-// default mode (reference 2.5).
-func (h *Host) httpInvocation(r *http.Request, f handler.FunctionInfo, params map[string]string, body []byte) (map[string]any, *foldMap, error) {
+// default mode (reference 2.5). path is the decoded host path (hostPath);
+// Url carries its PathString form and the raw query, and params are the
+// route values matched on it, so they are decoded once and no more.
+func (h *Host) httpInvocation(r *http.Request, f handler.FunctionInfo, path string, params map[string]string, body []byte) (map[string]any, *foldMap, error) {
 	scheme := "http"
 	if r.TLS != nil {
 		scheme = "https"
 	}
-	target := r.RequestURI
-	if !strings.HasPrefix(target, "/") {
-		target = r.URL.RequestURI()
+	target := pathURIComponent(path)
+	if r.URL.RawQuery != "" {
+		target += "?" + r.URL.RawQuery
 	}
 	query := joinedQuery(r.URL.Query())
 
@@ -82,7 +94,9 @@ func (h *Host) httpInvocation(r *http.Request, f handler.FunctionInfo, params ma
 	for k, vs := range r.Header {
 		headers[k] = slices.Clone(vs)
 	}
-	headers["Host"] = []string{r.Host}
+	if r.Host != "" { // an HTTP/1.0 request may name none; Url then reads http:///...
+		headers["Host"] = []string{r.Host}
+	}
 	if len(r.TransferEncoding) > 0 {
 		headers["Transfer-Encoding"] = []string{strings.Join(r.TransferEncoding, ",")}
 	}
@@ -187,18 +201,25 @@ var droppedContentHeaders = []string{
 
 // forward relays an http-only function's request to the handler with its
 // original method, path and headers (enableForwardingHttpRequest), and the
-// handler's response back as it is.
-func (h *Host) forward(w http.ResponseWriter, r *http.Request, f handler.FunctionInfo, body []byte) {
+// handler's response back as it is. path is the decoded host path; the
+// host sends it in System.Uri's form of its display URL, which it cannot
+// build for a request that names no host (it fails the invocation).
+func (h *Host) forward(w http.ResponseWriter, r *http.Request, f handler.FunctionInfo, path string, body []byte) {
 	ctx, cancel := h.invocationContext(r.Context())
 	defer cancel()
-	wk, err := h.waitWorker(ctx, true)
 	id := newGUID()
+	if r.Host == "" {
+		h.recordError(f.Name, id, KindRequestURI, true, errors.New("invalid URI: the request names no host, so its URL has none"))
+		w.WriteHeader(http.StatusInternalServerError)
+		return
+	}
+	wk, err := h.waitWorker(ctx, true)
 	if err != nil {
 		h.recordError(f.Name, id, KindNotReady, true, err)
 		w.WriteHeader(http.StatusInternalServerError)
 		return
 	}
-	target := wk.base + r.URL.EscapedPath()
+	target := wk.base + forwardedPath(path)
 	if q := r.URL.Query(); len(q) > 0 {
 		flat := url.Values{}
 		for k, v := range joinedQuery(q) {

@@ -93,6 +93,8 @@ func echo(ctx context.Context, req *handler.Request) *handler.Response {
 	return handler.JSON(http.StatusOK, map[string]any{
 		"method":       req.Method,
 		"url":          req.URL.String(),
+		"escapedPath":  req.EscapedPath,
+		"host":         req.Header.Get("Host"),
 		"query":        req.Query,
 		"params":       req.Params,
 		"contentType":  req.Header.Get("Content-Type"),
