@@ -77,7 +77,7 @@ const referencePayload = `{"Data":{"req":{"Url":"http://localhost:7071/api/orche
   "x":"\"1\"","name":"\"Flow\"","a":"\"1\"","sys":{"MethodName":"Start","UtcNow":"2025-01-01T10:00:00.1234567Z","RandGuid":"0f8fad5b-d9cb-469f-a165-70867728950e"}}}`
 
 func TestHostInvocationPayloads(t *testing.T) {
-	app := newTestApp(t, `{"version":"2.0"}`, Options{MaxRequestBodyBytes: 64})
+	app := newTestApp(t, `{"version":"2.0"}`, Options{MaxRequestBodyBytes: 64, PublicHost: "0.0.0.0:7071"})
 	tests := []struct {
 		name     string
 		function string
@@ -158,6 +158,20 @@ func TestHostInvocationPayloads(t *testing.T) {
 			func(t *testing.T, e echoed) {
 				if e.URL != "http://h/api/Plain" {
 					t.Errorf("echo = %+v", e)
+				}
+			}},
+		{"the host's params are decoded already: no second decoding", "Start", `{"Data":{"req":{"Url":"http://h/api/orchestrators/Flow/pct%41",
+			"Method":"POST","Params":{"functionName":"Flow","instanceId":"pct%41"}}},"Metadata":{}}`, "res",
+			func(t *testing.T, e echoed) {
+				if e.Params["instanceId"] != "pct%41" || e.Escaped != "" {
+					t.Errorf("params = %v, escaped = %q", e.Params, e.Escaped)
+				}
+			}},
+		{"a request that named no host gets the public host", "Start", `{"Data":{"req":{"Url":"http:///api/orchestrators/Flow",
+			"Method":"POST","Params":{"functionName":"Flow"}}},"Metadata":{}}`, "res",
+			func(t *testing.T, e echoed) {
+				if e.URL != "http://localhost:7071/api/orchestrators/Flow" {
+					t.Errorf("url = %q", e.URL)
 				}
 			}},
 		{"function name matched case-insensitively", "start", referencePayload, "res", func(t *testing.T, e echoed) {
@@ -275,6 +289,50 @@ func TestHostForwardedRequests(t *testing.T) {
 	rec := invoke(app, "Start", referencePayload)
 	if rec.Code != 404 {
 		t.Fatalf("POST /Start with forwarding: status %d; %s", rec.Code, rec.Body)
+	}
+}
+
+// A forwarded request that names no host gets the app's public host under
+// the Functions host, else the address the handler listens on.
+func TestHostForwardedRequestWithoutHost(t *testing.T) {
+	tests := []struct {
+		publicHost string
+		want       func(addr string) string
+	}{
+		{"example.azurewebsites.net", func(string) string { return "example.azurewebsites.net" }},
+		{"", func(addr string) string { return addr }},
+	}
+	for _, tc := range tests {
+		t.Setenv(EnvWebsiteHostname, "")
+		app := newTestApp(t, `{"customHandler":{"enableForwardingHttpRequest":true}}`, Options{PublicHost: tc.publicHost})
+		srv := httptest.NewServer(app.HostHandler())
+		addr := strings.TrimPrefix(srv.URL, "http://")
+		e := http10(t, addr, "/api/instances/7")
+		srv.Close()
+		if want := "http://" + tc.want(addr) + "/api/instances/7"; e.URL != want || e.Escaped != "/api/instances/7" {
+			t.Errorf("public host %q: url %q, escaped %q; want %q", tc.publicHost, e.URL, e.Escaped, want)
+		}
+	}
+}
+
+func TestPublicHostName(t *testing.T) {
+	t.Setenv(EnvWebsiteHostname, "0.0.0.0:8080")
+	for _, tc := range []struct{ in, want string }{
+		{"", "localhost:8080"}, // from WEBSITE_HOSTNAME
+		{"myapp.azurewebsites.net", "myapp.azurewebsites.net"},
+		{"localhost:7071", "localhost:7071"},
+		{"[::]:7071", "localhost:7071"},
+		{"[::1]:7071", "[::1]:7071"},
+		{"::1", "[::1]"},
+		{"0.0.0.0", "localhost"},
+	} {
+		if got := publicHostName(tc.in); got != tc.want {
+			t.Errorf("publicHostName(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	t.Setenv(EnvWebsiteHostname, "")
+	if got := publicHostName(""); got != "" {
+		t.Errorf("without WEBSITE_HOSTNAME: %q", got)
 	}
 }
 

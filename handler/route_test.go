@@ -32,6 +32,9 @@ func TestRouteTemplateMatch(t *testing.T) {
 		{"files/{name}", "files/a%20b", map[string]string{"name": "a b"}},
 		{"files/{name}", "files/a%2Fb", map[string]string{"name": "a/b"}},
 		{"files/{name}", "files/%zz", nil},
+		{"files/{name}", "files/pct%2541", map[string]string{"name": "pct%41"}}, // once, not twice
+		{"static/{*rest}", "static/a%2Fb/pct%2541", map[string]string{"rest": "a/b/pct%41"}},
+		{"static/{*rest}", "static/a/%zz", nil},
 		{"café", "CAF%C3%89", map[string]string{}},
 		// Catch-all keeps the rest of the path.
 		{"static/{*rest}", "static/css/site%20x.css", map[string]string{"rest": "css/site x.css"}},

@@ -1,9 +1,11 @@
 package handler
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,28 +15,30 @@ import (
 // echo is an HTTPFunc that reports what it received.
 func echo(ctx context.Context, req *Request) *Response {
 	return JSON(http.StatusOK, map[string]any{
-		"method": req.Method,
-		"url":    req.URL.String(),
-		"query":  req.Query,
-		"params": req.Params,
-		"host":   req.Header.Get("Host"),
-		"ctype":  req.Header.Get("Content-Type"),
-		"body":   string(req.Body),
-		"nobody": req.Body == nil,
-		"invId":  InvocationID(ctx),
+		"method":  req.Method,
+		"url":     req.URL.String(),
+		"escaped": req.EscapedPath,
+		"query":   req.Query,
+		"params":  req.Params,
+		"host":    req.Header.Get("Host"),
+		"ctype":   req.Header.Get("Content-Type"),
+		"body":    string(req.Body),
+		"nobody":  req.Body == nil,
+		"invId":   InvocationID(ctx),
 	})
 }
 
 type echoed struct {
-	Method string              `json:"method"`
-	URL    string              `json:"url"`
-	Query  map[string][]string `json:"query"`
-	Params map[string]string   `json:"params"`
-	Host   string              `json:"host"`
-	CType  string              `json:"ctype"`
-	Body   string              `json:"body"`
-	NoBody bool                `json:"nobody"`
-	InvID  string              `json:"invId"`
+	Method  string              `json:"method"`
+	URL     string              `json:"url"`
+	Escaped string              `json:"escaped"`
+	Query   map[string][]string `json:"query"`
+	Params  map[string]string   `json:"params"`
+	Host    string              `json:"host"`
+	CType   string              `json:"ctype"`
+	Body    string              `json:"body"`
+	NoBody  bool                `json:"nobody"`
+	InvID   string              `json:"invId"`
 }
 
 // newTestApp builds an App over a standard set of functions.
@@ -126,6 +130,13 @@ func TestStandaloneRouting(t *testing.T) {
 					t.Errorf("id = %q", e.Params["id"])
 				}
 			}},
+		{name: "each segment decoded once, escaped path kept", method: "PUT", path: "/api/files/a%2Fb/pct%2541", wantStatus: 200,
+			check: func(t *testing.T, e echoed, _ *http.Response) {
+				if e.Params["path"] != "a/b/pct%41" || e.Escaped != "/api/files/a%2Fb/pct%2541" {
+					t.Errorf("path = %q, escaped = %q", e.Params["path"], e.Escaped)
+				}
+			}},
+		{name: "escaped prefix", method: "GET", path: "/%61pi/plain", wantStatus: 200},
 		{name: "catch-all", method: "PUT", path: "/api/files/dir/sub/file%20name.txt", wantStatus: 200,
 			check: func(t *testing.T, e echoed, _ *http.Response) {
 				if e.Params["path"] != "dir/sub/file name.txt" {
@@ -266,5 +277,46 @@ func TestJSONAndError(t *testing.T) {
 	r = Error(409, "Conflict", "instance exists")
 	if r.StatusCode != 409 || string(r.Body) != `{"error":{"code":"Conflict","message":"instance exists"}}` {
 		t.Errorf("Error = %d %s", r.StatusCode, r.Body)
+	}
+}
+
+// http10 sends an HTTP/1.0 request without a Host header to addr and
+// decodes the echo.
+func http10(t *testing.T, addr, path string) echoed {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := io.WriteString(conn, "GET "+path+" HTTP/1.0\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d: %s", resp.StatusCode, raw)
+	}
+	var e echoed
+	if err := json.Unmarshal(raw, &e); err != nil {
+		t.Fatalf("decode echo: %v; %s", err, raw)
+	}
+	return e
+}
+
+// A request that names no host gets the address the server listens on,
+// never "http:///".
+func TestStandaloneRequestWithoutHost(t *testing.T) {
+	app := newTestApp(t, `{}`, Options{PublicHost: "ignored-standalone:1"})
+	srv := httptest.NewServer(app.StandaloneHandler())
+	defer srv.Close()
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	e := http10(t, addr, "/api/instances/a%20b?x=1")
+	if e.URL != "http://"+addr+"/api/instances/a%20b?x=1" || e.Host != "" || e.Params["id"] != "a b" {
+		t.Fatalf("echo = %+v", e)
 	}
 }
