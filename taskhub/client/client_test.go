@@ -26,6 +26,11 @@ func TestValidateInstanceID(t *testing.T) {
 		{"a\x00b", false, "U+0000"},
 		{"a\nb", false, "U+000A"},
 		{"a\u0085b", false, "U+0085"},
+		{"\xff", false, "not valid UTF-8 (byte 0xff at position 0)"},
+		{"ok\xc3\x28", false, "byte 0xc3 at position 2"},
+		{"\xed\xa0\x80", false, "not valid UTF-8"}, // an encoded surrogate
+		{"pct%41", true, ""},
+		{"a%2Fb", true, ""},
 	}
 	for _, tc := range tests {
 		err := ValidateInstanceID(tc.id)
