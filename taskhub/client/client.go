@@ -48,7 +48,10 @@ type Catalog interface {
 
 // LocalEngine is the engine running in this process, if any. Starts for
 // partitions it owns are handed over in memory, and completions are
-// reported without polling.
+// reported without polling. HandOffStart's rowETag yields the row's ETag
+// once written, is closed if the start is withdrawn, or yields "" if the
+// outcome of the row write is unknown (the engine then puts the message
+// back in the queue).
 type LocalEngine interface {
 	OwnsPartitionOf(instanceID string) bool
 	MessageVisibility() time.Duration
