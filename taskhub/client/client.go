@@ -131,6 +131,8 @@ func invalidUTF8At(s string) int {
 // Nothing is written when the name, ID or input is invalid. Starting over an
 // instance that is still Pending, Running or Suspended fails with
 // ErrInstanceExists; a finished instance is replaced by a new execution.
+// When storage fails so that it cannot be told whether the start was
+// written, the error wraps ErrStartOutcomeUnknown and names the ID.
 func (c *Client) StartNew(ctx context.Context, name string, opts StartOptions) (string, error) {
 	if err := c.checkOrchestrator(name); err != nil {
 		return "", err
