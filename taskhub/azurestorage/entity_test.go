@@ -186,7 +186,7 @@ func TestInstanceRowRoundTrip(t *testing.T) {
 	}
 	for _, st := range tests {
 		t.Run(st.InstanceID, func(t *testing.T) {
-			e, err := s.instanceEntity(&st)
+			e, err := s.instanceEntity(&st, false)
 			if err != nil {
 				t.Fatal(err)
 			}

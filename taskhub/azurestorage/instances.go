@@ -37,6 +37,13 @@ const (
 	colHistoryPosition = "HistoryPosition"
 )
 
+// Columns a Durable Task client writes when it moves a large value of a new
+// row to a blob: the value column is then "" and these name the blob.
+var (
+	colInputBlobName  = blobNameColumn(colInput)
+	colOutputBlobName = blobNameColumn(colOutput)
+)
+
 // selectWithoutInput lists every Instances column except Input.
 var selectWithoutInput = strings.Join([]string{"PartitionKey", "RowKey", colName, colVersion, colExecutionID, colOutput,
 	colCustomStatus, colCreatedTime, colLastUpdatedTime, colCompletedTime, colRuntimeStatus, colScheduledStartTime,
@@ -48,8 +55,11 @@ const (
 )
 
 // instanceEntity renders st as an Instances row (PartitionKey = escaped
-// instance ID, RowKey "").
-func (s *Store) instanceEntity(st *backend.InstanceState) (*entity, error) {
+// instance ID, RowKey ""). For a merge, a Merge leaves every column it does
+// not name as stored, so empty Input and Output are written as "" (the Table
+// service cannot store a null) together with an empty {Column}BlobName, lest
+// a blob name left by a Durable Task client stand in for the value.
+func (s *Store) instanceEntity(st *backend.InstanceState, merge bool) (*entity, error) {
 	pk, err := partitionKeyFor(st.InstanceID)
 	if err != nil {
 		return nil, err
@@ -58,8 +68,15 @@ func (s *Store) instanceEntity(st *backend.InstanceState) (*entity, error) {
 	e.str(colName, st.Name)
 	e.str(colVersion, st.Version)
 	e.str(colExecutionID, st.ExecutionID)
-	e.optStr(colInput, st.Input)
-	e.optStr(colOutput, st.Output)
+	for _, c := range []struct{ col, blobCol, v string }{{colInput, colInputBlobName, st.Input}, {colOutput, colOutputBlobName, st.Output}} {
+		switch {
+		case c.v != "" || !merge:
+			e.optStr(c.col, c.v)
+		default:
+			e.str(c.col, "")
+			e.str(c.blobCol, "")
+		}
+	}
 	customStatus := st.CustomStatus
 	if customStatus == "" {
 		customStatus = "null" // what Durable Task writes when there is none
@@ -77,7 +94,11 @@ func (s *Store) instanceEntity(st *backend.InstanceState) (*entity, error) {
 	return e, nil
 }
 
-// instanceFromRow decodes an Instances row.
+// instanceFromRow decodes an Instances row. A CompletedTime is kept only
+// with a final status: merges leave the previous execution's in place (as
+// Durable Task's do). An empty Input or Output with a {Column}BlobName
+// column (a Durable Task client's large value, see adoptBlobNames) is
+// returned as "".
 func instanceFromRow(r members) (backend.InstanceState, error) {
 	var st backend.InstanceState
 	pk, err := r.str("PartitionKey")
@@ -120,6 +141,9 @@ func instanceFromRow(r members) (backend.InstanceState, error) {
 			return fail(err)
 		}
 	}
+	if !st.Status.IsTerminal() {
+		st.CompletedTime = time.Time{}
+	}
 	if st.Generation, err = r.int32(colGeneration); err != nil {
 		return fail(err)
 	}
@@ -133,6 +157,26 @@ func instanceFromRow(r members) (backend.InstanceState, error) {
 	st.HistoryPosition = int(pos)
 	st.ETag = r.etag()
 	return st, nil
+}
+
+// adoptBlobNames takes the values a Durable Task client stored in blobs
+// when it created the row (Input = "" and InputBlobName = the blob's name
+// in the large-message container, likewise for Output): the column gets the
+// blob's URL, which restoreInstances then resolves like our own.
+func (s *Store) adoptBlobNames(r members, st *backend.InstanceState) error {
+	for _, c := range []struct {
+		col string
+		dst *string
+	}{{colInputBlobName, &st.Input}, {colOutputBlobName, &st.Output}} {
+		name, err := r.str(c.col)
+		if err != nil {
+			return fmt.Errorf("azurestorage: Instances row of %s: %w", st.InstanceID, err)
+		}
+		if name != "" && *c.dst == "" {
+			*c.dst = s.blobs.URL(name)
+		}
+	}
+	return nil
 }
 
 // GetInstance reads an instance's status row: one point read. Input is
@@ -154,6 +198,9 @@ func (s *Store) GetInstance(ctx context.Context, instanceID string, withInput bo
 	if err != nil {
 		return backend.InstanceState{}, err
 	}
+	if err := s.adoptBlobNames(r, &st); err != nil {
+		return backend.InstanceState{}, err
+	}
 	st.ETag = string(resp.ETag)
 	if !withInput {
 		st.Input = ""
@@ -167,8 +214,8 @@ func (s *Store) GetInstance(ctx context.Context, instanceID string, withInput bo
 
 // prepareInstanceRow renders an Instances row, uploading its large values
 // to blobs first, and returns the entity's JSON.
-func (s *Store) prepareInstanceRow(ctx context.Context, op string, st *backend.InstanceState) ([]byte, error) {
-	e, err := s.instanceEntity(st)
+func (s *Store) prepareInstanceRow(ctx context.Context, op string, st *backend.InstanceState, merge bool) ([]byte, error) {
+	e, err := s.instanceEntity(st, merge)
 	if err != nil {
 		return nil, err
 	}
@@ -187,7 +234,7 @@ func (s *Store) prepareInstanceRow(ctx context.Context, op string, st *backend.I
 // its ETag. Input, Output and CustomStatus above 60 KiB of UTF-16 are
 // stored in blobs and the row holds their URLs.
 func (s *Store) CreateInstance(ctx context.Context, st backend.InstanceState) (string, error) {
-	data, err := s.prepareInstanceRow(ctx, "create", &st)
+	data, err := s.prepareInstanceRow(ctx, "create", &st, false)
 	if err != nil {
 		return "", err
 	}
@@ -202,27 +249,43 @@ func (s *Store) CreateInstance(ctx context.Context, st backend.InstanceState) (s
 // (ErrConflict otherwise, also when the row is gone), or upserts it
 // unconditionally when st.ETag is "". It returns the new ETag. Large values
 // go to blobs as in CreateInstance; a value this Store has already stored
-// for the execution reuses its blob.
+// for the execution reuses its blob. Columns we do not model are dropped,
+// as by a Durable Task client's start.
 func (s *Store) UpdateInstance(ctx context.Context, st backend.InstanceState) (string, error) {
-	data, err := s.prepareInstanceRow(ctx, "update", &st)
+	return s.writeInstance(ctx, st, aztables.UpdateModeReplace)
+}
+
+// MergeInstance is UpdateInstance as a Merge (an InsertOrMerge when st.ETag
+// is ""): the columns we do not model keep their stored values, as with
+// Durable Task's checkpoints.
+func (s *Store) MergeInstance(ctx context.Context, st backend.InstanceState) (string, error) {
+	return s.writeInstance(ctx, st, aztables.UpdateModeMerge)
+}
+
+func (s *Store) writeInstance(ctx context.Context, st backend.InstanceState, mode aztables.UpdateMode) (string, error) {
+	op := "update"
+	if mode == aztables.UpdateModeMerge {
+		op = "merge"
+	}
+	data, err := s.prepareInstanceRow(ctx, op, &st, mode == aztables.UpdateModeMerge)
 	if err != nil {
 		return "", err
 	}
 	if st.ETag == "" {
-		resp, err := s.instances.UpsertEntity(ctx, data, &aztables.UpsertEntityOptions{UpdateMode: aztables.UpdateModeReplace})
+		resp, err := s.instances.UpsertEntity(ctx, data, &aztables.UpsertEntityOptions{UpdateMode: mode})
 		if err != nil {
 			return "", tableError("upsert instance "+st.InstanceID, err)
 		}
 		return string(resp.ETag), nil
 	}
 	etag := azcore.ETag(st.ETag)
-	resp, err := s.instances.UpdateEntity(ctx, data, &aztables.UpdateEntityOptions{IfMatch: &etag, UpdateMode: aztables.UpdateModeReplace})
+	resp, err := s.instances.UpdateEntity(ctx, data, &aztables.UpdateEntityOptions{IfMatch: &etag, UpdateMode: mode})
 	if err != nil {
 		if status, code, ok := responseError(err); ok && status == http.StatusNotFound {
-			return "", fmt.Errorf("azurestorage: update instance %s: the row is gone: %w (%w): HTTP %d %s",
-				st.InstanceID, backend.ErrConflict, backend.ErrNotFound, status, code)
+			return "", fmt.Errorf("azurestorage: %s instance %s: the row is gone: %w (%w): HTTP %d %s",
+				op, st.InstanceID, backend.ErrConflict, backend.ErrNotFound, status, code)
 		}
-		return "", tableError("update instance "+st.InstanceID, err)
+		return "", tableError(op+" instance "+st.InstanceID, err)
 	}
 	return string(resp.ETag), nil
 }
@@ -270,6 +333,12 @@ func (s *Store) QueryInstances(ctx context.Context, q backend.InstanceQuery) ([]
 		st, err := instanceFromRow(r)
 		if err != nil {
 			return nil, "", err
+		}
+		if err := s.adoptBlobNames(r, &st); err != nil {
+			return nil, "", err
+		}
+		if !q.WithInput {
+			st.Input = "" // its blob name is not selected, but be sure
 		}
 		if q.InstanceIDPrefix != "" && !strings.HasPrefix(st.InstanceID, q.InstanceIDPrefix) {
 			continue // only when the prefix has no exclusive upper bound

@@ -183,7 +183,17 @@ type Backend interface {
 	CreateInstance(ctx context.Context, st InstanceState) (string, error)
 	// UpdateInstance replaces a status row if its ETag still equals st.ETag
 	// ("" = unconditional upsert); ErrConflict otherwise. Returns the new ETag.
+	// Columns the backend does not model are dropped: this is the write of a
+	// client start, which owns the whole row.
 	UpdateInstance(ctx context.Context, st InstanceState) (string, error)
+	// MergeInstance updates a status row if its ETag still equals st.ETag
+	// ("" = unconditional upsert); ErrConflict otherwise. Returns the new
+	// ETag. Unlike UpdateInstance it keeps the columns the backend does not
+	// model (written by other tools); every modelled column is set from st,
+	// empty values included. CompletedTime is only meaningful for a finished
+	// status: a zero CompletedTime may leave an older one stored, which
+	// readers ignore while the status is not final.
+	MergeInstance(ctx context.Context, st InstanceState) (string, error)
 	// QueryInstances lists instance rows matching q, one page at a time; the
 	// returned continuation is "" on the last page.
 	QueryInstances(ctx context.Context, q InstanceQuery) ([]InstanceState, string, error)

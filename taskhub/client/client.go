@@ -549,7 +549,8 @@ func (c *Client) PurgeBy(ctx context.Context, q Query) (int, error) {
 }
 
 // Rewind makes a Failed instance run its failed activities and
-// sub-orchestrations again, keeping every step that succeeded.
+// sub-orchestrations again, keeping every step that succeeded. reason is
+// recorded in the instance's history.
 func (c *Client) Rewind(ctx context.Context, id, reason string) error {
 	st, err := c.GetStatus(ctx, id, false)
 	if err != nil {
@@ -562,9 +563,11 @@ func (c *Client) Rewind(ctx context.Context, id, reason string) error {
 	default:
 		return fmt.Errorf("%w: instance %q is %s; only failed instances can be rewound", ErrNotFailed, id, st.Status)
 	}
-	ev := history.NewEvent(history.ExecutionRewound, time.Now())
-	ev.Reason = reason
-	ev.InstanceID = id
+	// A GenericEvent carrying the reason, as Durable Task's legacy rewind
+	// sends: every Durable Task reader knows it (ExecutionRewound, which
+	// the engine also accepts, is unknown before November 2025).
+	ev := history.NewEvent(history.GenericEvent, time.Now())
+	ev.Data = reason
 	msg := backend.Message{Event: ev, Target: history.OrchestrationInstance{InstanceID: id}, ActivityID: history.NewID()}
 	return c.deliver(ctx, id, msg)
 }

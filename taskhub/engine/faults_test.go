@@ -50,6 +50,13 @@ func (f *faulty) UpdateInstance(ctx context.Context, st backend.InstanceState) (
 	return f.Backend.UpdateInstance(ctx, st)
 }
 
+func (f *faulty) MergeInstance(ctx context.Context, st backend.InstanceState) (string, error) {
+	if err := f.fail("update"); err != nil {
+		return "", err
+	}
+	return f.Backend.MergeInstance(ctx, st)
+}
+
 func (f *faulty) LoadHistory(ctx context.Context, id string) (backend.History, error) {
 	if err := f.fail("load"); err != nil {
 		return backend.History{}, err

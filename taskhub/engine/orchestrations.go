@@ -234,16 +234,33 @@ func (e *Engine) processBatch(inst *instance, batch []*inbound) {
 	e.episode(ctx, inst, plan)
 }
 
+// failedExecution reports whether the instance's current execution ended
+// in failure: the state a rewind applies to.
+func failedExecution(inst *instance) bool {
+	return inst.terminal && inst.completion != nil && inst.completion.Status == history.StatusFailed
+}
+
 // rewind makes a failed instance run its failed steps again: a new
 // execution whose history is the old one without the failed calls'
 // scheduling and failure events and without the failed completion, so the
 // replayed code schedules those calls anew while every successful step
-// keeps its recorded result.
+// keeps its recorded result. The rewind itself is recorded as a
+// GenericEvent whose Data is the reason, as Durable Task's legacy rewind
+// leaves it: Durable Functions 2.x and 3.0 cannot read an ExecutionRewound
+// row.
 func (e *Engine) rewind(ctx context.Context, inst *instance, in *inbound) {
 	h, err := e.be.LoadHistory(ctx, inst.id)
 	if err != nil {
 		e.log.Warn("could not load history to rewind; retrying", "instance", inst.id, "err", err)
 		e.held.release(ctx, in.ack, time.Second)
+		return
+	}
+	if !historyFailed(h.Events) {
+		// History moved on since it was cached (a Durable Task legacy
+		// rewind rewrote it, say): reload and treat the message as an
+		// ordinary event.
+		inst.forget()
+		e.deliver(in)
 		return
 	}
 	failed := map[int32]bool{}
@@ -280,8 +297,8 @@ func (e *Engine) rewind(ctx context.Context, inst *instance, in *inbound) {
 	if err := inst.ex.Replay(kept); err != nil {
 		e.log.Error("replay disagrees with history while rewinding; the instance will fail again", "instance", inst.id, "err", err)
 	}
-	rew := history.NewEvent(history.ExecutionRewound, now())
-	rew.Reason, rew.InstanceID = in.msg.Event.Reason, inst.id
+	rew := history.NewEvent(history.GenericEvent, now())
+	rew.Data = rewindReason(in.msg.Event)
 	newEvents := []history.Event{history.NewEvent(history.OrchestratorStarted, rew.Timestamp), rew}
 	actions, err := inst.ex.Run(newEvents)
 	if err != nil {
@@ -327,6 +344,26 @@ func (e *Engine) rewind(ctx context.Context, inst *instance, in *inbound) {
 		inst.closeExecutor()
 		e.notifyTerminal(*inst.row)
 	}
+}
+
+// historyFailed reports whether events (one execution's history) end in
+// a failed completion.
+func historyFailed(events []history.Event) bool {
+	for i := len(events) - 1; i >= 0; i-- {
+		if ev := events[i]; ev.Type.EndsExecution() {
+			return ev.Type == history.ExecutionCompleted && ev.Status == history.StatusFailed
+		}
+	}
+	return false
+}
+
+// rewindReason is the reason a rewind request gives: the Data of a
+// GenericEvent, the Reason of an ExecutionRewound event.
+func rewindReason(ev history.Event) string {
+	if ev.Type == history.GenericEvent {
+		return ev.Data
+	}
+	return ev.Reason
 }
 
 // anchorData marks the GenericEvent messages used as recovery anchors.
@@ -479,7 +516,8 @@ func (e *Engine) plan(ctx context.Context, inst *instance, batch []*inbound) bat
 				}
 			}
 		case history.ExecutionRewound:
-			if inst.terminal && inst.completion != nil && inst.completion.Status == history.StatusFailed && p.rewind == nil {
+			// A rewind request as newer Durable Task clients send it.
+			if failedExecution(inst) && p.rewind == nil {
 				p.rewind = in
 				continue
 			}
@@ -487,9 +525,20 @@ func (e *Engine) plan(ctx context.Context, inst *instance, batch []*inbound) bat
 			p.drop = append(p.drop, in)
 			continue
 		case history.GenericEvent:
-			if ev.Data == anchorData {
+			switch {
+			case ev.Data == anchorData:
 				e.dropped(in, "an anchor of an execution that is not current")
 				p.drop = append(p.drop, in)
+				continue
+			case failedExecution(inst) && p.start == nil:
+				// A rewind request (Client.Rewind, and Durable Task's
+				// legacy rewind, whose storage rewrite makes the instance
+				// live again before this message comes).
+				if p.rewind == nil {
+					p.rewind = in
+				} else {
+					p.drop = append(p.drop, in) // the same request twice
+				}
 				continue
 			}
 			fallthrough
@@ -562,17 +611,61 @@ func (e *Engine) acceptStart(ctx context.Context, inst *instance, in *inbound, h
 	case err != nil:
 		e.log.Warn("could not read the Instances row of a start; retrying", "instance", inst.id, "err", err)
 		return deferStart
-	case row.ExecutionID != execID && in.msg.Event.Parent != nil && row.Status.IsTerminal():
+	case row.ExecutionID == execID, row.ExecutionID == "" && in.msg.Event.Parent == nil:
+		// Ours; or a row from a client that records no execution (Durable
+		// Task before 1.8.5), which leaves nothing to compare.
+	case in.msg.Event.Parent != nil && row.Status.IsTerminal():
 		// A parent (re)starts a child whose ID has finished before: a new execution.
 		inst.row = &row
 		return ""
-	case row.ExecutionID != execID:
+	case in.msg.Event.Parent != nil:
 		return "the Instances row names another execution (" + row.ExecutionID + "): a newer start won"
-	case row.Status.IsTerminal():
+	default:
+		return mismatchedStart(in.msg.Event, &row, in.dequeueCount)
+	}
+	if row.Status.IsTerminal() {
 		return "the instance was " + row.Status.String() + " before it started"
 	}
 	inst.row = &row
 	return ""
+}
+
+// maxStartDequeues is how often a top-level start whose Instances row names
+// another execution is delivered before it is discarded (Durable Task's
+// limit): by then a client whose row write failed has told its caller.
+const maxStartDequeues = 10
+
+// mismatchedStart applies Durable Task's rule to a top-level start whose
+// Instances row names another execution (DedupeExecutionStartedMessagesAsync
+// and IsScheduledAfterInstanceUpdate in DurableTask.AzureStorage). Clients
+// send the start message first and write the row a moment later, so a
+// restart's message (Generation = the row's + 1) is usually seen while the
+// row still names the previous execution: it is deferred until the row
+// catches up. A start of the row's own generation lost a race with the
+// start the row names (clients write the row fenced by what they read,
+// so its own write fails or has failed); it is discarded when the
+// timestamps confirm it: the row's start is newer than the message, or the
+// row is still Pending and older than the message, or the message has been
+// delivered before. Any start is discarded after maxStartDequeues
+// deliveries. It returns deferStart or the reason to discard.
+func mismatchedStart(start history.Event, row *backend.InstanceState, dequeueCount int64) string {
+	rowDesc := fmt.Sprintf("the Instances row names execution %s (generation %d, created %s)",
+		row.ExecutionID, row.Generation, row.CreatedTime.Format(time.RFC3339Nano))
+	if dequeueCount >= maxStartDequeues {
+		return fmt.Sprintf("%s, still after %d deliveries of this start", rowDesc, dequeueCount)
+	}
+	if start.Generation == nil || *start.Generation != row.Generation {
+		return deferStart // a restart whose row write is still to come
+	}
+	switch {
+	case row.CreatedTime.After(start.Timestamp):
+		return rowDesc + ": a newer start of the same generation won"
+	case row.Status == history.StatusPending && row.CreatedTime.Before(start.Timestamp):
+		return rowDesc + ": this start of the same generation was sent after that row was written"
+	case dequeueCount > 1:
+		return rowDesc + ": this start of the same generation is redelivered and the row still names the other execution"
+	}
+	return deferStart
 }
 
 // terminateUnstarted marks a Pending instance Terminated in its row: its
@@ -589,7 +682,7 @@ func (e *Engine) terminateUnstarted(ctx context.Context, inst *instance, in *inb
 	}
 	t := now()
 	row.Status, row.Output, row.LastUpdatedTime, row.CompletedTime = history.StatusTerminated, in.msg.Event.Input, t, t
-	if _, err := e.be.UpdateInstance(ctx, row); err != nil {
+	if _, err := e.be.MergeInstance(ctx, row); err != nil {
 		e.log.Warn("could not terminate a pending instance", "instance", inst.id, "err", err)
 		return
 	}

@@ -101,6 +101,12 @@ func (e *Engine) desiredRow(inst *instance, stored *backend.InstanceState, compl
 			row.Generation = *inst.start.Generation
 		}
 	}
+	if inst.start != nil {
+		// The execution's input, from its ExecutionStarted event (as
+		// Durable Task's checkpoint sets it): restores a row whose client
+		// left the input in a blob or out.
+		row.Input = inst.start.Input
+	}
 	row.ExecutionID = inst.executionID
 	row.HistoryPosition = inst.historyLen
 	if !inst.lastEvent.IsZero() {
@@ -174,7 +180,7 @@ func (e *Engine) writeRow(ctx context.Context, inst *instance, completion *histo
 		if stored == nil || stored.ETag == "" {
 			etag, err = e.be.CreateInstance(ctx, want)
 		} else {
-			etag, err = e.be.UpdateInstance(ctx, want)
+			etag, err = e.be.MergeInstance(ctx, want) // keeps the columns we do not model
 		}
 		if err == nil {
 			want.ETag = etag
