@@ -53,6 +53,14 @@ func (l *lostAnswers) UpdateInstance(ctx context.Context, st backend.InstanceSta
 	return tag, err
 }
 
+func (l *lostAnswers) MergeInstance(ctx context.Context, st backend.InstanceState) (string, error) {
+	tag, err := l.Backend.MergeInstance(ctx, st)
+	if err == nil && l.lose("update") {
+		return "", fmt.Errorf("merge instance %s: connection reset by peer after the write", st.InstanceID)
+	}
+	return tag, err
+}
+
 func (l *lostAnswers) CreateInstance(ctx context.Context, st backend.InstanceState) (string, error) {
 	tag, err := l.Backend.CreateInstance(ctx, st)
 	if err == nil && st.Status != history.StatusPending && l.lose("create") {

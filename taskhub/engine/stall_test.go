@@ -125,6 +125,11 @@ func (s *stallable) UpdateInstance(ctx context.Context, st backend.InstanceState
 	return s.Backend.UpdateInstance(ctx, st)
 }
 
+func (s *stallable) MergeInstance(ctx context.Context, st backend.InstanceState) (string, error) {
+	defer s.gate()()
+	return s.Backend.MergeInstance(ctx, st)
+}
+
 func (s *stallable) ReadPartitions(ctx context.Context) ([]backend.PartitionLease, error) {
 	defer s.gate()()
 	return s.Backend.ReadPartitions(ctx)
