@@ -363,24 +363,38 @@ func TestRewindIsRecordedAsGenericEvent(t *testing.T) {
 	raw := rawStorage(t, h)
 	ctx := context.Background()
 
+	clientRewind := func(id, reason string) error { return c.Rewind(ctx, id, reason) }
 	tests := []struct {
-		name   string
-		reason string
-		rewind func(id, reason string) error
+		name    string
+		reason  string
+		rewind  func(id, reason string) error
+		records []string                       // the Data of every GenericEvent row afterwards
+		setup   func(t *testing.T, key string) // makes instance key fail; nil: run it
 	}{
-		{"Client.Rewind", "fixed the config", func(id, reason string) error { return c.Rewind(ctx, id, reason) }},
+		{"Client.Rewind", "fixed the config", clientRewind, []string{"fixed the config"}, nil},
 		{"ExecutionRewound message", "fixed it elsewhere", func(id, reason string) error {
 			ev := history.NewEvent(history.ExecutionRewound, time.Now())
 			ev.Reason = reason
 			_, err := h.store.SendControl(ctx, backend.Message{Event: ev, Target: history.OrchestrationInstance{InstanceID: id}, ActivityID: history.NewID()}, 0)
 			return err
+		}, []string{"fixed it elsewhere"}, nil},
+		{"history rewound by an older engine", "second try", clientRewind, []string{"first try", "second try"}, func(t *testing.T, key string) {
+			failedOnceRewoundFailedAgain(t, h, key)
+			mu.Lock()
+			runs[key+"/step"], runs[key+"/fragile"] = 1, 1 // what that history records
+			mu.Unlock()
 		}},
 	}
 	for i, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			key := fmt.Sprintf("mend-%d", i)
-			id := start(t, c, "Mend", key, key)
-			failed := wait(t, c, id)
+			id := key
+			if tc.setup != nil {
+				tc.setup(t, key)
+			} else {
+				start(t, c, "Mend", key, key)
+			}
+			failed := waitExecution(t, c, id, "")
 			if failed.Status != history.StatusFailed || !strings.Contains(failed.Output, key+" is broken") || failed.CompletedTime.IsZero() {
 				t.Fatalf("before the rewind: %s %q completed %v", failed.Status, failed.Output, failed.CompletedTime)
 			}
@@ -418,7 +432,7 @@ func TestRewindIsRecordedAsGenericEvent(t *testing.T) {
 			mu.Unlock()
 
 			rows := raw.historyRows(t, h, id)
-			generic := 0
+			var records []string
 			for _, row := range rows {
 				if row["RowKey"] == "sentinel" {
 					continue
@@ -428,23 +442,77 @@ func TestRewindIsRecordedAsGenericEvent(t *testing.T) {
 					t.Errorf("History row %v has EventType %q, which Durable Functions 2.x cannot read", row["RowKey"], typ)
 				}
 				if typ == "GenericEvent" {
-					generic++
-					if row["Data"] != tc.reason {
-						t.Errorf("rewind record Data = %#v, want %q", row["Data"], tc.reason)
-					}
+					data, _ := row["Data"].(string)
+					records = append(records, data)
 				}
 				if row["ExecutionId"] != st.ExecutionID {
 					t.Errorf("History row %v of execution %v, want %s", row["RowKey"], row["ExecutionId"], st.ExecutionID)
 				}
 			}
-			if generic != 1 {
-				t.Errorf("%d GenericEvent rows, want the one rewind record", generic)
+			if fmt.Sprint(records) != fmt.Sprint(tc.records) {
+				t.Errorf("GenericEvent rows hold %q, want the rewind records %q", records, tc.records)
 			}
 			if types := historyTypes(t, c, id); count(types, "ExecutionStarted") != 1 || count(types, "ExecutionCompleted") != 1 ||
 				count(types, "TaskFailed") != 0 || count(types, "TaskScheduled") != 2 {
 				t.Errorf("history %v", types)
 			}
 		})
+	}
+}
+
+// failedOnceRewoundFailedAgain stores the history an older engine left for
+// a Mend instance: Step succeeded, Fragile failed, a rewind recorded as an
+// ExecutionRewound row ran Fragile again, and it failed again.
+func failedOnceRewoundFailedAgain(t *testing.T, h *hub, key string) {
+	t.Helper()
+	ctx := context.Background()
+	t0 := time.Now().UTC().Add(-time.Minute)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	execID := history.NewID()
+	ev := func(typ history.EventType, s int, set func(*history.Event)) history.Event {
+		e := history.NewEvent(typ, at(s))
+		if set != nil {
+			set(&e)
+		}
+		return e
+	}
+	failure := func(e *history.Event) {
+		e.TaskScheduledID, e.Reason = 1, key+" is broken"
+		e.Failure = &history.FailureDetails{ErrorType: "errors.errorString", ErrorMessage: key + " is broken"}
+	}
+	completedFailed := func(e *history.Event) {
+		e.EventID, e.Status = 3, history.StatusFailed
+		e.Failure = &history.FailureDetails{ErrorType: "TaskFailedError", ErrorMessage: "activity \"Fragile\" (task 1) failed: errors.errorString: " + key + " is broken"}
+	}
+	events := []history.Event{
+		ev(history.OrchestratorStarted, 0, nil),
+		ev(history.ExecutionStarted, 0, func(e *history.Event) {
+			e.Instance = history.OrchestrationInstance{InstanceID: key, ExecutionID: execID}
+			e.Name, e.Input, e.Generation = "Mend", `"`+key+`"`, new(int32)
+		}),
+		ev(history.TaskScheduled, 0, func(e *history.Event) { e.EventID, e.Name, e.Input = 0, "Step", `"`+key+`"` }),
+		ev(history.OrchestratorCompleted, 0, nil),
+		ev(history.OrchestratorStarted, 1, nil),
+		ev(history.TaskCompleted, 1, func(e *history.Event) { e.TaskScheduledID, e.Result = 0, `"stepped"` }),
+		ev(history.OrchestratorCompleted, 1, nil),
+		ev(history.OrchestratorStarted, 3, nil),
+		ev(history.ExecutionRewound, 3, func(e *history.Event) { e.Reason = "first try" }),
+		ev(history.TaskScheduled, 3, func(e *history.Event) { e.EventID, e.Name, e.Input = 1, "Fragile", `"`+key+`"` }),
+		ev(history.OrchestratorCompleted, 3, nil),
+		ev(history.OrchestratorStarted, 4, nil),
+		ev(history.TaskFailed, 4, failure),
+		ev(history.ExecutionCompleted, 4, completedFailed),
+		ev(history.OrchestratorCompleted, 4, nil),
+	}
+	if _, err := h.store.AppendHistory(ctx, key, execID, 0, events, ""); err != nil {
+		t.Fatal(err)
+	}
+	row := backend.InstanceState{
+		InstanceID: key, Name: "Mend", ExecutionID: execID, Input: `"` + key + `"`, Output: events[13].Failure.String(),
+		CreatedTime: at(0), LastUpdatedTime: at(4), CompletedTime: at(4), Status: history.StatusFailed, HistoryPosition: len(events),
+	}
+	if _, err := h.store.CreateInstance(ctx, row); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -282,6 +282,12 @@ func (e *Engine) rewind(ctx context.Context, inst *instance, in *inbound) {
 			ev.Instance.ExecutionID = execID
 			start := ev
 			inst.start = &start
+		case ev.Type == history.ExecutionRewound:
+			// An earlier rewind recorded by an older version of this engine:
+			// rewritten in the form every reader accepts.
+			rec := history.NewEvent(history.GenericEvent, ev.Timestamp)
+			rec.Data = ev.Reason
+			ev = rec
 		}
 		kept = append(kept, ev)
 	}
