@@ -246,8 +246,10 @@ func TestDurableTaskStyleRestartWaitsForItsRow(t *testing.T) {
 	if _, err := h.store.UpdateInstance(ctx, row); err != nil {
 		t.Fatalf("the client's row write: %v", err)
 	}
+	written := time.Now()
 
 	st := waitExecution(t, c, id, execID)
+	t.Logf("restart deferred %d times, completed %v after the row write", eng.Stats().DeferredMessages-before.DeferredMessages, time.Since(written).Round(time.Millisecond))
 	if st.Status != history.StatusCompleted || st.ExecutionID != execID || st.Output != `"second"` || st.Generation != 1 {
 		t.Fatalf("after the restart: status %s execution %s (want %s) output %s generation %d", st.Status, st.ExecutionID, execID, st.Output, st.Generation)
 	}
