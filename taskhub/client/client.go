@@ -58,6 +58,9 @@ type LocalEngine interface {
 	HandOffStart(msg backend.Message, receipt backend.Receipt, row backend.InstanceState, fresh bool, rowETag <-chan string) bool
 	Watch(instanceID string) (final <-chan backend.InstanceState, tracking bool, stop func())
 	HandOff(msg backend.Message, receipt backend.Receipt) bool
+	// ForgetFinished drops what the engine remembers of a finished
+	// execution of instanceID: a new execution (restart, rewind) begins.
+	ForgetFinished(instanceID string)
 }
 
 // Client talks to a task hub.
@@ -166,6 +169,9 @@ func (c *Client) StartNew(ctx context.Context, name string, opts StartOptions) (
 				return "", fmt.Errorf("%w: instance %q is %s; wait for it to finish, or terminate or purge it first", ErrInstanceExists, id, st.Status)
 			}
 			existing = &st
+			if c.local != nil {
+				c.local.ForgetFinished(id) // WaitForCompletion must wait for the new execution
+			}
 		case !errors.Is(err, backend.ErrNotFound):
 			return "", fmt.Errorf("client: read instance %q: %w", id, err)
 		}
@@ -566,6 +572,9 @@ func (c *Client) Rewind(ctx context.Context, id, reason string) error {
 	// A GenericEvent carrying the reason, as Durable Task's legacy rewind
 	// sends: every Durable Task reader knows it (ExecutionRewound, which
 	// the engine also accepts, is unknown before November 2025).
+	if c.local != nil {
+		c.local.ForgetFinished(id)
+	}
 	ev := history.NewEvent(history.GenericEvent, time.Now())
 	ev.Data = reason
 	msg := backend.Message{Event: ev, Target: history.OrchestrationInstance{InstanceID: id}, ActivityID: history.NewID()}

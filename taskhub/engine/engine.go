@@ -313,6 +313,14 @@ func (e *Engine) Watch(instanceID string) (<-chan backend.InstanceState, bool, f
 	}
 }
 
+// ForgetFinished drops the remembered final row of instanceID, so that
+// Watch waits for the execution a restart or rewind is about to begin.
+func (e *Engine) ForgetFinished(instanceID string) {
+	e.mu.Lock()
+	delete(e.recent, instanceID)
+	e.mu.Unlock()
+}
+
 // notifyTerminal tells watchers that an instance finished with row.
 func (e *Engine) notifyTerminal(row backend.InstanceState) {
 	id := row.InstanceID

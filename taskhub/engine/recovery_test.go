@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -153,5 +154,20 @@ func TestRedeliveredEventIsNotRaisedTwice(t *testing.T) {
 	}
 	if st := wait(t, c, id); st.Status != history.StatusCompleted || st.Output != `["1","2"]` {
 		t.Fatalf("%s %s: the redelivered event was applied again", st.Status, st.Output)
+	}
+}
+
+// TestWaitAfterRestartSeesTheNewExecution: after a restart over a finished
+// ID, waiting for completion returns the new execution's outcome, not the
+// one the engine remembered from before.
+func TestWaitAfterRestartSeesTheNewExecution(t *testing.T) {
+	h := newHub(t)
+	echo := durable.NewOrchestrator("Echo", func(ctx *durable.Context, n int) (int, error) { return n, nil })
+	_, c := h.start(engine.Options{}, echo)
+	for _, n := range []int{1, 2} {
+		id := start(t, c, "Echo", n, "restarted")
+		if st := wait(t, c, id); st.Status != history.StatusCompleted || st.Output != fmt.Sprint(n) {
+			t.Fatalf("execution %d: %s %s", n, st.Status, st.Output)
+		}
 	}
 }
