@@ -94,7 +94,8 @@ func (s *Store) leaseFromRow(r members) (backend.PartitionLease, error) {
 // WritePartition replaces one ownership row if its ETag still equals
 // lease.ETag (one request) and returns the lease with the new ETag;
 // ErrConflict otherwise (also when the row is gone). Empty owners and zero
-// times are stored as absent (null) columns.
+// times are stored as absent (null) columns. A row with an owner also gets
+// our OwnerApp column, this store's app name (see AcquireAppLease).
 func (s *Store) WritePartition(ctx context.Context, lease backend.PartitionLease) (backend.PartitionLease, error) {
 	if lease.ETag == "" {
 		return lease, errors.New("azurestorage: write partition: the lease has no ETag (read it first)")
@@ -112,6 +113,11 @@ func (s *Store) WritePartition(ctx context.Context, lease backend.PartitionLease
 	e.time(colLastRenewal, lease.LastRenewal)
 	e.time(colExpiresAt, lease.ExpiresAt)
 	e.bool(colIsDraining, lease.IsDraining)
+	if lease.CurrentOwner != "" {
+		// Only workers of this app write rows with an owner (the app lease
+		// refused the others), so the row's owner belongs to this app.
+		e.optStr(colOwnerApp, s.appName)
+	}
 	op, err := newOp(opReplace, e, lease.ETag)
 	if err != nil {
 		return lease, err

@@ -32,6 +32,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue"
 
 	"github.com/go-durable/durablefunctions/taskhub/backend"
@@ -62,6 +63,10 @@ type Options struct {
 	// Logger receives warnings (poison messages, fallbacks); default
 	// slog.Default().
 	Logger *slog.Logger
+	// AppName names the app for the task hub's app lease: workers with the
+	// same name share the hub, another name is refused while this app holds
+	// it (see AcquireAppLease). "" is a name too, as in Durable Task.
+	AppName string
 }
 
 // Store is the Azure Storage task hub backend. It implements
@@ -88,6 +93,10 @@ type Store struct {
 
 	blobs    *largeBlobs
 	blobRefs blobRefs
+
+	appName    string
+	appLease   *container.Client // {hub-lower}-applease
+	blobLeases *container.Client // {hub-lower}-leases (Durable Task's blob partition manager)
 }
 
 var _ backend.Backend = (*Store)(nil)
@@ -127,6 +136,7 @@ func New(opts Options) (*Store, error) {
 		log:         logger.With("component", "azurestorage", "hub", opts.HubName),
 		rest:        newTableREST(account, key, httpClient),
 		extraQueues: map[string]*azqueue.QueueClient{},
+		appName:     opts.AppName,
 	}
 
 	tableCred, err := aztables.NewSharedKeyCredential(account.Name, account.Key)
@@ -163,7 +173,27 @@ func New(opts Options) (*Store, error) {
 	if s.blobs, err = newLargeBlobs(account, s.hub, httpClient); err != nil {
 		return nil, err
 	}
+	if s.appLease, err = newContainerClient(account, s.AppLeaseContainerName(), httpClient); err != nil {
+		return nil, err
+	}
+	if s.blobLeases, err = newContainerClient(account, s.blobLeasesContainerName(), httpClient); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// newContainerClient returns a client for blob container name.
+func newContainerClient(a Account, name string, httpClient *http.Client) (*container.Client, error) {
+	cred, err := container.NewSharedKeyCredential(a.Name, a.Key)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadConnectionString, err)
+	}
+	c, err := container.NewClientWithSharedKeyCredential(a.BlobEndpoint+"/"+name, cred,
+		&container.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: httpClient}})
+	if err != nil {
+		return nil, fmt.Errorf("azurestorage: blob client: %w", err)
+	}
+	return c, nil
 }
 
 // defaultHTTPClient keeps enough idle connections for concurrent dispatchers
@@ -231,11 +261,16 @@ func (s *Store) tableNames() []string {
 	return []string{s.HistoryTableName(), s.InstancesTableName(), s.PartitionsTableName(), s.PoisonTableName()}
 }
 
-// CreateTaskHub creates every queue and table of the hub if missing and
-// inserts the missing partition rows. It is idempotent. The large-message
-// container is created on first use.
+// CreateTaskHub creates every queue and table of the hub if missing, the
+// app lease container and its info blob, and inserts the missing partition
+// rows. It is idempotent. The large-message container is created on first
+// use. A hub that exists with another partition count is refused first
+// (see checkLayout), before anything is created.
 func (s *Store) CreateTaskHub(ctx context.Context) error {
-	var tasks []func(context.Context) error
+	if err := s.checkLayout(ctx); err != nil {
+		return err
+	}
+	tasks := []func(context.Context) error{s.createAppLease}
 	for _, q := range s.queueNames() {
 		tasks = append(tasks, func(ctx context.Context) error {
 			if _, err := s.queueService.CreateQueue(ctx, q, nil); err != nil && !alreadyExists(err) {
@@ -276,7 +311,7 @@ func (s *Store) CreateTaskHub(ctx context.Context) error {
 // DeleteTaskHub deletes every queue, table and blob container of the hub;
 // missing ones are skipped.
 func (s *Store) DeleteTaskHub(ctx context.Context) error {
-	tasks := []func(context.Context) error{s.blobs.deleteContainer}
+	tasks := []func(context.Context) error{s.blobs.deleteContainer, s.deleteAppLease}
 	for _, q := range s.queueNames() {
 		tasks = append(tasks, func(ctx context.Context) error {
 			if _, err := s.queueService.DeleteQueue(ctx, q, nil); err != nil && !isStatus(err, http.StatusNotFound) {

@@ -7,6 +7,7 @@ package backend
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/go-durable/durablefunctions/taskhub/history"
@@ -22,7 +23,72 @@ var (
 	ErrConflict = errors.New("conflict")
 	// ErrExists: an insert found the row already present.
 	ErrExists = errors.New("already exists")
+	// ErrUnavailable: the task hub cannot be used yet (storage is not
+	// reachable, or the engine is still starting). Worth retrying.
+	ErrUnavailable = errors.New("task hub unavailable")
+	// ErrHubInUse: another app processes the task hub (it holds the hub's
+	// app lease or live partition leases). Not worth retrying at once.
+	ErrHubInUse = errors.New("task hub in use by another app")
+	// ErrLayoutMismatch: the stored task hub does not match the
+	// configuration (its partition count differs).
+	ErrLayoutMismatch = errors.New("task hub layout does not match the configuration")
 )
+
+// UnavailableError says why the task hub cannot be used yet and when to ask
+// again. It matches ErrUnavailable and its Cause with errors.Is.
+type UnavailableError struct {
+	Hub        string
+	Reason     string        // what is being waited for, e.g. "storage is not reachable"
+	RetryAfter time.Duration // when the next attempt is due; 0 = unknown
+	Cause      error         // the last failure, if any
+}
+
+// Error implements error.
+func (e *UnavailableError) Error() string {
+	msg := "task hub " + e.Hub + " is not ready: " + e.Reason
+	if e.Cause != nil {
+		msg += ": " + e.Cause.Error()
+	}
+	return msg
+}
+
+// Unwrap returns ErrUnavailable and the cause.
+func (e *UnavailableError) Unwrap() []error {
+	if e.Cause == nil {
+		return []error{ErrUnavailable}
+	}
+	return []error{ErrUnavailable, e.Cause}
+}
+
+// HubInUseError names the app (or worker) that holds a task hub this app
+// was refused. It matches ErrHubInUse with errors.Is.
+type HubInUseError struct {
+	Hub string
+	// Lease is what is held, e.g. "the app lease on blob container xyz-applease".
+	Lease string
+	// Holder names the holder as far as storage tells: an app name, a lease
+	// ID, a worker ID.
+	Holder string
+	// App is this app's name ("" = unnamed).
+	App string
+}
+
+// Error implements error.
+func (e *HubInUseError) Error() string {
+	return fmt.Sprintf("task hub %s is in use by another app: %s is held by %s, and this app is %s; "+
+		"only one app may process a task hub (give this app its own hub, or the same app name as the holder)",
+		e.Hub, e.Lease, e.Holder, appLabel(e.App))
+}
+
+// Unwrap returns ErrHubInUse.
+func (e *HubInUseError) Unwrap() error { return ErrHubInUse }
+
+func appLabel(app string) string {
+	if app == "" {
+		return "unnamed (app name \"\")"
+	}
+	return fmt.Sprintf("%q", app)
+}
 
 // Message is one Durable Task message: an event addressed to an orchestration
 // instance (control queue) or to an activity worker (work-item queue).
@@ -140,7 +206,9 @@ type Backend interface {
 	PartitionOf(instanceID string) int
 
 	// CreateTaskHub creates every queue and table of the hub if missing and
-	// seeds the partition table. It is idempotent.
+	// seeds the partition table. It is idempotent. It fails with an error
+	// wrapping ErrLayoutMismatch, and creates nothing, when the hub exists
+	// with another partition count.
 	CreateTaskHub(ctx context.Context) error
 	// DeleteTaskHub removes every queue, table and container of the hub.
 	DeleteTaskHub(ctx context.Context) error
@@ -205,4 +273,16 @@ type Backend interface {
 	// WritePartition replaces one ownership row if its ETag still matches,
 	// returning the updated lease with its new ETag (ErrConflict otherwise).
 	WritePartition(ctx context.Context, lease PartitionLease) (PartitionLease, error)
+
+	// AcquireAppLease takes the task hub for this app before any partition
+	// work, as Durable Task's app lease does: workers of the same app share
+	// the lease, and the lease of another app, or live partition leases of
+	// workers that belong to another app, refuse it with an error wrapping
+	// ErrHubInUse (a *HubInUseError naming the holder). Other errors are
+	// storage failures worth retrying.
+	AcquireAppLease(ctx context.Context) error
+	// RenewAppLease extends the app lease taken by AcquireAppLease. An error
+	// wrapping ErrHubInUse means it was lost to another app; other errors
+	// are storage failures (the lease may still be ours).
+	RenewAppLease(ctx context.Context) error
 }
