@@ -73,6 +73,9 @@ const (
 	// CodeOutcomeUnknown: storage failed during a start and whether the
 	// instance was started cannot be told now (503).
 	CodeOutcomeUnknown = "StartOutcomeUnknown"
+	// CodeUnavailable answers calls made before the task hub is ready
+	// (storage not reachable yet), with 503 and Retry-After.
+	CodeUnavailable = "StorageUnavailable"
 )
 
 // Handle serves one request. The operation is read from the path after the
@@ -514,6 +517,9 @@ func (a *API) clientError(err error) *handler.Response {
 		return handler.Error(http.StatusGone, CodeGone, err.Error())
 	case errors.Is(err, client.ErrNotFailed):
 		return handler.Error(http.StatusPreconditionFailed, CodeNotFailed, err.Error())
+	case errors.Is(err, backend.ErrUnavailable):
+		// Not ready (checked before any write): nothing was started.
+		return unavailable(err)
 	case errors.Is(err, client.ErrStartOutcomeUnknown):
 		a.log.Error("management API: start outcome unknown", "err", err)
 		return handler.Error(http.StatusServiceUnavailable, CodeOutcomeUnknown,
@@ -521,6 +527,19 @@ func (a *API) clientError(err error) *handler.Response {
 	}
 	a.log.Error("management API storage error", "err", err)
 	return handler.Error(http.StatusInternalServerError, CodeInternal, "storage error: "+err.Error())
+}
+
+// unavailable answers 503 with the reason and a Retry-After header (whole
+// seconds, at least 1): the task hub is not ready yet.
+func unavailable(err error) *handler.Response {
+	retry := time.Second
+	var ue *backend.UnavailableError
+	if errors.As(err, &ue) && ue.RetryAfter > retry {
+		retry = ue.RetryAfter
+	}
+	resp := handler.Error(http.StatusServiceUnavailable, CodeUnavailable, err.Error())
+	resp.Header.Set("Retry-After", strconv.Itoa(int((retry+time.Second-1)/time.Second)))
+	return resp
 }
 
 // ClientError maps an error from the task hub client to a JSON error

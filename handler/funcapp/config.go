@@ -17,18 +17,25 @@ import (
 // App settings read from the environment (under the Functions host they are
 // the app settings; locally they come from local.settings.json).
 const (
-	SettingStorage             = "AzureWebJobsStorage"
-	SettingHubName             = "DURABLE_TASK_HUB"
-	SettingPartitionCount      = "DURABLE_PARTITION_COUNT"
-	SettingWorkerID            = "DURABLE_WORKER_ID"
-	SettingMaxOrchestrations   = "DURABLE_MAX_CONCURRENT_ORCHESTRATIONS"
-	SettingMaxActivities       = "DURABLE_MAX_CONCURRENT_ACTIVITIES"
-	SettingMaxPollInterval     = "DURABLE_MAX_POLL_INTERVAL"
-	SettingMessageVisibility   = "DURABLE_MESSAGE_VISIBILITY"
-	SettingLeaseInterval       = "DURABLE_LEASE_INTERVAL"
-	SettingStatusFlushDelay    = "DURABLE_STATUS_FLUSH_DELAY"
-	SettingLogLevel            = "DURABLE_LOG_LEVEL"
-	SettingFunctionKey         = "DURABLE_FUNCTION_KEY"
+	SettingStorage           = "AzureWebJobsStorage"
+	SettingHubName           = "DURABLE_TASK_HUB"
+	SettingPartitionCount    = "DURABLE_PARTITION_COUNT"
+	SettingWorkerID          = "DURABLE_WORKER_ID"
+	SettingMaxOrchestrations = "DURABLE_MAX_CONCURRENT_ORCHESTRATIONS"
+	SettingMaxActivities     = "DURABLE_MAX_CONCURRENT_ACTIVITIES"
+	SettingMaxPollInterval   = "DURABLE_MAX_POLL_INTERVAL"
+	SettingMessageVisibility = "DURABLE_MESSAGE_VISIBILITY"
+	SettingLeaseInterval     = "DURABLE_LEASE_INTERVAL"
+	SettingStatusFlushDelay  = "DURABLE_STATUS_FLUSH_DELAY"
+	SettingLogLevel          = "DURABLE_LOG_LEVEL"
+	SettingFunctionKey       = "DURABLE_FUNCTION_KEY"
+	SettingStopGrace         = "DURABLE_STOP_GRACE"
+	SettingAppName           = "DURABLE_APP_NAME"
+	// Where Durable Task takes the app name from, in this order, when
+	// DURABLE_APP_NAME is not set: apps that agree on it share a task hub.
+	envSiteName                = "WEBSITE_SITE_NAME"
+	envDTFxAppName             = "DTFX_APP_NAME"
+	defaultStopGrace           = 10 * time.Second
 	envCustomHandlerPort       = "FUNCTIONS_CUSTOMHANDLER_PORT"
 	envAppRoot                 = "FUNCTIONS_APP_ROOT_PATH"
 	defaultHubName             = "TestHubName"
@@ -53,6 +60,12 @@ type Config struct {
 	StatusFlushDelay  time.Duration
 	LogLevel          slog.Level
 	FunctionKey       string // required by non-anonymous functions in standalone mode
+	// StopGrace is how long a stop waits for in-flight work (activities,
+	// episodes, HTTP requests) before interrupting it.
+	StopGrace time.Duration
+	// AppName names the app in the task hub's app lease: only workers of
+	// one app name may process a hub.
+	AppName string
 }
 
 // LoadConfig parses flags (-addr, -root) and settings. getenv reads the
@@ -101,6 +114,13 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	}
 	cfg.WorkerID = get(SettingWorkerID)
 	cfg.FunctionKey = get(SettingFunctionKey)
+	for _, k := range []string{SettingAppName, envSiteName, envDTFxAppName} {
+		if v := get(k); v != "" {
+			cfg.AppName = v
+			break
+		}
+	}
+	cfg.StopGrace = defaultStopGrace
 	var errs []error
 	intSetting := func(name string, dst *int) {
 		if v := get(name); v != "" {
@@ -129,6 +149,7 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	durSetting(SettingMessageVisibility, &cfg.MessageVisibility)
 	durSetting(SettingLeaseInterval, &cfg.LeaseInterval)
 	durSetting(SettingStatusFlushDelay, &cfg.StatusFlushDelay)
+	durSetting(SettingStopGrace, &cfg.StopGrace)
 	if v := get(SettingLogLevel); v != "" {
 		if err := cfg.LogLevel.UnmarshalText([]byte(v)); err != nil {
 			errs = append(errs, fmt.Errorf("setting %s=%q: want debug, info, warn or error", SettingLogLevel, v))

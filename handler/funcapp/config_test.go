@@ -45,6 +45,51 @@ func TestLoadConfig(t *testing.T) {
 			},
 		},
 		{
+			name: "defaults: a 10 s stop grace, the unnamed app",
+			args: []string{"-root", root},
+			check: func(t *testing.T, c Config) {
+				if c.StopGrace != 10*time.Second || c.AppName != "" {
+					t.Errorf("StopGrace %v, AppName %q", c.StopGrace, c.AppName)
+				}
+			},
+		},
+		{
+			name: "stop grace and app name",
+			args: []string{"-root", root},
+			env:  map[string]string{"DURABLE_STOP_GRACE": "3s", "DURABLE_APP_NAME": "orders", "WEBSITE_SITE_NAME": "site"},
+			check: func(t *testing.T, c Config) {
+				if c.StopGrace != 3*time.Second || c.AppName != "orders" {
+					t.Errorf("StopGrace %v, AppName %q", c.StopGrace, c.AppName)
+				}
+			},
+		},
+		{
+			name: "the app name falls back to WEBSITE_SITE_NAME, then DTFX_APP_NAME, as in Durable Task",
+			args: []string{"-root", root},
+			env:  map[string]string{"WEBSITE_SITE_NAME": "site", "DTFX_APP_NAME": "dtfx"},
+			check: func(t *testing.T, c Config) {
+				if c.AppName != "site" {
+					t.Errorf("AppName %q, want site", c.AppName)
+				}
+			},
+		},
+		{
+			name: "DTFX_APP_NAME last",
+			args: []string{"-root", root},
+			env:  map[string]string{"DTFX_APP_NAME": "dtfx"},
+			check: func(t *testing.T, c Config) {
+				if c.AppName != "dtfx" {
+					t.Errorf("AppName %q, want dtfx", c.AppName)
+				}
+			},
+		},
+		{
+			name:    "a bad stop grace is named",
+			args:    []string{"-root", root},
+			env:     map[string]string{"DURABLE_STOP_GRACE": "ten"},
+			wantErr: `DURABLE_STOP_GRACE="ten"`,
+		},
+		{
 			name:    "missing storage",
 			args:    []string{"-root", t.TempDir()},
 			wantErr: "AzureWebJobsStorage is empty",

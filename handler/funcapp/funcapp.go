@@ -5,6 +5,7 @@ package funcapp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -44,12 +45,16 @@ func New(cfg Config, log *slog.Logger, defs ...durable.Definition) (*App, error)
 	if err := reg.Add(defs...); err != nil {
 		return nil, err
 	}
-	h, err := handler.New(handler.Options{AppRoot: cfg.AppRoot, Logger: log, FunctionKey: cfg.FunctionKey})
+	if cfg.StopGrace <= 0 {
+		cfg.StopGrace = defaultStopGrace
+	}
+	h, err := handler.New(handler.Options{AppRoot: cfg.AppRoot, Logger: log, FunctionKey: cfg.FunctionKey, ShutdownTimeout: cfg.StopGrace})
 	if err != nil {
 		return nil, err
 	}
 	store, err := azurestorage.New(azurestorage.Options{
 		ConnectionString: cfg.Storage, HubName: cfg.HubName, PartitionCount: cfg.PartitionCount, Logger: log,
+		AppName: cfg.AppName,
 	})
 	if err != nil {
 		return nil, err
@@ -63,7 +68,8 @@ func New(cfg Config, log *slog.Logger, defs ...durable.Definition) (*App, error)
 	if err != nil {
 		return nil, err
 	}
-	c := client.New(store, reg, eng)
+	// Until the engine is ready, client calls answer "unavailable" at once.
+	c := client.New(gatedBackend{Backend: store, ready: eng.Ready}, reg, eng)
 	base := "/" + h.Config().RoutePrefix + "/durabletask"
 	if h.Config().RoutePrefix == "" {
 		base = "/durabletask"
@@ -78,28 +84,75 @@ func New(cfg Config, log *slog.Logger, defs ...durable.Definition) (*App, error)
 	return a, nil
 }
 
-// Run starts the engine, serves HTTP until ctx is cancelled, then stops
-// the engine gracefully.
+// Run serves HTTP at once and starts the engine, retrying while storage
+// cannot be reached (client calls answer 503 meanwhile). When ctx is
+// cancelled it stops both within Config.StopGrace (plus the engine's short
+// release budget): in-flight requests and work drain, then what remains is
+// interrupted. It returns an error when the engine refused the task hub
+// (another app holds it, or its partition count differs), when the server
+// failed, or when the stop was not clean.
 func (a *App) Run(ctx context.Context) error {
-	startCtx, cancel := context.WithTimeout(ctx, time.Minute)
-	err := a.Engine.Start(startCtx)
-	cancel()
-	if err != nil {
-		return err
+	serveCtx, stopServing := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopServing()
+	served := make(chan error, 1)
+	go func() { served <- a.Handler.Run(serveCtx, a.Config.Addr) }()
+	started := make(chan error, 1)
+	go func() { started <- a.Engine.Start(ctx) }()
+
+	var errs []error
+	serving := true
+	select {
+	case err := <-started:
+		if err != nil && ctx.Err() == nil {
+			// Refused: another app holds the hub, or its layout differs.
+			stopServing()
+			stopCtx, cancel := context.WithTimeout(context.Background(), a.Config.StopGrace)
+			defer cancel()
+			a.Engine.Stop(stopCtx)
+			<-served
+			return err
+		}
+		select {
+		case <-ctx.Done():
+		case err := <-served:
+			serving = false
+			errs = append(errs, err)
+		}
+	case <-ctx.Done():
+	case err := <-served:
+		serving = false
+		errs = append(errs, err)
 	}
-	serveErr := a.Handler.Run(ctx, a.Config.Addr)
-	stopCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+
+	// Stop: the server and the engine drain side by side, each within the
+	// grace.
+	began := time.Now()
+	a.Log.Info("stopping", "grace", a.Config.StopGrace)
+	stopServing()
+	stopCtx, cancel := context.WithTimeout(context.Background(), a.Config.StopGrace)
 	defer cancel()
 	if err := a.Engine.Stop(stopCtx); err != nil {
-		a.Log.Warn("engine did not stop cleanly", "err", err)
+		a.Log.Error("the engine did not stop cleanly", "err", err)
+		errs = append(errs, err)
 	}
-	return serveErr
+	if serving {
+		if err := <-served; err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	a.Log.Info("stopped cleanly", "took", time.Since(began).Round(time.Millisecond))
+	return nil
 }
 
 // Main is the whole main function of a durable function app: it loads the
 // configuration, assembles the app with defs, lets bind attach the app's
 // HTTP functions, and runs until SIGINT or SIGTERM. It exits non-zero on
-// failure, as the Functions host expects.
+// failure, as the Functions host expects: when the task hub was refused,
+// and when the stop was not clean (work had to be interrupted after the
+// grace, or messages and partitions could not be released).
 func Main(bind func(*App) error, defs ...durable.Definition) {
 	cfg, err := LoadConfig(os.Args[1:], os.Getenv, os.Stderr)
 	if err != nil {
@@ -117,6 +170,8 @@ func Main(bind func(*App) error, defs ...durable.Definition) {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// After the first signal, a second one ends the process at once.
+	context.AfterFunc(ctx, stop)
 	if err := app.Run(ctx); err != nil {
 		log.Error("function app stopped with an error", "err", err)
 		os.Exit(1)

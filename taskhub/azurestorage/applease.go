@@ -144,10 +144,8 @@ func (s *Store) appLeaseClient(id string) (*lease.ContainerClient, error) {
 }
 
 // AcquireAppLease takes the hub's app lease for this store's app name (see
-// the comment on AppLeaseDuration), then makes sure no worker of another
-// app holds live partition leases: blob leases of Durable Task's blob
-// partition manager in {hub-lower}-leases, or {hub}Partitions rows whose
-// OwnerApp names another app. A refusal is a *backend.HubInUseError.
+// the comment on AppLeaseDuration). A lease held by another app is a
+// *backend.HubInUseError naming it.
 func (s *Store) AcquireAppLease(ctx context.Context) error {
 	id := AppLeaseID(s.appName)
 	info, holderApp, err := s.readAppLeaseInfo(ctx)
@@ -158,7 +156,6 @@ func (s *Store) AcquireAppLease(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("azurestorage: app lease client: %w", err)
 	}
-	prevOwner := info.OwnerID
 	acquired := false
 	if info.DesiredSwapID != nil && *info.DesiredSwapID == id && info.OwnerID != "" && info.OwnerID != id {
 		// An operator asked for this app to take over (ForceChangeAppLease).
@@ -190,15 +187,6 @@ func (s *Store) AcquireAppLease(ctx context.Context) error {
 			info.OwnerID = id
 			s.writeAppLeaseInfo(ctx, info)
 		}
-	}
-	if err := s.checkForeignPartitionLeases(ctx); err != nil {
-		if errors.Is(err, backend.ErrHubInUse) && prevOwner != id {
-			// We just took a lease no worker of ours held: give it back.
-			if _, rerr := lc.ReleaseLease(context.WithoutCancel(ctx), nil); rerr != nil {
-				s.log.Warn("could not release the app lease after a refusal; it expires by itself", "err", rerr)
-			}
-		}
-		return err
 	}
 	return nil
 }
@@ -241,9 +229,12 @@ func (s *Store) RenewAppLease(ctx context.Context) error {
 	return fmt.Errorf("azurestorage: renew the app lease on container %s: %w", s.AppLeaseContainerName(), err)
 }
 
-// checkForeignPartitionLeases refuses a hub whose partitions are leased by
-// workers of another app, as far as storage tells.
-func (s *Store) checkForeignPartitionLeases(ctx context.Context) error {
+// CheckPartitionLeases reports live partition leases of workers that
+// belong to another app, as far as storage tells, as a
+// *backend.HubInUseError: blob leases of Durable Task's blob partition
+// manager in {hub-lower}-leases (any live one: their app is unknown), and
+// {hub}Partitions rows whose OwnerApp names another app.
+func (s *Store) CheckPartitionLeases(ctx context.Context) error {
 	if err := s.checkBlobPartitionLeases(ctx); err != nil {
 		return err
 	}

@@ -132,18 +132,27 @@ func TestAppLeaseRefusesForeignPartitionLeases(t *testing.T) {
 		t.Fatal(err)
 	}
 	two := storeFor(t, a.hub, "app-two", 0)
-	err = two.AcquireAppLease(ctx)
+	if err := two.AcquireAppLease(ctx); err != nil {
+		t.Fatalf("app-two taking the free app lease: %v", err)
+	}
+	err = two.CheckPartitionLeases(ctx)
 	if !errors.Is(err, backend.ErrHubInUse) || !strings.Contains(err.Error(), `worker "w1" of app "app-one"`) ||
 		!strings.Contains(err.Error(), a.ControlQueueName(2)) {
 		t.Fatalf("app-two: %v, want a refusal naming worker w1 of app-one and the partition", err)
 	}
-	// The refused app gave the app lease back: app-one can take it.
-	if err := a.AcquireAppLease(ctx); err != nil {
-		t.Fatalf("app-one after app-two's refusal: %v", err)
-	}
 	// Its own workers' rows do not stop app-one.
-	if err := storeFor(t, a.hub, "app-one", 0).AcquireAppLease(ctx); err != nil {
-		t.Fatalf("second worker of app-one: %v", err)
+	if err := storeFor(t, a.hub, "app-one", 0).CheckPartitionLeases(ctx); err != nil {
+		t.Fatalf("app-one: %v", err)
+	}
+	// Nor do expired or released rows stop app-two.
+	leases, _ = a.ReadPartitions(ctx)
+	l = leases[2]
+	l.CurrentOwner, l.ExpiresAt = "", time.Now().UTC()
+	if _, err := a.WritePartition(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	if err := two.CheckPartitionLeases(ctx); err != nil {
+		t.Fatalf("app-two after the release: %v", err)
 	}
 }
 
@@ -168,7 +177,7 @@ func TestAppLeaseRefusesBlobPartitionManager(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Not leased: nobody processes the partition.
-	if err := a.AcquireAppLease(ctx); err != nil {
+	if err := a.CheckPartitionLeases(ctx); err != nil {
 		t.Fatalf("with an unleased blob partition lease: %v", err)
 	}
 	bl, err := lease.NewBlobClient(leases.NewBlobClient(name), nil)
@@ -178,7 +187,7 @@ func TestAppLeaseRefusesBlobPartitionManager(t *testing.T) {
 	if _, err := bl.AcquireLease(ctx, 60, nil); err != nil {
 		t.Fatal(err)
 	}
-	err = a.AcquireAppLease(ctx)
+	err = a.CheckPartitionLeases(ctx)
 	if !errors.Is(err, backend.ErrHubInUse) || !strings.Contains(err.Error(), `worker "df2-worker"`) || !strings.Contains(err.Error(), name) {
 		t.Fatalf("with a leased blob partition lease: %v, want a refusal naming df2-worker and %s", err, name)
 	}

@@ -276,13 +276,17 @@ type Backend interface {
 
 	// AcquireAppLease takes the task hub for this app before any partition
 	// work, as Durable Task's app lease does: workers of the same app share
-	// the lease, and the lease of another app, or live partition leases of
-	// workers that belong to another app, refuse it with an error wrapping
-	// ErrHubInUse (a *HubInUseError naming the holder). Other errors are
-	// storage failures worth retrying.
+	// the lease, and a lease held by another app refuses it with an error
+	// wrapping ErrHubInUse (a *HubInUseError naming the holder). Other
+	// errors are storage failures worth retrying.
 	AcquireAppLease(ctx context.Context) error
 	// RenewAppLease extends the app lease taken by AcquireAppLease. An error
 	// wrapping ErrHubInUse means it was lost to another app; other errors
 	// are storage failures (the lease may still be ours).
 	RenewAppLease(ctx context.Context) error
+	// CheckPartitionLeases reports, with an error wrapping ErrHubInUse,
+	// live partition leases held by workers of another app (as far as
+	// storage tells): this app must not process the hub until they are
+	// released or expire.
+	CheckPartitionLeases(ctx context.Context) error
 }

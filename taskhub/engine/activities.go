@@ -88,11 +88,19 @@ func (a *activityRunner) run(msg backend.Message, h *held) {
 	go func() {
 		defer a.wg.Done()
 		if h == nil {
-			a.slots <- struct{}{}
+			var interrupted bool
+			select {
+			case a.slots <- struct{}{}:
+			case <-a.e.work.Done():
+				interrupted = true // Stop ran out of grace: the anchor brings it back
+			}
 			a.mu.Lock()
 			a.waiting--
 			a.mu.Unlock()
 			defer a.unreserve()
+			if interrupted {
+				return
+			}
 		}
 		defer a.releaseSlot()
 		a.execute(msg, h)
@@ -128,7 +136,9 @@ func (a *activityRunner) pollLoop() {
 			case a.slots <- struct{}{}:
 				a.run(m.Message, h)
 			case <-e.ctx.Done():
-				e.held.release(context.Background(), h, 0)
+				ctx, cancel := context.WithTimeout(context.Background(), e.opts.ReleaseTimeout)
+				e.held.release(ctx, h, 0)
+				cancel()
 			}
 		}
 		if len(msgs) > 0 || len(poison) > 0 {
@@ -157,6 +167,18 @@ func (a *activityRunner) execute(msg backend.Message, h *held) {
 	}
 	e.count(func(s *Stats) { s.ActivitiesRun++ })
 	result, failure := a.call(msg)
+	if e.work.Err() != nil {
+		// Stop ran out of grace and cancelled the activity's context: what
+		// it returned now says nothing about the activity. It runs again
+		// from its work item, or from the instance's anchor.
+		e.log.Info("activity interrupted by shutdown; it will run again", "activity", ev.Name, "instance", msg.Target.InstanceID)
+		if h != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), e.opts.ReleaseTimeout)
+			e.held.release(ctx, h, 0)
+			cancel()
+		}
+		return
+	}
 	var resp history.Event
 	if failure != nil {
 		resp = history.NewEvent(history.TaskFailed, now())
@@ -173,7 +195,7 @@ func (a *activityRunner) execute(msg backend.Message, h *held) {
 		e.deliver(&inbound{msg: out, ack: h, local: h == nil})
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(e.work, time.Minute)
 	defer cancel()
 	if _, err := e.be.SendControl(ctx, out, 0); err != nil {
 		e.log.Warn("could not send an activity result; the activity will run again", "activity", ev.Name,
@@ -202,7 +224,9 @@ func (a *activityRunner) call(msg backend.Message) (result string, failure *dura
 			failure = &durable.FailureDetails{ErrorType: "panic", ErrorMessage: fmt.Sprintf("activity %q panicked: %v", ev.Name, r), StackTrace: string(debug.Stack())}
 		}
 	}()
-	ctx := durable.WithActivityInfo(context.Background(), durable.ActivityInfo{
+	// The context ends when Stop runs out of grace (Options.ReleaseTimeout
+	// after that, Stop returns whether or not the activity has).
+	ctx := durable.WithActivityInfo(a.e.work, durable.ActivityInfo{
 		Name: ev.Name, InstanceID: msg.Target.InstanceID, ExecutionID: msg.Target.ExecutionID, TaskID: ev.EventID,
 	})
 	out, err := fn(ctx, ev.Input)

@@ -71,6 +71,13 @@ type Options struct {
 	// WarnDequeueCount logs a warning for a message that has been dequeued this many
 	// times (a sign that processing keeps failing). Default 10.
 	WarnDequeueCount int64
+	// ReleaseTimeout bounds what Stop does after its context ends: waiting
+	// for interrupted work to unwind, then releasing held messages and
+	// partitions (also after a clean drain). Default 2 s.
+	ReleaseTimeout time.Duration
+	// AppLeaseRenewInterval is how often the task hub's app lease is
+	// renewed. Default 25 s, as in Durable Task (the lease lasts 60 s).
+	AppLeaseRenewInterval time.Duration
 }
 
 func (o *Options) setDefaults() error {
@@ -120,6 +127,12 @@ func (o *Options) setDefaults() error {
 	if o.WarnDequeueCount <= 0 {
 		o.WarnDequeueCount = 10
 	}
+	if o.ReleaseTimeout <= 0 {
+		o.ReleaseTimeout = 2 * time.Second
+	}
+	if o.AppLeaseRenewInterval <= 0 {
+		o.AppLeaseRenewInterval = 25 * time.Second
+	}
 	return nil
 }
 
@@ -129,28 +142,44 @@ type Engine struct {
 	be   backend.Backend
 	log  *slog.Logger
 
-	ctx    context.Context // cancelled by Stop
+	ctx    context.Context // cancelled by Stop: no new work is taken
 	cancel context.CancelFunc
-	wg     sync.WaitGroup // background loops
-	bg     inFlight       // background storage calls (deletes, row flushes)
-	runs   inFlight       // goroutines processing instance inboxes
+	// work is the context of in-flight work (activities, episodes,
+	// background writes); Stop cancels it when its grace runs out.
+	work       context.Context
+	cancelWork context.CancelFunc
+	wg         sync.WaitGroup // background loops
+	bg         inFlight       // background storage calls (deletes, row flushes)
+	runs       inFlight       // goroutines processing instance inboxes
 
 	held *heldSet
 
 	orchSlots chan struct{}
 	acts      *activityRunner
 
-	mu         sync.Mutex
-	owned      map[int]*partitionState // partitions this worker owns
-	instances  map[string]*instance
-	idle       *lru
-	watchers   map[string][]chan backend.InstanceState
-	recent     map[string]backend.InstanceState // recently finished instances, for Watch
-	recentIDs  []string                         // FIFO order of recent
-	started    bool
-	draining   bool // Stop was called: new activities go to the shared queue
-	stopped    bool
-	statistics Stats
+	mu          sync.Mutex
+	owned       map[int]*partitionState // partitions this worker owns
+	instances   map[string]*instance
+	idle        *lru
+	watchers    map[string][]chan backend.InstanceState
+	recent      map[string]backend.InstanceState // recently finished instances, for Watch
+	recentIDs   []string                         // FIFO order of recent
+	startCalled bool
+	startDone   chan struct{} // closed when Start returns
+	start       startState
+	started     bool
+	draining    bool // Stop was called: new activities go to the shared queue
+	stopped     bool
+	leaseLost   bool // the app lease went to another app: no partition work
+	statistics  Stats
+}
+
+// startState is what Ready reports while Start is retrying.
+type startState struct {
+	attempts int
+	lastErr  error
+	retryIn  time.Duration
+	refused  error // a refusal that ended Start
 }
 
 // Stats are counters of notable engine events, for logs and tests.
@@ -180,6 +209,7 @@ func New(opts Options) (*Engine, error) {
 		orchSlots: make(chan struct{}, opts.MaxConcurrentOrchestrations),
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
+	e.work, e.cancelWork = context.WithCancel(context.Background())
 	e.held = newHeldSet(e)
 	e.acts = newActivityRunner(e)
 	return e, nil
@@ -211,67 +241,279 @@ func (e *Engine) count(f func(s *Stats)) {
 	e.mu.Unlock()
 }
 
-// Start creates the task hub if needed, claims partitions and starts the
-// dispatchers. It returns once the first ownership pass is done.
+// Bounds of Start's retries while storage cannot be reached.
+const (
+	startRetryMin       = 100 * time.Millisecond
+	startRetryMax       = 5 * time.Second
+	startAttemptTimeout = 15 * time.Second
+	startLogEvery       = 5 * time.Second // at most one log line per this, unless the reason changes
+)
+
+// Start creates the task hub if needed, takes its app lease, claims
+// partitions and starts the dispatchers. It returns once the first
+// ownership pass is done.
+//
+// While storage cannot be reached (or a step fails for another transient
+// reason) Start retries with a backoff from 100 ms doubling to 5 s, logging
+// why (at most one line per 5 s while the reason stays the same), until it
+// succeeds, ctx ends or Stop is called; Ready reports the progress. It
+// returns at once with an error wrapping backend.ErrHubInUse or
+// backend.ErrLayoutMismatch when the hub belongs to another app or has
+// another partition count. Live partition leases of another app's workers
+// are waited out: this app holds the app lease, so they end soon.
 func (e *Engine) Start(ctx context.Context) error {
 	e.mu.Lock()
-	if e.started {
+	if e.startCalled {
 		e.mu.Unlock()
 		return errors.New("engine: already started")
 	}
-	e.started = true
+	e.startCalled = true
+	e.startDone = make(chan struct{})
 	e.mu.Unlock()
-	if err := e.be.CreateTaskHub(ctx); err != nil {
-		return fmt.Errorf("engine: create task hub: %w", err)
+	defer close(e.startDone)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(e.ctx, cancel)() // Stop ends a start still retrying
+
+	delay := startRetryMin
+	var lastLogged string
+	var lastLogAt time.Time
+	suppressed := 0
+	began := time.Now()
+	attempt := 1
+	for ; ; attempt++ {
+		err, permanent := e.startAttempt(ctx)
+		if err == nil {
+			break
+		}
+		if permanent {
+			e.mu.Lock()
+			e.start.attempts, e.start.lastErr, e.start.refused = attempt, err, err
+			e.mu.Unlock()
+			return fmt.Errorf("engine: start: %w", err)
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("engine: start gave up after %d attempts over %v: %w (last error: %v)",
+				attempt, time.Since(began).Round(time.Millisecond), ctx.Err(), err)
+		}
+		e.mu.Lock()
+		e.start.attempts, e.start.lastErr, e.start.retryIn = attempt, err, delay
+		e.mu.Unlock()
+		if msg := err.Error(); msg != lastLogged || time.Since(lastLogAt) >= startLogEvery {
+			e.log.Warn("task hub not ready; retrying", "hub", e.be.HubName(), "attempt", attempt,
+				"retryIn", delay, "similarAttemptsNotLogged", suppressed, "err", err)
+			lastLogged, lastLogAt, suppressed = msg, time.Now(), 0
+		} else {
+			suppressed++
+		}
+		if !sleepCtx(ctx, delay) {
+			return fmt.Errorf("engine: start gave up after %d attempts over %v: %w (last error: %v)",
+				attempt, time.Since(began).Round(time.Millisecond), ctx.Err(), err)
+		}
+		delay = min(2*delay, startRetryMax)
 	}
-	if err := e.balancePartitions(ctx); err != nil {
-		e.log.Warn("first partition ownership pass failed; retrying in the background", "err", err)
-	}
-	e.wg.Add(3)
+	e.mu.Lock()
+	e.started = true
+	e.start = startState{attempts: attempt}
+	e.mu.Unlock()
+	e.wg.Add(4)
 	go e.partitionLoop()
 	go e.held.renewLoop()
 	go e.acts.pollLoop()
-	e.log.Info("task hub engine started", "hub", e.be.HubName(), "partitions", e.be.PartitionCount(), "owned", e.OwnedPartitions())
+	go e.appLeaseLoop()
+	e.log.Info("task hub engine started", "hub", e.be.HubName(), "partitions", e.be.PartitionCount(),
+		"owned", e.OwnedPartitions(), "attempts", attempt)
 	return nil
 }
 
-// Stop stops polling, lets running activities finish and their results
-// reach history (until ctx ends; new activity calls meanwhile go to the
-// shared work-item queue), releases the messages and partitions it holds
-// so another worker can take over at once, and returns.
+// startAttempt is one try of Start's steps; permanent says that trying
+// again cannot help.
+func (e *Engine) startAttempt(ctx context.Context) (err error, permanent bool) {
+	ctx, cancel := context.WithTimeout(ctx, startAttemptTimeout)
+	defer cancel()
+	refused := func(err error) bool {
+		return errors.Is(err, backend.ErrHubInUse) || errors.Is(err, backend.ErrLayoutMismatch)
+	}
+	if err := e.be.CreateTaskHub(ctx); err != nil {
+		return fmt.Errorf("create task hub: %w", err), refused(err)
+	}
+	if err := e.be.AcquireAppLease(ctx); err != nil {
+		return fmt.Errorf("take the app lease: %w", err), refused(err)
+	}
+	if err := e.be.CheckPartitionLeases(ctx); err != nil {
+		return fmt.Errorf("waiting for another app's partition leases to end: %w", err), false
+	}
+	if err := e.balancePartitions(ctx); err != nil {
+		return fmt.Errorf("first partition ownership pass: %w", err), false
+	}
+	return nil, false
+}
+
+// Ready returns nil while the engine runs (from a successful Start until
+// Stop gives up waiting for in-flight work); otherwise an error wrapping
+// backend.ErrUnavailable, a *backend.UnavailableError saying why.
+func (e *Engine) Ready() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ue := &backend.UnavailableError{Hub: e.be.HubName()}
+	switch st := e.start; {
+	case e.started && !e.stopped:
+		return nil
+	case e.stopped || (e.draining && !e.started):
+		ue.Reason = "the engine has stopped"
+	case st.refused != nil:
+		ue.Reason, ue.Cause = "this app may not process it", st.refused
+	case st.lastErr != nil:
+		ue.Reason = fmt.Sprintf("starting, attempt %d failed", st.attempts)
+		ue.Cause, ue.RetryAfter = st.lastErr, st.retryIn
+	default:
+		ue.Reason, ue.RetryAfter = "starting", startRetryMin
+	}
+	return ue
+}
+
+// Stop stops taking new work and drains: running activities finish and
+// their results reach history (new activity calls meanwhile go to the
+// shared work-item queue), instances finish their episodes, background
+// writes complete. It waits for this until ctx ends, its grace.
+//
+// When the grace runs out, in-flight work is interrupted: activity
+// contexts and episode contexts are cancelled, retries stop, and results
+// that arrive later are not recorded (the activities run again wherever
+// their messages are processed next). Either way Stop then releases the
+// messages and partitions it holds so that another worker can take over at
+// once, as far as storage allows within Options.ReleaseTimeout. Stop thus
+// returns within the grace plus ReleaseTimeout.
+//
+// It returns nil after a clean stop, and an error when work had to be
+// interrupted or something could not be released (it then frees itself
+// when its visibility or lease expires).
 func (e *Engine) Stop(ctx context.Context) error {
 	e.mu.Lock()
-	if e.draining || !e.started {
+	if e.draining || !e.startCalled {
 		e.draining, e.stopped = true, true
 		e.mu.Unlock()
 		return nil
 	}
 	e.draining = true
+	startDone := e.startDone
 	e.mu.Unlock()
 	e.cancel()
 	done := make(chan struct{})
 	go func() {
+		<-startDone
 		e.wg.Wait()
 		e.acts.wait()
 		e.waitInstancesIdle()
 		e.bg.Wait()
 		close(done)
 	}()
-	var err error
+	var errs []error
+	var hard time.Time // when the grace ran out; zero after a clean drain
+	var taken []backend.Receipt
 	select {
 	case <-done:
 	case <-ctx.Done():
-		err = fmt.Errorf("engine: stop: %w", ctx.Err())
+		hard = time.Now()
+		e.mu.Lock()
+		running, busy := len(e.acts.slots), len(e.instancesActive())
+		e.stopped = true
+		e.mu.Unlock()
+		e.log.Warn("stop: the grace ran out; interrupting in-flight work", "runningActivities", running, "busyInstances", busy)
+		errs = append(errs, fmt.Errorf("engine: stop: in-flight work did not finish within the grace (%d activities running, %d instances busy): %w",
+			running, busy, ctx.Err()))
+		// The messages of interrupted work are released below, with a
+		// deadline, rather than by the interrupted code paths.
+		taken = e.takeHeld()
+		e.cancelWork()
 	}
 	e.mu.Lock()
 	e.stopped = true
 	e.mu.Unlock()
-	// Hand over promptly even when the wait above ran out of time.
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	// Hand over promptly, also when the wait above ran out of time.
+	budget := e.opts.ReleaseTimeout
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), budget)
 	defer cancel()
+	if !hard.IsZero() {
+		// Give interrupted work half the budget to unwind.
+		t := time.NewTimer(budget / 2)
+		select {
+		case <-done:
+		case <-t.C:
+		}
+		t.Stop()
+	}
 	e.closeInstances(rctx)
-	e.releasePartitions(rctx)
-	return err
+	taken = append(taken, e.takeHeld()...)
+	if failed := e.releaseReceipts(rctx, taken); failed > 0 {
+		errs = append(errs, fmt.Errorf("engine: stop: could not release %d of %d held messages; they reappear when their visibility expires", failed, len(taken)))
+	}
+	if err := e.releasePartitions(rctx); err != nil {
+		errs = append(errs, fmt.Errorf("engine: stop: %w", err))
+	}
+	e.cancelWork()
+	return errors.Join(errs...)
+}
+
+// instancesActive lists the instances being processed; e.mu must be held.
+func (e *Engine) instancesActive() []*instance {
+	var out []*instance
+	for _, inst := range e.instances {
+		if inst.active {
+			out = append(out, inst)
+		}
+	}
+	return out
+}
+
+// takeHeld takes every message this worker holds away from whatever would
+// delete, release or renew it, and returns their receipts for Stop to
+// release. A message whose renewal or release is in progress right now is
+// left to it.
+func (e *Engine) takeHeld() []backend.Receipt {
+	s := e.held
+	s.mu.Lock()
+	list := make([]*held, 0, len(s.items))
+	for h := range s.items {
+		list = append(list, h)
+	}
+	s.mu.Unlock()
+	var out []backend.Receipt
+	for _, h := range list {
+		if !h.mu.TryLock() {
+			continue
+		}
+		if !h.done {
+			h.done = true
+			out = append(out, h.receipt)
+		}
+		h.mu.Unlock()
+		s.forget(h)
+	}
+	return out
+}
+
+// releaseReceipts makes messages visible again, in parallel, and reports
+// how many could not be released. Messages gone or taken by someone else
+// meanwhile do not count as failures.
+func (e *Engine) releaseReceipts(ctx context.Context, rs []backend.Receipt) (failed int) {
+	var mu sync.Mutex
+	sem := make(chan struct{}, 16)
+	var wg sync.WaitGroup
+	for _, r := range rs {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			_, err := e.be.SetVisibility(ctx, r, 0)
+			if err != nil && !errors.Is(err, backend.ErrNotFound) && !errors.Is(err, backend.ErrConflict) {
+				mu.Lock()
+				failed++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return failed
 }
 
 // recentCapacity bounds how many finished instances Watch remembers.
@@ -341,12 +583,13 @@ func (e *Engine) notifyTerminal(row backend.InstanceState) {
 	}
 }
 
-// background runs f off the critical path, tracked for Stop.
+// background runs f off the critical path, tracked for Stop (which
+// cancels it when its grace runs out).
 func (e *Engine) background(f func(ctx context.Context)) {
 	e.bg.Add(1)
 	go func() {
 		defer e.bg.Done()
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(e.work, 30*time.Second)
 		defer cancel()
 		f(ctx)
 	}()

@@ -183,7 +183,7 @@ type batchPlan struct {
 
 // processBatch runs one episode for a batch of inbound events.
 func (e *Engine) processBatch(inst *instance, batch []*inbound) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(e.work, 2*time.Minute) // Stop cancels it when its grace runs out
 	defer cancel()
 	if !inst.loaded {
 		if onlyFlush(batch) {

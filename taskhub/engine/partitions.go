@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"time"
 
@@ -61,6 +62,9 @@ func (e *Engine) partitionLoop() {
 	interval := e.opts.LeaseInterval / 4
 	for sleepCtx(e.ctx, interval) {
 		e.dropExpired()
+		if e.appLeaseLost() {
+			continue // another app holds the hub: claim nothing
+		}
 		ctx, cancel := context.WithTimeout(e.ctx, interval)
 		if err := e.balancePartitions(ctx); err != nil && e.ctx.Err() == nil {
 			e.log.Warn("partition ownership pass failed", "err", err)
@@ -304,8 +308,9 @@ func (e *Engine) forgetPartition(p int) {
 }
 
 // releasePartitions gives up every owned partition at shutdown so another
-// worker can take over at once instead of waiting for expiry.
-func (e *Engine) releasePartitions(ctx context.Context) {
+// worker can take over at once instead of waiting for expiry. It reports
+// the partitions it could not release.
+func (e *Engine) releasePartitions(ctx context.Context) error {
 	e.mu.Lock()
 	var leases []backend.PartitionLease
 	for p, ps := range e.owned {
@@ -313,13 +318,16 @@ func (e *Engine) releasePartitions(ctx context.Context) {
 		delete(e.owned, p)
 	}
 	e.mu.Unlock()
+	var errs []error
 	for _, l := range leases {
 		l.CurrentOwner, l.IsDraining = "", false
 		l.ExpiresAt = now()
 		if _, err := e.be.WritePartition(ctx, l); err != nil {
 			e.log.Warn("could not release partition at shutdown; it frees itself when the lease expires", "partition", l.QueueName, "err", err)
+			errs = append(errs, fmt.Errorf("release partition %s: %w", l.QueueName, err))
 		}
 	}
+	return errors.Join(errs...)
 }
 
 // wakePartition resets the backoff of a partition's poller.
