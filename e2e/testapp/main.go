@@ -1,7 +1,8 @@
 // Command testapp is the function app of the end-to-end tests:
 //   - CrashTest calls Step for "one", "two", "three", and Step("two") blocks
 //     until the test creates a "release" file, so the test can SIGKILL the
-//     process at a known point in the middle of an orchestration;
+//     process at a known point in the middle of an orchestration (if its
+//     context ends first, it creates a "cancelled" file and gives up);
 //   - Waiter waits for the event "Go" and returns its payload;
 //   - Echo returns its input;
 //   - Flaky calls an activity that fails until the test creates a
@@ -44,6 +45,8 @@ var step = durable.NewActivity("Step", func(ctx context.Context, name string) (s
 			}
 			select {
 			case <-ctx.Done():
+				// Told to stop (the app's stop grace ran out): say so.
+				os.WriteFile(filepath.Join(dir, "cancelled"), nil, 0o644)
 				return "", ctx.Err()
 			case <-time.After(10 * time.Millisecond):
 			}

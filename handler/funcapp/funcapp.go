@@ -25,6 +25,10 @@ import (
 // the management API.
 const ManagementFunction = "DurableTaskAPI"
 
+// startWait is how long a client call made while the engine starts waits
+// for its first start attempt before answering "unavailable".
+const startWait = 2 * time.Second
+
 // App is an assembled function app.
 type App struct {
 	Config   Config
@@ -68,8 +72,10 @@ func New(cfg Config, log *slog.Logger, defs ...durable.Definition) (*App, error)
 	if err != nil {
 		return nil, err
 	}
-	// Until the engine is ready, client calls answer "unavailable" at once.
-	c := client.New(gatedBackend{Backend: store, ready: eng.Ready}, reg, eng)
+	// Until the engine is ready, client calls answer "unavailable" (after
+	// waiting for the engine's first start attempt, at most startWait).
+	ready := func(ctx context.Context) error { return eng.AwaitReady(ctx, startWait) }
+	c := client.New(gatedBackend{Backend: store, ready: ready}, reg, eng)
 	base := "/" + h.Config().RoutePrefix + "/durabletask"
 	if h.Config().RoutePrefix == "" {
 		base = "/durabletask"

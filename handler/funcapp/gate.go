@@ -15,12 +15,12 @@ import (
 // storage that is not there, or writing to a hub this app may not use.
 type gatedBackend struct {
 	backend.Backend
-	ready func() error
+	ready func(ctx context.Context) error
 }
 
 // CreateTaskHub is backend.Backend.CreateTaskHub once the engine is ready.
 func (g gatedBackend) CreateTaskHub(ctx context.Context) error {
-	if err := g.ready(); err != nil {
+	if err := g.ready(ctx); err != nil {
 		return err
 	}
 	return g.Backend.CreateTaskHub(ctx)
@@ -28,7 +28,7 @@ func (g gatedBackend) CreateTaskHub(ctx context.Context) error {
 
 // DeleteTaskHub is backend.Backend.DeleteTaskHub once the engine is ready.
 func (g gatedBackend) DeleteTaskHub(ctx context.Context) error {
-	if err := g.ready(); err != nil {
+	if err := g.ready(ctx); err != nil {
 		return err
 	}
 	return g.Backend.DeleteTaskHub(ctx)
@@ -36,7 +36,7 @@ func (g gatedBackend) DeleteTaskHub(ctx context.Context) error {
 
 // SendControl is backend.Backend.SendControl once the engine is ready.
 func (g gatedBackend) SendControl(ctx context.Context, msg backend.Message, delay time.Duration) (backend.Receipt, error) {
-	if err := g.ready(); err != nil {
+	if err := g.ready(ctx); err != nil {
 		return backend.Receipt{}, err
 	}
 	return g.Backend.SendControl(ctx, msg, delay)
@@ -44,7 +44,7 @@ func (g gatedBackend) SendControl(ctx context.Context, msg backend.Message, dela
 
 // ReceiveControl is backend.Backend.ReceiveControl once the engine is ready.
 func (g gatedBackend) ReceiveControl(ctx context.Context, partition, max int, visibility time.Duration) ([]backend.Received, []backend.PoisonMessage, error) {
-	if err := g.ready(); err != nil {
+	if err := g.ready(ctx); err != nil {
 		return nil, nil, err
 	}
 	return g.Backend.ReceiveControl(ctx, partition, max, visibility)
@@ -52,7 +52,7 @@ func (g gatedBackend) ReceiveControl(ctx context.Context, partition, max int, vi
 
 // SendWorkItem is backend.Backend.SendWorkItem once the engine is ready.
 func (g gatedBackend) SendWorkItem(ctx context.Context, msg backend.Message, delay time.Duration) (backend.Receipt, error) {
-	if err := g.ready(); err != nil {
+	if err := g.ready(ctx); err != nil {
 		return backend.Receipt{}, err
 	}
 	return g.Backend.SendWorkItem(ctx, msg, delay)
@@ -60,7 +60,7 @@ func (g gatedBackend) SendWorkItem(ctx context.Context, msg backend.Message, del
 
 // ReceiveWorkItems is backend.Backend.ReceiveWorkItems once the engine is ready.
 func (g gatedBackend) ReceiveWorkItems(ctx context.Context, max int, visibility time.Duration) ([]backend.Received, []backend.PoisonMessage, error) {
-	if err := g.ready(); err != nil {
+	if err := g.ready(ctx); err != nil {
 		return nil, nil, err
 	}
 	return g.Backend.ReceiveWorkItems(ctx, max, visibility)
@@ -68,7 +68,7 @@ func (g gatedBackend) ReceiveWorkItems(ctx context.Context, max int, visibility 
 
 // DeleteMessage is backend.Backend.DeleteMessage once the engine is ready.
 func (g gatedBackend) DeleteMessage(ctx context.Context, r backend.Receipt) error {
-	if err := g.ready(); err != nil {
+	if err := g.ready(ctx); err != nil {
 		return err
 	}
 	return g.Backend.DeleteMessage(ctx, r)
@@ -76,7 +76,7 @@ func (g gatedBackend) DeleteMessage(ctx context.Context, r backend.Receipt) erro
 
 // SetVisibility is backend.Backend.SetVisibility once the engine is ready.
 func (g gatedBackend) SetVisibility(ctx context.Context, r backend.Receipt, d time.Duration) (backend.Receipt, error) {
-	if err := g.ready(); err != nil {
+	if err := g.ready(ctx); err != nil {
 		return backend.Receipt{}, err
 	}
 	return g.Backend.SetVisibility(ctx, r, d)
@@ -84,7 +84,7 @@ func (g gatedBackend) SetVisibility(ctx context.Context, r backend.Receipt, d ti
 
 // ParkPoison is backend.Backend.ParkPoison once the engine is ready.
 func (g gatedBackend) ParkPoison(ctx context.Context, r backend.Receipt, body string, dequeueCount int64, reason string) error {
-	if err := g.ready(); err != nil {
+	if err := g.ready(ctx); err != nil {
 		return err
 	}
 	return g.Backend.ParkPoison(ctx, r, body, dequeueCount, reason)
@@ -92,7 +92,7 @@ func (g gatedBackend) ParkPoison(ctx context.Context, r backend.Receipt, body st
 
 // LoadHistory is backend.Backend.LoadHistory once the engine is ready.
 func (g gatedBackend) LoadHistory(ctx context.Context, instanceID string) (backend.History, error) {
-	if err := g.ready(); err != nil {
+	if err := g.ready(ctx); err != nil {
 		return backend.History{}, err
 	}
 	return g.Backend.LoadHistory(ctx, instanceID)
@@ -100,7 +100,7 @@ func (g gatedBackend) LoadHistory(ctx context.Context, instanceID string) (backe
 
 // AppendHistory is backend.Backend.AppendHistory once the engine is ready.
 func (g gatedBackend) AppendHistory(ctx context.Context, instanceID, executionID string, from int, events []history.Event, etag string) (string, error) {
-	if err := g.ready(); err != nil {
+	if err := g.ready(ctx); err != nil {
 		return "", err
 	}
 	return g.Backend.AppendHistory(ctx, instanceID, executionID, from, events, etag)
@@ -108,7 +108,7 @@ func (g gatedBackend) AppendHistory(ctx context.Context, instanceID, executionID
 
 // GetInstance is backend.Backend.GetInstance once the engine is ready.
 func (g gatedBackend) GetInstance(ctx context.Context, instanceID string, withInput bool) (backend.InstanceState, error) {
-	if err := g.ready(); err != nil {
+	if err := g.ready(ctx); err != nil {
 		return backend.InstanceState{}, err
 	}
 	return g.Backend.GetInstance(ctx, instanceID, withInput)
@@ -116,7 +116,7 @@ func (g gatedBackend) GetInstance(ctx context.Context, instanceID string, withIn
 
 // CreateInstance is backend.Backend.CreateInstance once the engine is ready.
 func (g gatedBackend) CreateInstance(ctx context.Context, st backend.InstanceState) (string, error) {
-	if err := g.ready(); err != nil {
+	if err := g.ready(ctx); err != nil {
 		return "", err
 	}
 	return g.Backend.CreateInstance(ctx, st)
@@ -124,7 +124,7 @@ func (g gatedBackend) CreateInstance(ctx context.Context, st backend.InstanceSta
 
 // UpdateInstance is backend.Backend.UpdateInstance once the engine is ready.
 func (g gatedBackend) UpdateInstance(ctx context.Context, st backend.InstanceState) (string, error) {
-	if err := g.ready(); err != nil {
+	if err := g.ready(ctx); err != nil {
 		return "", err
 	}
 	return g.Backend.UpdateInstance(ctx, st)
@@ -132,7 +132,7 @@ func (g gatedBackend) UpdateInstance(ctx context.Context, st backend.InstanceSta
 
 // QueryInstances is backend.Backend.QueryInstances once the engine is ready.
 func (g gatedBackend) QueryInstances(ctx context.Context, q backend.InstanceQuery) ([]backend.InstanceState, string, error) {
-	if err := g.ready(); err != nil {
+	if err := g.ready(ctx); err != nil {
 		return nil, "", err
 	}
 	return g.Backend.QueryInstances(ctx, q)
@@ -140,7 +140,7 @@ func (g gatedBackend) QueryInstances(ctx context.Context, q backend.InstanceQuer
 
 // PurgeInstance is backend.Backend.PurgeInstance once the engine is ready.
 func (g gatedBackend) PurgeInstance(ctx context.Context, instanceID string) error {
-	if err := g.ready(); err != nil {
+	if err := g.ready(ctx); err != nil {
 		return err
 	}
 	return g.Backend.PurgeInstance(ctx, instanceID)
@@ -148,7 +148,7 @@ func (g gatedBackend) PurgeInstance(ctx context.Context, instanceID string) erro
 
 // ReadPartitions is backend.Backend.ReadPartitions once the engine is ready.
 func (g gatedBackend) ReadPartitions(ctx context.Context) ([]backend.PartitionLease, error) {
-	if err := g.ready(); err != nil {
+	if err := g.ready(ctx); err != nil {
 		return nil, err
 	}
 	return g.Backend.ReadPartitions(ctx)
@@ -156,7 +156,7 @@ func (g gatedBackend) ReadPartitions(ctx context.Context) ([]backend.PartitionLe
 
 // WritePartition is backend.Backend.WritePartition once the engine is ready.
 func (g gatedBackend) WritePartition(ctx context.Context, lease backend.PartitionLease) (backend.PartitionLease, error) {
-	if err := g.ready(); err != nil {
+	if err := g.ready(ctx); err != nil {
 		return lease, err
 	}
 	return g.Backend.WritePartition(ctx, lease)
@@ -164,7 +164,7 @@ func (g gatedBackend) WritePartition(ctx context.Context, lease backend.Partitio
 
 // AcquireAppLease is backend.Backend.AcquireAppLease once the engine is ready.
 func (g gatedBackend) AcquireAppLease(ctx context.Context) error {
-	if err := g.ready(); err != nil {
+	if err := g.ready(ctx); err != nil {
 		return err
 	}
 	return g.Backend.AcquireAppLease(ctx)
@@ -172,7 +172,7 @@ func (g gatedBackend) AcquireAppLease(ctx context.Context) error {
 
 // RenewAppLease is backend.Backend.RenewAppLease once the engine is ready.
 func (g gatedBackend) RenewAppLease(ctx context.Context) error {
-	if err := g.ready(); err != nil {
+	if err := g.ready(ctx); err != nil {
 		return err
 	}
 	return g.Backend.RenewAppLease(ctx)
@@ -180,7 +180,7 @@ func (g gatedBackend) RenewAppLease(ctx context.Context) error {
 
 // CheckPartitionLeases is backend.Backend.CheckPartitionLeases once the engine is ready.
 func (g gatedBackend) CheckPartitionLeases(ctx context.Context) error {
-	if err := g.ready(); err != nil {
+	if err := g.ready(ctx); err != nil {
 		return err
 	}
 	return g.Backend.CheckPartitionLeases(ctx)

@@ -11,7 +11,9 @@
 //     xyzPartitions (one ownership row per control queue);
 //   - table xyzPoison, our own, for messages that could not be decoded;
 //   - blob container xyz-largemessages, created on the first payload too
-//     large for a queue message or a table column (see largeblob.go).
+//     large for a queue message or a table column (see largeblob.go);
+//   - blob container xyz-applease, whose lease is Durable Task's app lease,
+//     and its blob xyz-appleaseinfo (see applease.go).
 //
 // Dates are stored with 100-nanosecond precision, the precision of .NET and
 // of Table storage; finer fractions are truncated.

@@ -157,21 +157,23 @@ type Engine struct {
 	orchSlots chan struct{}
 	acts      *activityRunner
 
-	mu          sync.Mutex
-	owned       map[int]*partitionState // partitions this worker owns
-	instances   map[string]*instance
-	idle        *lru
-	watchers    map[string][]chan backend.InstanceState
-	recent      map[string]backend.InstanceState // recently finished instances, for Watch
-	recentIDs   []string                         // FIFO order of recent
-	startCalled bool
-	startDone   chan struct{} // closed when Start returns
-	start       startState
-	started     bool
-	draining    bool // Stop was called: new activities go to the shared queue
-	stopped     bool
-	leaseLost   bool // the app lease went to another app: no partition work
-	statistics  Stats
+	mu           sync.Mutex
+	owned        map[int]*partitionState // partitions this worker owns
+	instances    map[string]*instance
+	idle         *lru
+	watchers     map[string][]chan backend.InstanceState
+	recent       map[string]backend.InstanceState // recently finished instances, for Watch
+	recentIDs    []string                         // FIFO order of recent
+	startCalled  bool
+	startDone    chan struct{} // closed when Start returns
+	firstAttempt chan struct{} // closed when Start's first attempt has ended
+	firstOnce    sync.Once
+	start        startState
+	started      bool
+	draining     bool // Stop was called: new activities go to the shared queue
+	stopped      bool
+	leaseLost    bool // the app lease went to another app: no partition work
+	statistics   Stats
 }
 
 // startState is what Ready reports while Start is retrying.
@@ -210,6 +212,7 @@ func New(opts Options) (*Engine, error) {
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	e.work, e.cancelWork = context.WithCancel(context.Background())
+	e.firstAttempt = make(chan struct{})
 	e.held = newHeldSet(e)
 	e.acts = newActivityRunner(e)
 	return e, nil
@@ -271,6 +274,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	e.startDone = make(chan struct{})
 	e.mu.Unlock()
 	defer close(e.startDone)
+	defer e.firstAttemptDone()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(e.ctx, cancel)() // Stop ends a start still retrying
@@ -282,7 +286,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	began := time.Now()
 	attempt := 1
 	for ; ; attempt++ {
-		err, permanent := e.startAttempt(ctx)
+		permanent, err := e.startAttempt(ctx)
 		if err == nil {
 			break
 		}
@@ -290,6 +294,7 @@ func (e *Engine) Start(ctx context.Context) error {
 			e.mu.Lock()
 			e.start.attempts, e.start.lastErr, e.start.refused = attempt, err, err
 			e.mu.Unlock()
+			e.firstAttemptDone()
 			return fmt.Errorf("engine: start: %w", err)
 		}
 		if ctx.Err() != nil {
@@ -299,6 +304,7 @@ func (e *Engine) Start(ctx context.Context) error {
 		e.mu.Lock()
 		e.start.attempts, e.start.lastErr, e.start.retryIn = attempt, err, delay
 		e.mu.Unlock()
+		e.firstAttemptDone()
 		if msg := err.Error(); msg != lastLogged || time.Since(lastLogAt) >= startLogEvery {
 			e.log.Warn("task hub not ready; retrying", "hub", e.be.HubName(), "attempt", attempt,
 				"retryIn", delay, "similarAttemptsNotLogged", suppressed, "err", err)
@@ -316,6 +322,7 @@ func (e *Engine) Start(ctx context.Context) error {
 	e.started = true
 	e.start = startState{attempts: attempt}
 	e.mu.Unlock()
+	e.firstAttemptDone()
 	e.wg.Add(4)
 	go e.partitionLoop()
 	go e.held.renewLoop()
@@ -326,27 +333,31 @@ func (e *Engine) Start(ctx context.Context) error {
 	return nil
 }
 
+// firstAttemptDone tells AwaitReady that Start's first attempt has ended
+// and its outcome is recorded.
+func (e *Engine) firstAttemptDone() { e.firstOnce.Do(func() { close(e.firstAttempt) }) }
+
 // startAttempt is one try of Start's steps; permanent says that trying
 // again cannot help.
-func (e *Engine) startAttempt(ctx context.Context) (err error, permanent bool) {
+func (e *Engine) startAttempt(ctx context.Context) (permanent bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, startAttemptTimeout)
 	defer cancel()
 	refused := func(err error) bool {
 		return errors.Is(err, backend.ErrHubInUse) || errors.Is(err, backend.ErrLayoutMismatch)
 	}
 	if err := e.be.CreateTaskHub(ctx); err != nil {
-		return fmt.Errorf("create task hub: %w", err), refused(err)
+		return refused(err), fmt.Errorf("create task hub: %w", err)
 	}
 	if err := e.be.AcquireAppLease(ctx); err != nil {
-		return fmt.Errorf("take the app lease: %w", err), refused(err)
+		return refused(err), fmt.Errorf("take the app lease: %w", err)
 	}
 	if err := e.be.CheckPartitionLeases(ctx); err != nil {
-		return fmt.Errorf("waiting for another app's partition leases to end: %w", err), false
+		return false, fmt.Errorf("waiting for another app's partition leases to end: %w", err)
 	}
 	if err := e.balancePartitions(ctx); err != nil {
-		return fmt.Errorf("first partition ownership pass: %w", err), false
+		return false, fmt.Errorf("first partition ownership pass: %w", err)
 	}
-	return nil, false
+	return false, nil
 }
 
 // Ready returns nil while the engine runs (from a successful Start until
@@ -370,6 +381,23 @@ func (e *Engine) Ready() error {
 		ue.Reason, ue.RetryAfter = "starting", startRetryMin
 	}
 	return ue
+}
+
+// AwaitReady is Ready for callers that arrive while Start makes its first
+// attempt: it waits for that attempt to end, at most d (or until ctx ends),
+// so that requests made during a normal start-up are served.
+func (e *Engine) AwaitReady(ctx context.Context, d time.Duration) error {
+	if err := e.Ready(); err == nil {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-e.firstAttempt:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return e.Ready()
 }
 
 // Stop stops taking new work and drains: running activities finish and

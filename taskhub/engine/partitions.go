@@ -322,7 +322,12 @@ func (e *Engine) releasePartitions(ctx context.Context) error {
 	for _, l := range leases {
 		l.CurrentOwner, l.IsDraining = "", false
 		l.ExpiresAt = now()
-		if _, err := e.be.WritePartition(ctx, l); err != nil {
+		_, err := e.be.WritePartition(ctx, l)
+		switch {
+		case errors.Is(err, backend.ErrConflict):
+			// Another worker wrote the row since (it asked for the partition).
+			e.log.Debug("partition row changed since our last renewal; not releasing it", "partition", l.QueueName)
+		case err != nil:
 			e.log.Warn("could not release partition at shutdown; it frees itself when the lease expires", "partition", l.QueueName, "err", err)
 			errs = append(errs, fmt.Errorf("release partition %s: %w", l.QueueName, err))
 		}
