@@ -269,6 +269,11 @@ func (s *Store) tableNames() []string {
 // use. A hub that exists with another partition count is refused first
 // (see checkLayout), before anything is created.
 func (s *Store) CreateTaskHub(ctx context.Context) error {
+	// Callers retry the whole creation (the engine does, with its own
+	// backoff and a log line per failure): one quick SDK retry per call is
+	// enough, so that an unreachable account is reported in well under a
+	// second instead of after the SDK's full retry schedule.
+	ctx = policy.WithRetryOptions(ctx, createRetryOptions)
 	if err := s.checkLayout(ctx); err != nil {
 		return err
 	}
@@ -309,6 +314,9 @@ func (s *Store) CreateTaskHub(ctx context.Context) error {
 	}
 	return runParallel(ctx, tasks)
 }
+
+// createRetryOptions are the SDK retries of each CreateTaskHub call.
+var createRetryOptions = policy.RetryOptions{MaxRetries: 1, RetryDelay: 200 * time.Millisecond, MaxRetryDelay: time.Second, TryTimeout: 10 * time.Second}
 
 // DeleteTaskHub deletes every queue, table and blob container of the hub;
 // missing ones are skipped.
