@@ -471,13 +471,30 @@ func (e *Engine) Stop(ctx context.Context) error {
 		}
 		t.Stop()
 	}
-	e.closeInstances(rctx)
-	taken = append(taken, e.takeHeld()...)
-	if failed := e.releaseReceipts(rctx, taken); failed > 0 {
-		errs = append(errs, fmt.Errorf("engine: stop: could not release %d of %d held messages; they reappear when their visibility expires", failed, len(taken)))
+	// Run the release on its own so that nothing it waits for (a renewal
+	// in flight holds its message's lock) can stretch Stop past the budget.
+	var relErrs []error
+	released := make(chan struct{})
+	go func() {
+		defer close(released)
+		e.closeInstances(rctx)
+		taken = append(taken, e.takeHeld()...)
+		if failed := e.releaseReceipts(rctx, taken); failed > 0 {
+			relErrs = append(relErrs, fmt.Errorf("engine: stop: could not release %d of %d held messages; they reappear when their visibility expires", failed, len(taken)))
+		}
+		if err := e.releasePartitions(rctx); err != nil {
+			relErrs = append(relErrs, fmt.Errorf("engine: stop: %w", err))
+		}
+	}()
+	select {
+	case <-released:
+	case <-rctx.Done():
 	}
-	if err := e.releasePartitions(rctx); err != nil {
-		errs = append(errs, fmt.Errorf("engine: stop: %w", err))
+	select {
+	case <-released:
+		errs = append(errs, relErrs...)
+	default:
+		errs = append(errs, fmt.Errorf("engine: stop: releasing messages and partitions took longer than %v; what is left frees itself when its visibility or lease expires", budget))
 	}
 	e.cancelWork()
 	return errors.Join(errs...)
