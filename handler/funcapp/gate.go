@@ -130,6 +130,14 @@ func (g gatedBackend) UpdateInstance(ctx context.Context, st backend.InstanceSta
 	return g.Backend.UpdateInstance(ctx, st)
 }
 
+// MergeInstance is backend.Backend.MergeInstance once the engine is ready.
+func (g gatedBackend) MergeInstance(ctx context.Context, st backend.InstanceState) (string, error) {
+	if err := g.ready(ctx); err != nil {
+		return "", err
+	}
+	return g.Backend.MergeInstance(ctx, st)
+}
+
 // QueryInstances is backend.Backend.QueryInstances once the engine is ready.
 func (g gatedBackend) QueryInstances(ctx context.Context, q backend.InstanceQuery) ([]backend.InstanceState, string, error) {
 	if err := g.ready(ctx); err != nil {
