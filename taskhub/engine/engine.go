@@ -437,12 +437,12 @@ func (e *Engine) Stop(ctx context.Context) error {
 		close(done)
 	}()
 	var errs []error
-	var hard time.Time // when the grace ran out; zero after a clean drain
+	interrupted := false // the grace ran out
 	var taken []backend.Receipt
 	select {
 	case <-done:
 	case <-ctx.Done():
-		hard = time.Now()
+		interrupted = true
 		e.mu.Lock()
 		running, busy := len(e.acts.slots), len(e.instancesActive())
 		e.stopped = true
@@ -462,7 +462,7 @@ func (e *Engine) Stop(ctx context.Context) error {
 	budget := e.opts.ReleaseTimeout
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), budget)
 	defer cancel()
-	if !hard.IsZero() {
+	if interrupted {
 		// Give interrupted work half the budget to unwind.
 		t := time.NewTimer(budget / 2)
 		select {
