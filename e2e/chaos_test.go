@@ -27,6 +27,7 @@ func TestRepeatedKillsLoseNothing(t *testing.T) {
 	var mu sync.Mutex
 	for round := 0; round < 4; round++ {
 		p := startApp(t, bin, env...)
+		waitReady(t, p)
 		var wg sync.WaitGroup
 		for i := 0; i < 8; i++ {
 			wg.Add(1)

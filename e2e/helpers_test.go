@@ -151,6 +151,30 @@ func startApp(t *testing.T, bin string, env ...string) *process {
 	}
 }
 
+// waitReady waits until the app's task hub is ready: the management API
+// stops answering 503 (it does while the engine starts, see funcapp).
+func waitReady(t *testing.T, p *process) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get(p.base + "/api/durabletask/instances?top=1")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusServiceUnavailable {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the app's task hub was not ready within 60s:\n%s", p.out.String())
+		}
+		select {
+		case <-p.done:
+			t.Fatalf("app exited during start-up:\n%s", p.out.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
 func (p *process) kill() {
 	p.cmd.Process.Signal(syscall.SIGKILL)
 	<-p.done
