@@ -71,6 +71,12 @@ type Options struct {
 	// WarnDequeueCount logs a warning for a message that has been dequeued this many
 	// times (a sign that processing keeps failing). Default 10.
 	WarnDequeueCount int64
+	// MaxDequeueCount is how many times a message that cannot be decoded or
+	// processed (or whose instance does not exist) is tried before it is
+	// parked as poison; in between it comes back after a growing delay. The
+	// instance it belongs to, if any, then fails with a reason naming it.
+	// Default 5.
+	MaxDequeueCount int64
 }
 
 func (o *Options) setDefaults() error {
@@ -120,6 +126,9 @@ func (o *Options) setDefaults() error {
 	if o.WarnDequeueCount <= 0 {
 		o.WarnDequeueCount = 10
 	}
+	if o.MaxDequeueCount <= 0 {
+		o.MaxDequeueCount = 5
+	}
 	return nil
 }
 
@@ -156,8 +165,8 @@ type Engine struct {
 // Stats are counters of notable engine events, for logs and tests.
 type Stats struct {
 	Episodes          int64
-	DroppedMessages   int64 // messages discarded with a logged reason
-	PoisonMessages    int64 // undecodable or repeatedly failing messages parked
+	DroppedMessages   int64 // messages given up with a logged reason (also those parked because their instance does not exist)
+	PoisonMessages    int64 // messages parked as poison: undecodable, failing, or for no instance
 	DeferredMessages  int64 // out-of-order messages put back for later
 	CheckpointRetries int64 // episodes abandoned on an ETag conflict
 	ActivitiesRun     int64
