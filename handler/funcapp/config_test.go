@@ -45,6 +45,22 @@ func TestLoadConfig(t *testing.T) {
 			},
 		},
 		{
+			name: "poison cap",
+			args: []string{"-root", root},
+			env:  map[string]string{"DURABLE_MAX_DEQUEUE_COUNT": "3"},
+			check: func(t *testing.T, c Config) {
+				if c.MaxDequeueCount != 3 {
+					t.Errorf("MaxDequeueCount %d, want 3", c.MaxDequeueCount)
+				}
+			},
+		},
+		{
+			name:    "a poison cap below one is refused",
+			args:    []string{"-root", root},
+			env:     map[string]string{"DURABLE_MAX_DEQUEUE_COUNT": "0"},
+			wantErr: `DURABLE_MAX_DEQUEUE_COUNT="0": want a positive integer`,
+		},
+		{
 			name:    "missing storage",
 			args:    []string{"-root", t.TempDir()},
 			wantErr: "AzureWebJobsStorage is empty",
