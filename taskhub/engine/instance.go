@@ -45,6 +45,9 @@ type inbound struct {
 	waitReason string
 	// waitFails says that giving up on the event fails its instance.
 	waitFails bool
+	// reloaded: the event was tried once more on a fresh load of history
+	// before giving up on it.
+	reloaded bool
 	// retries counts in-memory retries of an activity result (see retryLater).
 	retries int64
 }
@@ -89,6 +92,7 @@ type instance struct {
 	rowHeld      []*held // consumed messages kept until the final row is stored
 	episodes     int
 	failures     int            // consecutive abandoned episodes, for backoff
+	reload       bool           // drop the cache before the next batch (an event did not fit it)
 	completion   *history.Event // the recorded completion of a finished execution
 	customStatus string         // as last set by the code
 	// events identifies the inbound events of the current execution that

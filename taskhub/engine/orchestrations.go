@@ -196,6 +196,10 @@ type batchPlan struct {
 func (e *Engine) processBatch(inst *instance, batch []*inbound) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
+	if inst.reload {
+		inst.reload = false
+		inst.forget()
+	}
 	if !inst.loaded {
 		if onlyFlush(batch) {
 			return // evicted meanwhile: nothing cached to flush
@@ -749,6 +753,13 @@ func (e *Engine) putBack(ctx context.Context, inst *instance, later []*inbound) 
 		case in.ack == nil:
 			e.dropped(in, "out of order, and it has no queue copy to retry from")
 		case in.waitReason != "" && in.dequeueCount >= e.opts.MaxDequeueCount:
+			if in.waitFails && !in.reloaded {
+				// Before failing the instance, rule out a stale cache: try
+				// once more on history read afresh.
+				in.reloaded, inst.reload = true, true
+				keep = append(keep, in)
+				continue
+			}
 			e.giveUp(in, fmt.Sprintf("it could not be applied in %d tries: %s", in.dequeueCount, in.waitReason), in.waitFails)
 		default:
 			delay := e.poisonBackoff(in.dequeueCount)
