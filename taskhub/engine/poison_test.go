@@ -22,14 +22,17 @@ import (
 )
 
 // panicky makes the engine panic whenever it appends an episode that holds
-// an EventRaised named "boom": a well-formed event whose processing always
-// fails.
+// an EventRaised named "boom" or the start of a "Doomed" orchestration:
+// well-formed events whose processing always fails.
 type panicky struct{ backend.Backend }
 
 func (p panicky) AppendHistory(ctx context.Context, id, exec string, from int, events []history.Event, etag string) (string, error) {
 	for _, ev := range events {
 		if ev.Type == history.EventRaised && ev.Name == "boom" {
 			panic("injected: the engine cannot process the event boom")
+		}
+		if ev.Type == history.ExecutionStarted && ev.Name == "Doomed" {
+			panic("injected: the engine cannot start Doomed")
 		}
 	}
 	return p.Backend.AppendHistory(ctx, id, exec, from, events, etag)
@@ -165,8 +168,9 @@ func TestHostileMessagesAreRetriedThenParked(t *testing.T) {
 	seq := durable.NewOrchestrator("Seq", func(ctx *durable.Context, n int) (string, error) {
 		return greet.Call(ctx, fmt.Sprint(n)).Await()
 	})
+	doomed := durable.NewOrchestrator("Doomed", func(ctx *durable.Context, _ any) (string, error) { return "", nil })
 	reg := durable.NewRegistry()
-	if err := reg.Add(tally, waiter, echo, seq, greet); err != nil {
+	if err := reg.Add(tally, waiter, echo, seq, greet, doomed); err != nil {
 		t.Fatal(err)
 	}
 	be := panicky{h.store}
@@ -211,6 +215,7 @@ func TestHostileMessagesAreRetriedThenParked(t *testing.T) {
 		instance  string // the running instance it belongs to ("" = none)
 		reason    string // the parked reason must contain this
 		event     string // event type named in the instance's failure
+		unstarted bool   // the instance never started: no history
 	}
 	cases := map[string]*hostile{}
 
@@ -270,6 +275,16 @@ func TestHostileMessagesAreRetriedThenParked(t *testing.T) {
 	q = h.store.WorkItemQueueName()
 	cases["undecodable work item"] = &hostile{queue: q, instance: w, reason: `unknown event type name "Nope"`, event: "Nope",
 		id: raw.put(q, fmt.Sprintf(`{"TaskMessage":{"OrchestrationInstance":{"InstanceId":%q},"Event":{"EventType":"Nope"}}}`, w))}
+	// 9. A start whose processing makes the engine panic, sent by a client
+	// in another process: the instance never starts, and its Pending row
+	// fails.
+	remote := client.New(be, nil, nil)
+	d, err := remote.StartNew(ctx, "Doomed", client.StartOptions{InstanceID: "doomed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases["start that makes the engine panic"] = &hostile{queue: controlOf(d), bodyHas: `"doomed"`, instance: d, unstarted: true,
+		reason: "injected: the engine cannot start Doomed", event: "ExecutionStarted"}
 	injected := time.Now()
 
 	// Sample instances keep completing while the hostile messages cycle.
@@ -337,6 +352,9 @@ func TestHostileMessagesAreRetriedThenParked(t *testing.T) {
 				if !strings.Contains(st.Output, s) {
 					t.Errorf("failure %q does not name %q", st.Output, s)
 				}
+			}
+			if hc.unstarted {
+				return
 			}
 			// The failure is an ordinary checkpoint: history records the
 			// notice, then one failed completion.
