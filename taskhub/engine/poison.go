@@ -307,7 +307,10 @@ func (e *Engine) persistResult(ctx context.Context, inst *instance, in *inbound,
 		e.background(func(ctx context.Context) { e.held.remove(ctx, h) })
 	}
 	if in.local && inst != nil {
+		// It no longer runs here: the anchor that stood for it is redundant
+		// once nothing else does.
 		delete(inst.local, in.msg.Event.TaskScheduledID)
+		e.dropAnchorIfIdle(inst)
 	}
 	in.local = false
 	p := e.be.PartitionOf(id)

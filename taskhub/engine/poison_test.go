@@ -386,3 +386,100 @@ func TestHostileMessagesAreRetriedThenParked(t *testing.T) {
 	t.Logf("%d hostile messages parked %v after injection; %d sample instances completed meanwhile; stats %+v",
 		len(cases), parkedAt.Sub(injected).Round(100*time.Millisecond), normal.Load(), s)
 }
+
+// resultPanics makes the engine panic whenever it appends an activity
+// result: results that can never be checkpointed.
+type resultPanics struct{ backend.Backend }
+
+func (p resultPanics) AppendHistory(ctx context.Context, id, exec string, from int, events []history.Event, etag string) (string, error) {
+	for _, ev := range events {
+		if ev.Type == history.TaskCompleted {
+			panic("injected: the engine cannot record an activity result")
+		}
+	}
+	return p.Backend.AppendHistory(ctx, id, exec, from, events, etag)
+}
+
+// TestUndeliverableResultsDoNotRerunActivities runs two activities, one in
+// the process (local) and one through the work-item queue, whose results
+// can never be checkpointed: each activity runs exactly once, the results
+// are retried in memory, then stored as control messages of their own (the
+// work item is deleted, not released); the first to reach MaxDequeueCount
+// dequeues is parked and the instance fails naming it.
+func TestUndeliverableResultsDoNotRerunActivities(t *testing.T) {
+	h := newHub(t)
+	var runs sync.Map // input → *atomic.Int32
+	tally := durable.NewActivity("Tally", func(ctx context.Context, n int) (int, error) {
+		v, _ := runs.LoadOrStore(n, new(atomic.Int32))
+		v.(*atomic.Int32).Add(1)
+		return n + 1, nil
+	})
+	pair := durable.NewOrchestrator("Pair", func(ctx *durable.Context, _ any) (int, error) {
+		a, b := tally.Call(ctx, 1), tally.Call(ctx, 2)
+		x, err := a.Await()
+		if err != nil {
+			return 0, err
+		}
+		y, err := b.Await()
+		return x + y, err
+	})
+	reg := durable.NewRegistry()
+	if err := reg.Add(tally, pair); err != nil {
+		t.Fatal(err)
+	}
+	be := resultPanics{h.store}
+	// One local slot: the second call goes through the work-item queue.
+	eng, err := engine.New(engine.Options{Backend: be, Registry: reg, MaxDequeueCount: 3, MessageVisibility: 2 * time.Second,
+		MaxPollInterval: 200 * time.Millisecond, MaxConcurrentActivities: 1, MaxLocalActivityBacklog: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		eng.Stop(ctx)
+	})
+	c := client.New(be, reg, eng)
+	id := start(t, c, "Pair", nil)
+	st := wait(t, c, id)
+	if st.Status != history.StatusFailed || !strings.Contains(st.Output, "PoisonMessage: message ") ||
+		!strings.Contains(st.Output, "(TaskCompleted)") || !strings.Contains(st.Output, "injected: the engine cannot record an activity result") {
+		t.Fatalf("status %s, output %q", st.Status, st.Output)
+	}
+	for _, n := range []int{1, 2} {
+		v, ok := runs.Load(n)
+		if !ok || v.(*atomic.Int32).Load() != 1 {
+			t.Errorf("Tally(%d) ran %v times, want once", n, v)
+		}
+	}
+	raw := newRawQueues(t)
+	if n := raw.count(h.store.WorkItemQueueName()); n != 0 {
+		t.Errorf("%d messages left in the work-item queue", n)
+	}
+	// The first result to reach three dequeues is parked and fails the
+	// instance; the other is then discarded, as any response for a
+	// finished instance: nothing is left in any queue.
+	queues := []string{h.store.WorkItemQueueName()}
+	for p := 0; p < h.store.PartitionCount(); p++ {
+		queues = append(queues, h.store.ControlQueueName(p))
+	}
+	poll(t, "every queue to drain", func() bool {
+		for _, q := range queues {
+			if raw.count(q) != 0 {
+				return false
+			}
+		}
+		return true
+	})
+	rows := raw.parked(h.store.PoisonTableName())
+	if len(rows) != 1 || rows[0].Queue != h.store.ControlQueueName(h.store.PartitionOf(id)) || rows[0].DequeueCount != 3 ||
+		!strings.Contains(rows[0].Reason, "injected: the engine cannot record an activity result") || !strings.Contains(st.Output, rows[0].MessageID) {
+		t.Errorf("parked %+v; want the one result the failure names, after 3 dequeues", rows)
+	}
+	if s := eng.Stats(); s.ActivitiesRun != 2 {
+		t.Errorf("%d activity runs, want 2", s.ActivitiesRun)
+	}
+}
