@@ -27,6 +27,7 @@ const (
 	SettingMessageVisibility = "DURABLE_MESSAGE_VISIBILITY"
 	SettingLeaseInterval     = "DURABLE_LEASE_INTERVAL"
 	SettingStatusFlushDelay  = "DURABLE_STATUS_FLUSH_DELAY"
+	SettingMaxDequeueCount   = "DURABLE_MAX_DEQUEUE_COUNT"
 	SettingLogLevel          = "DURABLE_LOG_LEVEL"
 	SettingFunctionKey       = "DURABLE_FUNCTION_KEY"
 	SettingStopGrace         = "DURABLE_STOP_GRACE"
@@ -58,6 +59,7 @@ type Config struct {
 	MessageVisibility time.Duration
 	LeaseInterval     time.Duration
 	StatusFlushDelay  time.Duration
+	MaxDequeueCount   int // tries of a failing message before it is parked as poison
 	LogLevel          slog.Level
 	FunctionKey       string // required by non-anonymous functions in standalone mode
 	// StopGrace is how long a stop waits for in-flight work (activities,
@@ -145,6 +147,7 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	intSetting(SettingPartitionCount, &cfg.PartitionCount)
 	intSetting(SettingMaxOrchestrations, &cfg.MaxOrchestrations)
 	intSetting(SettingMaxActivities, &cfg.MaxActivities)
+	intSetting(SettingMaxDequeueCount, &cfg.MaxDequeueCount)
 	durSetting(SettingMaxPollInterval, &cfg.MaxPollInterval)
 	durSetting(SettingMessageVisibility, &cfg.MessageVisibility)
 	durSetting(SettingLeaseInterval, &cfg.LeaseInterval)

@@ -54,6 +54,16 @@ func TestLoadConfig(t *testing.T) {
 			},
 		},
 		{
+			name: "poison cap",
+			args: []string{"-root", root},
+			env:  map[string]string{"DURABLE_MAX_DEQUEUE_COUNT": "3"},
+			check: func(t *testing.T, c Config) {
+				if c.MaxDequeueCount != 3 {
+					t.Errorf("MaxDequeueCount %d, want 3", c.MaxDequeueCount)
+				}
+			},
+		},
+		{
 			name: "stop grace and app name",
 			args: []string{"-root", root},
 			env:  map[string]string{"DURABLE_STOP_GRACE": "3s", "DURABLE_APP_NAME": "orders", "WEBSITE_SITE_NAME": "site"},
@@ -88,6 +98,12 @@ func TestLoadConfig(t *testing.T) {
 			args:    []string{"-root", root},
 			env:     map[string]string{"DURABLE_STOP_GRACE": "ten"},
 			wantErr: `DURABLE_STOP_GRACE="ten"`,
+		},
+		{
+			name:    "a poison cap below one is refused",
+			args:    []string{"-root", root},
+			env:     map[string]string{"DURABLE_MAX_DEQUEUE_COUNT": "0"},
+			wantErr: `DURABLE_MAX_DEQUEUE_COUNT="0": want a positive integer`,
 		},
 		{
 			name:    "missing storage",

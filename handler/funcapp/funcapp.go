@@ -68,6 +68,7 @@ func New(cfg Config, log *slog.Logger, defs ...durable.Definition) (*App, error)
 		MaxConcurrentOrchestrations: cfg.MaxOrchestrations, MaxConcurrentActivities: cfg.MaxActivities,
 		MaxPollInterval: cfg.MaxPollInterval, MessageVisibility: cfg.MessageVisibility,
 		LeaseInterval: cfg.LeaseInterval, StatusFlushDelay: cfg.StatusFlushDelay,
+		MaxDequeueCount: int64(cfg.MaxDequeueCount),
 	})
 	if err != nil {
 		return nil, err

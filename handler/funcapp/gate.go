@@ -43,7 +43,7 @@ func (g gatedBackend) SendControl(ctx context.Context, msg backend.Message, dela
 }
 
 // ReceiveControl is backend.Backend.ReceiveControl once the engine is ready.
-func (g gatedBackend) ReceiveControl(ctx context.Context, partition, max int, visibility time.Duration) ([]backend.Received, []backend.PoisonMessage, error) {
+func (g gatedBackend) ReceiveControl(ctx context.Context, partition, max int, visibility time.Duration) ([]backend.Received, []backend.Undecodable, error) {
 	if err := g.ready(ctx); err != nil {
 		return nil, nil, err
 	}
@@ -59,7 +59,7 @@ func (g gatedBackend) SendWorkItem(ctx context.Context, msg backend.Message, del
 }
 
 // ReceiveWorkItems is backend.Backend.ReceiveWorkItems once the engine is ready.
-func (g gatedBackend) ReceiveWorkItems(ctx context.Context, max int, visibility time.Duration) ([]backend.Received, []backend.PoisonMessage, error) {
+func (g gatedBackend) ReceiveWorkItems(ctx context.Context, max int, visibility time.Duration) ([]backend.Received, []backend.Undecodable, error) {
 	if err := g.ready(ctx); err != nil {
 		return nil, nil, err
 	}
@@ -83,11 +83,11 @@ func (g gatedBackend) SetVisibility(ctx context.Context, r backend.Receipt, d ti
 }
 
 // ParkPoison is backend.Backend.ParkPoison once the engine is ready.
-func (g gatedBackend) ParkPoison(ctx context.Context, r backend.Receipt, body string, dequeueCount int64, reason string) error {
+func (g gatedBackend) ParkPoison(ctx context.Context, p backend.Poison) error {
 	if err := g.ready(ctx); err != nil {
 		return err
 	}
-	return g.Backend.ParkPoison(ctx, r, body, dequeueCount, reason)
+	return g.Backend.ParkPoison(ctx, p)
 }
 
 // LoadHistory is backend.Backend.LoadHistory once the engine is ready.

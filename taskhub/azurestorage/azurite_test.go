@@ -290,7 +290,7 @@ func TestQueuePutReceipt(t *testing.T) {
 	}
 }
 
-func TestPoisonMessagesAreParked(t *testing.T) {
+func TestUndecodableMessagesAreReportedThenParked(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s, _ := newTestStore(t)
@@ -306,8 +306,9 @@ func TestPoisonMessagesAreParked(t *testing.T) {
 	}
 	garbage := "this is not a durable task message"
 	huge := strings.Repeat("x", 33000) // above 32768 UTF-16 units: stored as binary
-	large := `{"$type":"DurableTask.AzureStorage.MessageData","ActivityId":"00000000-0000-0000-0000-000000000000","TaskMessage":null,"CompressedBlobName":"x/message-1-EventRaised.json.gz","SequenceNumber":1}`
-	bad := map[string]string{put(garbage): garbage, put(huge): huge, put(large): large}
+	large := `{"$type":"DurableTask.AzureStorage.MessageData","ActivityId":"00000000-0000-0000-0000-000000000000","TaskMessage":null,"CompressedBlobName":"inst^1/message-1-EventRaised.json.gz","SequenceNumber":1}`
+	unknown := `{"TaskMessage":{"OrchestrationInstance":{"InstanceId":"someone","ExecutionId":"e7"},"Event":{"EventType":"FromTheFuture"}}}`
+	bad := map[string]string{put(garbage): garbage, put(huge): huge, put(large): large, put(unknown): unknown}
 
 	good := raiseEvent(instanceInPartition(s, 0, "poison"), "ev", "1")
 	if _, err := s.SendControl(ctx, good, 0); err != nil {
@@ -319,68 +320,82 @@ func TestPoisonMessagesAreParked(t *testing.T) {
 	}
 	put(base64.StdEncoding.EncodeToString(body)) // a base64 writer's message is fine
 
-	got, poison, err := s.ReceiveControl(ctx, 0, 32, time.Minute)
+	got, undecodable, err := s.ReceiveControl(ctx, 0, 32, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 2 || len(poison) != 3 {
-		t.Fatalf("received %d good and %d poison messages, want 2 and 3", len(got), len(poison))
+	if len(got) != 2 || len(undecodable) != 4 {
+		t.Fatalf("received %d good and %d undecodable messages, want 2 and 4", len(got), len(undecodable))
 	}
 	for _, g := range got {
-		if g.Message.Event.Name != "ev" || g.Message.Target.InstanceID != good.Target.InstanceID {
-			t.Errorf("good message %+v", g.Message)
+		if g.Message.Event.Name != "ev" || g.Message.Target.InstanceID != good.Target.InstanceID || g.Body == "" {
+			t.Errorf("good message %+v", g)
 		}
 	}
-	for _, p := range poison {
-		text, ok := bad[p.Receipt.MessageID]
+	for _, u := range undecodable {
+		text, ok := bad[u.Receipt.MessageID]
 		if !ok {
-			t.Fatalf("unexpected poison message %s", p.Receipt.MessageID)
+			t.Fatalf("unexpected undecodable message %s", u.Receipt.MessageID)
 		}
-		if p.DequeueCount != 1 || p.Reason == nil {
-			t.Errorf("poison %+v", p)
+		if u.DequeueCount != 1 || u.Reason == nil || u.Body != text || u.InsertedAt.IsZero() {
+			t.Errorf("undecodable %s: count %d, reason %v, %d-byte body, inserted %v", u.Receipt.MessageID, u.DequeueCount, u.Reason, len(u.Body), u.InsertedAt)
 		}
-		if text == large && (!errors.Is(p.Reason, ErrLargeMessage) || !strings.Contains(p.Reason.Error(), "blob not found")) {
-			t.Errorf("large message reason %v does not wrap ErrLargeMessage or say the blob is missing", p.Reason)
+		switch text {
+		case large:
+			if !errors.Is(u.Reason, ErrLargeMessage) || !strings.Contains(u.Reason.Error(), "blob not found") {
+				t.Errorf("large message reason %v does not wrap ErrLargeMessage or say the blob is missing", u.Reason)
+			}
+			if u.Target.InstanceID != `inst\` || u.EventType != "EventRaised" {
+				t.Errorf("large message names %+v, %q; want instance inst\\ and EventRaised", u.Target, u.EventType)
+			}
+		case garbage:
+			if !strings.Contains(u.Reason.Error(), "neither JSON") {
+				t.Errorf("garbage reason %v", u.Reason)
+			}
+		case unknown:
+			if u.Target != (history.OrchestrationInstance{InstanceID: "someone", ExecutionID: "e7"}) || u.EventType != "FromTheFuture" {
+				t.Errorf("unknown event names %+v, %q", u.Target, u.EventType)
+			}
 		}
-		if text == garbage && !strings.Contains(p.Reason.Error(), "neither JSON") {
-			t.Errorf("garbage reason %v", p.Reason)
+	}
+	// Nothing was parked or deleted: all six messages are still queued.
+	props, err := q.GetProperties(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := *props.ApproximateMessagesCount; n != 6 {
+		t.Errorf("%d messages in the control queue, want all 6", n)
+	}
+
+	// ParkPoison moves each one out of its queue into the Poison table.
+	for _, u := range undecodable {
+		p := backend.Poison{Receipt: u.Receipt, Body: u.Body, DequeueCount: u.DequeueCount, InsertedAt: u.InsertedAt, Reason: u.Reason.Error()}
+		if err := s.ParkPoison(ctx, p); err != nil {
+			t.Fatal(err)
 		}
-		resp, err := s.poison.GetEntity(ctx, s.ControlQueueName(0), p.Receipt.MessageID, nil)
+		resp, err := s.poison.GetEntity(ctx, s.ControlQueueName(0), u.Receipt.MessageID, nil)
 		if err != nil {
-			t.Fatalf("parked row of %s: %v", p.Receipt.MessageID, err)
+			t.Fatalf("parked row of %s: %v", u.Receipt.MessageID, err)
 		}
 		row, err := parseRow(resp.Value)
 		if err != nil {
 			t.Fatal(err)
 		}
 		stored, err := row.binaryOrString(colBody)
-		if err != nil || stored != text {
-			t.Errorf("parked body of %s differs (%d vs %d bytes, %v)", p.Receipt.MessageID, len(stored), len(text), err)
+		if err != nil || stored != bad[u.Receipt.MessageID] {
+			t.Errorf("parked body of %s differs (%d vs %d bytes, %v)", u.Receipt.MessageID, len(stored), len(bad[u.Receipt.MessageID]), err)
 		}
 		reason, _ := row.str(colReason)
 		count, _ := row.int64(colDequeueCount)
 		parked, _ := row.time(colParkedTime)
 		inserted, _ := row.time(colInsertedTime)
-		if reason != p.Reason.Error() || count != 1 || parked.IsZero() || inserted.IsZero() {
-			t.Errorf("parked row %s: reason %q count %d parked %v inserted %v", p.Receipt.MessageID, reason, count, parked, inserted)
+		if reason != u.Reason.Error() || count != 1 || parked.IsZero() || !inserted.Equal(u.InsertedAt) {
+			t.Errorf("parked row %s: reason %q count %d parked %v inserted %v", u.Receipt.MessageID, reason, count, parked, inserted)
 		}
 	}
-	// Only the two good messages are left in the queue.
-	props, err := q.GetProperties(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := *props.ApproximateMessagesCount; n != 2 {
-		t.Errorf("%d messages in the control queue, want the 2 good ones", n)
-	}
-
-	// ParkPoison moves a received message out of its queue.
-	if err := s.ParkPoison(ctx, got[0].Receipt, "body text", got[0].DequeueCount, "handler gave up"); err != nil {
-		t.Fatal(err)
-	}
 	props, _ = q.GetProperties(ctx, nil)
-	if n := *props.ApproximateMessagesCount; n != 1 {
-		t.Errorf("%d messages in the control queue after ParkPoison, want 1", n)
+	if n := *props.ApproximateMessagesCount; n != 2 {
+		t.Errorf("%d messages in the control queue after parking, want the 2 good ones", n)
 	}
 }
 

@@ -285,7 +285,7 @@ func TestLargeQueueMessages(t *testing.T) {
 			}
 
 			var got []backend.Received
-			var poison []backend.PoisonMessage
+			var poison []backend.Undecodable
 			all, blob = counter.blobCalls(func() {
 				if tt.workItem {
 					got, poison, err = s.ReceiveWorkItems(ctx, 32, time.Minute)
@@ -347,15 +347,21 @@ func TestLargeMessagePoison(t *testing.T) {
 			if _, err := q.EnqueueMessage(ctx, wrapper, &azqueue.EnqueueMessageOptions{TimeToLive: &ttl}); err != nil {
 				t.Fatal(err)
 			}
-			got, poison, err := s.ReceiveControl(ctx, 0, 32, time.Minute)
-			if err != nil || len(got) != 0 || len(poison) != 1 {
-				t.Fatalf("receive = %d good, %d poison, %v", len(got), len(poison), err)
+			got, undecodable, err := s.ReceiveControl(ctx, 0, 32, time.Minute)
+			if err != nil || len(got) != 0 || len(undecodable) != 1 {
+				t.Fatalf("receive = %d good, %d undecodable, %v", len(got), len(undecodable), err)
 			}
-			reason := poison[0].Reason
-			if !errors.Is(reason, ErrLargeMessage) || !strings.Contains(reason.Error(), tt.want) || !strings.Contains(reason.Error(), tt.blob) {
-				t.Errorf("reason %q does not wrap ErrLargeMessage, name the blob and say %q", reason, tt.want)
+			u := undecodable[0]
+			if !errors.Is(u.Reason, ErrLargeMessage) || !strings.Contains(u.Reason.Error(), tt.want) || !strings.Contains(u.Reason.Error(), tt.blob) {
+				t.Errorf("reason %q does not wrap ErrLargeMessage, name the blob and say %q", u.Reason, tt.want)
 			}
-			row := rawRow(t, s.poison, s.ControlQueueName(0), poison[0].Receipt.MessageID)
+			if u.Body != wrapper || u.Target.InstanceID != "p" || u.EventType != "EventRaised" {
+				t.Errorf("undecodable body %q, target %+v, event %q; want the wrapper, instance p, EventRaised", u.Body, u.Target, u.EventType)
+			}
+			if err := s.ParkPoison(ctx, backend.Poison{Receipt: u.Receipt, Body: u.Body, DequeueCount: u.DequeueCount, Reason: u.Reason.Error()}); err != nil {
+				t.Fatal(err)
+			}
+			row := rawRow(t, s.poison, s.ControlQueueName(0), u.Receipt.MessageID)
 			if body, _ := row.binaryOrString(colBody); body != wrapper {
 				t.Errorf("parked body %q, want the wrapper", body)
 			}

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 
 	"github.com/go-durable/durablefunctions/taskhub/backend"
+	"github.com/go-durable/durablefunctions/taskhub/history"
 )
 
 // ErrLargeMessage is wrapped by the poison reason of a queue message whose
@@ -217,4 +218,66 @@ func (md members) decodeMessageData() (backend.Message, error) {
 		return msg, fmt.Errorf("TaskMessage.Event: %w", err)
 	}
 	return msg, nil
+}
+
+// salvageTarget recovers what it can of the instance and event type an
+// undecodable message names, so that the instance it belongs to can be told:
+// from the TaskMessage of a JSON body, or, for a large message whose blob is
+// unreadable, from the blob name "{escaped instance ID}/message-{id}-{EventType}.json.gz".
+// Whatever cannot be recovered stays empty.
+func salvageTarget(body, blob string) (target history.OrchestrationInstance, eventType string) {
+	if blob != "" {
+		pk, file, ok := strings.Cut(blob, "/message-")
+		if !ok || pk == "" {
+			return target, ""
+		}
+		if id, err := unescapeKey(pk); err == nil {
+			target.InstanceID = id
+		}
+		file = strings.TrimSuffix(file, blobNameSuffix)
+		if _, t, ok := strings.Cut(file, "-"); ok {
+			eventType = t
+		}
+		return target, eventType
+	}
+	text := trimText(body)
+	if text != "" && text[0] != '{' {
+		decoded, err := base64.StdEncoding.DecodeString(text)
+		if err != nil {
+			return target, ""
+		}
+		text = trimText(string(decoded))
+	}
+	var md members
+	if json.Unmarshal([]byte(text), &md) != nil {
+		return target, ""
+	}
+	tm, err := md.object("TaskMessage")
+	if err != nil || tm == nil {
+		return target, ""
+	}
+	if inst, err := tm.instance(mOrchestrationInstance); err == nil {
+		target = inst
+	}
+	ev, err := tm.object("Event")
+	if err != nil || ev == nil {
+		return target, ""
+	}
+	if class, err := ev.str("$type"); err == nil && class != "" {
+		class, _, _ = strings.Cut(class, ",")
+		class = strings.TrimSpace(class)
+		return target, class[strings.LastIndexByte(class, '.')+1:]
+	}
+	if v := ev[mEventType]; !isNull(v) {
+		var name string
+		if json.Unmarshal(v, &name) == nil {
+			return target, name
+		}
+		var n int
+		if json.Unmarshal(v, &n) == nil && history.EventType(n).Valid() {
+			return target, history.EventType(n).String()
+		}
+		return target, "EventType " + string(v)
+	}
+	return target, ""
 }

@@ -277,3 +277,33 @@ func TestNewGUID(t *testing.T) {
 		t.Fatalf("bad GUIDs %q %q", a, b)
 	}
 }
+
+func TestSalvageTarget(t *testing.T) {
+	tests := []struct {
+		name, body, blob string
+		want             history.OrchestrationInstance
+		event            string
+	}{
+		{"garbage", "hello world!", "", history.OrchestrationInstance{}, ""},
+		{"broken JSON", `{"TaskMessage":`, "", history.OrchestrationInstance{}, ""},
+		{"unknown class", `{"TaskMessage":{"OrchestrationInstance":{"InstanceId":"i1","ExecutionId":"e1"},"Event":{"$type":"Foo.Bar, Foo","EventType":99}}}`, "",
+			history.OrchestrationInstance{InstanceID: "i1", ExecutionID: "e1"}, "Bar"},
+		{"unknown number", `{"TaskMessage":{"OrchestrationInstance":{"InstanceId":"i2"},"Event":{"EventType":99}}}`, "",
+			history.OrchestrationInstance{InstanceID: "i2"}, "EventType 99"},
+		{"known number, bad member", `{"TaskMessage":{"OrchestrationInstance":{"InstanceId":"i3"},"Event":{"EventType":5,"EventId":"x"}}}`, "",
+			history.OrchestrationInstance{InstanceID: "i3"}, "TaskCompleted"},
+		{"base64", base64.StdEncoding.EncodeToString([]byte(`{"TaskMessage":{"OrchestrationInstance":{"InstanceId":"i4"},"Event":{"EventType":"Nope"}}}`)), "",
+			history.OrchestrationInstance{InstanceID: "i4"}, "Nope"},
+		{"no event", `{"TaskMessage":{"OrchestrationInstance":{"InstanceId":"i5"}}}`, "", history.OrchestrationInstance{InstanceID: "i5"}, ""},
+		{"wrapper", "ignored", "a^0b/message-0123abcd-EventRaised.json.gz", history.OrchestrationInstance{InstanceID: "a/b"}, "EventRaised"},
+		{"odd blob name", "ignored", "no-prefix.json.gz", history.OrchestrationInstance{}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, event := salvageTarget(tt.body, tt.blob)
+			if got != tt.want || event != tt.event {
+				t.Errorf("salvageTarget = %+v, %q; want %+v, %q", got, event, tt.want, tt.event)
+			}
+		})
+	}
+}

@@ -149,9 +149,9 @@ func (s *Store) send(ctx context.Context, q *azqueue.QueueClient, queue string, 
 
 // ReceiveControl takes up to limit (at most 32) visible messages from control
 // queue partition and hides them for visibility (at least one second).
-// Messages that cannot be decoded are parked in the Poison table, deleted
-// from the queue and returned as poison.
-func (s *Store) ReceiveControl(ctx context.Context, partition, limit int, visibility time.Duration) ([]backend.Received, []backend.PoisonMessage, error) {
+// Messages that cannot be decoded are hidden as well and returned as
+// undecodable; the caller retries or parks them.
+func (s *Store) ReceiveControl(ctx context.Context, partition, limit int, visibility time.Duration) ([]backend.Received, []backend.Undecodable, error) {
 	if partition < 0 || partition >= s.partitions {
 		return nil, nil, fmt.Errorf("azurestorage: partition %d is outside 0..%d", partition, s.partitions-1)
 	}
@@ -159,13 +159,13 @@ func (s *Store) ReceiveControl(ctx context.Context, partition, limit int, visibi
 }
 
 // ReceiveWorkItems takes up to limit (at most 32) visible activity messages,
-// hiding them for visibility; undecodable ones are parked as in
+// hiding them for visibility; undecodable ones are reported as in
 // ReceiveControl.
-func (s *Store) ReceiveWorkItems(ctx context.Context, limit int, visibility time.Duration) ([]backend.Received, []backend.PoisonMessage, error) {
+func (s *Store) ReceiveWorkItems(ctx context.Context, limit int, visibility time.Duration) ([]backend.Received, []backend.Undecodable, error) {
 	return s.receive(ctx, s.workItems, s.WorkItemQueueName(), limit, visibility)
 }
 
-func (s *Store) receive(ctx context.Context, q *azqueue.QueueClient, queue string, limit int, visibility time.Duration) ([]backend.Received, []backend.PoisonMessage, error) {
+func (s *Store) receive(ctx context.Context, q *azqueue.QueueClient, queue string, limit int, visibility time.Duration) ([]backend.Received, []backend.Undecodable, error) {
 	n := int32(min(max(limit, 1), maxDequeue))
 	if visibility > maxVisibility {
 		return nil, nil, fmt.Errorf("azurestorage: receive from %s: visibility %v exceeds the queue limit of 7 days", queue, visibility)
@@ -177,9 +177,8 @@ func (s *Store) receive(ctx context.Context, q *azqueue.QueueClient, queue strin
 	}
 	type item struct {
 		received backend.Received
-		text     string
 		blob     string // CompressedBlobName of a wrapper
-		err      error  // why the message is poison
+		err      error  // why the message is undecodable
 		skip     bool   // its blob could not be read now: leave it hidden
 	}
 	items := make([]item, 0, len(resp.Messages))
@@ -201,9 +200,9 @@ func (s *Store) receive(ctx context.Context, q *azqueue.QueueClient, queue strin
 			r.InsertedAt = *m.InsertionTime
 		}
 		if m.MessageText != nil {
-			it.text = *m.MessageText
+			r.Body = *m.MessageText
 		}
-		r.Message, it.err = decodeMessage(it.text)
+		r.Message, it.err = decodeMessage(r.Body)
 		var offloaded *offloadedError
 		if errors.As(it.err, &offloaded) {
 			it.blob, it.err = offloaded.blob, nil
@@ -212,7 +211,7 @@ func (s *Store) receive(ctx context.Context, q *azqueue.QueueClient, queue strin
 		items = append(items, it)
 	}
 	// Fetch offloaded messages; only a missing or unreadable blob makes
-	// the message poison, other failures leave it to come back later.
+	// the message undecodable, other failures leave it to come back later.
 	_ = forEachLimit(ctx, len(large), func(ctx context.Context, i int) error {
 		it := &items[large[i]]
 		text, err := s.blobs.download(ctx, it.blob)
@@ -231,25 +230,22 @@ func (s *Store) receive(ctx context.Context, q *azqueue.QueueClient, queue strin
 		return nil
 	})
 	var received []backend.Received
-	var poison []backend.PoisonMessage
+	var undecodable []backend.Undecodable
 	for i := range items {
 		it := &items[i]
-		r := it.received.Receipt
 		switch {
 		case it.skip:
 		case it.err != nil:
-			reason := fmt.Errorf("azurestorage: undecodable message %s in %s: %w", r.MessageID, queue, it.err)
-			s.log.Warn("parking poison message", "queue", queue, "messageId", r.MessageID, "dequeueCount", it.received.DequeueCount, "reason", it.err.Error())
-			if perr := s.park(ctx, r, it.text, it.received.DequeueCount, it.received.InsertedAt, reason.Error()); perr != nil {
-				s.log.Error("could not park poison message; it stays in its queue", "queue", queue, "messageId", r.MessageID, "err", perr)
-				reason = errors.Join(reason, perr)
-			}
-			poison = append(poison, backend.PoisonMessage{Receipt: r, DequeueCount: it.received.DequeueCount, Reason: reason})
+			r := it.received
+			u := backend.Undecodable{Receipt: r.Receipt, DequeueCount: r.DequeueCount, InsertedAt: r.InsertedAt, Body: r.Body,
+				Reason: fmt.Errorf("azurestorage: undecodable message %s in %s: %w", r.Receipt.MessageID, queue, it.err)}
+			u.Target, u.EventType = salvageTarget(r.Body, it.blob)
+			undecodable = append(undecodable, u)
 		default:
 			received = append(received, it.received)
 		}
 	}
-	return received, poison, nil
+	return received, undecodable, nil
 }
 
 // DeleteMessage removes a message. A message already gone is not an error;
@@ -287,22 +283,20 @@ func (s *Store) SetVisibility(ctx context.Context, r backend.Receipt, d time.Dur
 }
 
 // ParkPoison records the message in the Poison table (PartitionKey = queue,
-// RowKey = message ID, with reason, dequeue count and the original body) and
-// then deletes it from its queue.
-func (s *Store) ParkPoison(ctx context.Context, r backend.Receipt, body string, dequeueCount int64, reason string) error {
-	return s.park(ctx, r, body, dequeueCount, time.Time{}, reason)
-}
-
-func (s *Store) park(ctx context.Context, r backend.Receipt, body string, dequeueCount int64, inserted time.Time, reason string) error {
+// RowKey = message ID, with reason, dequeue count, insertion time and the
+// original body) and then deletes it from its queue. The blob of a large
+// message stays: the parked wrapper names it.
+func (s *Store) ParkPoison(ctx context.Context, p backend.Poison) error {
+	r := p.Receipt
 	e := &entity{pk: r.Queue, rk: r.MessageID}
-	e.str(colReason, truncateUnits(reason, maxReasonUnits))
-	e.int64(colDequeueCount, dequeueCount)
-	e.time(colInsertedTime, inserted)
+	e.str(colReason, truncateUnits(p.Reason, maxReasonUnits))
+	e.int64(colDequeueCount, p.DequeueCount)
+	e.time(colInsertedTime, p.InsertedAt)
 	e.time(colParkedTime, time.Now())
-	if utf16Len(body) <= maxStringUnits {
-		e.str(colBody, body)
+	if utf16Len(p.Body) <= maxStringUnits {
+		e.str(colBody, p.Body)
 	} else {
-		e.binary(colBody, []byte(body))
+		e.binary(colBody, []byte(p.Body))
 	}
 	data, err := e.marshal()
 	if err != nil {

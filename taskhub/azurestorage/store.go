@@ -9,7 +9,8 @@
 //   - tables xyzHistory (one row per event plus a "sentinel" row per
 //     instance), xyzInstances (one status row per instance) and
 //     xyzPartitions (one ownership row per control queue);
-//   - table xyzPoison, our own, for messages that could not be decoded;
+//   - table xyzPoison, our own, for messages the engine gave up on (see
+//     ParkPoison);
 //   - blob container xyz-largemessages, created on the first payload too
 //     large for a queue message or a table column (see largeblob.go);
 //   - blob container xyz-applease, whose lease is Durable Task's app lease,

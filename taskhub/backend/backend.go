@@ -126,15 +126,39 @@ type Received struct {
 	Receipt      Receipt
 	DequeueCount int64
 	InsertedAt   time.Time
+	// Body is the message text as stored (for a large message, the wrapper
+	// naming its blob), so that the message can be parked as it was.
+	Body string
 }
 
-// PoisonMessage is a queue message that could not be decoded. The backend
-// has already parked it (see ParkPoison); it is reported so the caller can
-// log and count it.
-type PoisonMessage struct {
+// Undecodable is a queue message that could not be decoded (not a Durable
+// Task message, an unknown event type, a large message whose blob is
+// missing). The backend leaves it in its queue, hidden for the visibility of
+// the receive like any other message: the caller decides whether to retry
+// it later (SetVisibility) or to give up and park it (ParkPoison).
+type Undecodable struct {
 	Receipt      Receipt
 	DequeueCount int64
-	Reason       error
+	InsertedAt   time.Time
+	// Body is the message text as stored.
+	Body string
+	// Target is the instance the message names, as far as it could be
+	// recovered from the undecodable text (empty when nothing could).
+	Target history.OrchestrationInstance
+	// EventType is the event type the message names, "" when unknown.
+	EventType string
+	// Reason says what is wrong with the message.
+	Reason error
+}
+
+// Poison is a queue message to park (see Backend.ParkPoison).
+type Poison struct {
+	Receipt Receipt
+	// Body is the message text as received (Received.Body, Undecodable.Body).
+	Body         string
+	DequeueCount int64
+	InsertedAt   time.Time // zero = unknown
+	Reason       string
 }
 
 // History is the committed history of an instance's current execution.
@@ -218,21 +242,24 @@ type Backend interface {
 	SendControl(ctx context.Context, msg Message, delay time.Duration) (Receipt, error)
 	// ReceiveControl takes up to max visible messages from control queue
 	// partition, hiding them for visibility. Messages that cannot be decoded
-	// are parked and returned as poison.
-	ReceiveControl(ctx context.Context, partition, max int, visibility time.Duration) ([]Received, []PoisonMessage, error)
+	// are hidden too and returned as undecodable, with their dequeue count;
+	// they stay in the queue until the caller deletes or parks them.
+	ReceiveControl(ctx context.Context, partition, max int, visibility time.Duration) ([]Received, []Undecodable, error)
 	// SendWorkItem puts an activity message on the work-item queue.
 	SendWorkItem(ctx context.Context, msg Message, delay time.Duration) (Receipt, error)
-	// ReceiveWorkItems takes up to max visible activity messages.
-	ReceiveWorkItems(ctx context.Context, max int, visibility time.Duration) ([]Received, []PoisonMessage, error)
+	// ReceiveWorkItems takes up to max visible activity messages, like
+	// ReceiveControl.
+	ReceiveWorkItems(ctx context.Context, max int, visibility time.Duration) ([]Received, []Undecodable, error)
 	// DeleteMessage removes a message. A message already gone is not an error.
 	DeleteMessage(ctx context.Context, r Receipt) error
 	// SetVisibility hides the message for d from now (0 makes it visible at
 	// once) and returns the new receipt. ErrNotFound or ErrConflict when the
 	// message is gone or the receipt is stale.
 	SetVisibility(ctx context.Context, r Receipt, d time.Duration) (Receipt, error)
-	// ParkPoison moves a message that cannot be processed out of its queue,
-	// recording why, so that nothing is lost and the queue keeps moving.
-	ParkPoison(ctx context.Context, r Receipt, body string, dequeueCount int64, reason string) error
+	// ParkPoison records a message that cannot be processed, with why, and
+	// then deletes it from its queue, so that nothing is lost and the queue
+	// keeps moving.
+	ParkPoison(ctx context.Context, p Poison) error
 
 	// LoadHistory reads the current execution's history of an instance. An
 	// instance without history returns an empty History and no error.

@@ -28,7 +28,8 @@ type Executor struct {
 	finished bool // the coroutine has returned (or failed)
 	doneSeq  int
 
-	completion *history.Event // the completion action once produced
+	completion *history.Event  // the completion action once produced
+	failWith   *FailureDetails // set by Fail: how the next Run ends the execution
 	carry      []history.Event
 	recorded   bool // the completion is recorded in history
 
@@ -103,6 +104,10 @@ func (e *Executor) Run(events []history.Event) ([]history.Event, error) {
 			break
 		}
 	}
+	if f := e.failWith; f != nil {
+		e.failWith = nil
+		e.fail(*f)
+	}
 	actions := e.pending
 	e.pending = nil
 	for _, a := range actions {
@@ -114,6 +119,30 @@ func (e *Executor) Run(events []history.Event) ([]history.Event, error) {
 	// appends advance the position too.
 	e.position += len(actions) + 1
 	return actions, err
+}
+
+// Fail makes the next Run end the execution as Failed with fd once it has
+// applied its events, like a termination: whatever the code does in that
+// Run is void. The engine uses it when a message of the instance can never
+// be processed, so that the instance does not wait for it forever. It has no
+// effect on an execution that has already completed.
+func (e *Executor) Fail(fd FailureDetails) { e.failWith = &fd }
+
+// fail ends the execution at once as Failed with fd.
+func (e *Executor) fail(fd FailureDetails) {
+	if e.completion != nil {
+		return
+	}
+	e.Close()
+	e.pending = nil
+	c := history.NewEvent(history.ExecutionCompleted, e.ctx.currentTime)
+	c.EventID = e.nextID
+	e.nextID++
+	c.Status = history.StatusFailed
+	c.Failure = &fd
+	e.finished = true
+	e.completion = &c
+	e.pending = append(e.pending, c)
 }
 
 // Close unwinds a parked orchestrator coroutine. The executor is unusable

@@ -78,7 +78,11 @@ func (a *activityRunner) wait() { a.wg.Wait() }
 
 // run executes an admitted local activity (h == nil) once a slot is free,
 // or a polled work item whose slot the poller already took.
-func (a *activityRunner) run(msg backend.Message, h *held) {
+func (a *activityRunner) run(msg backend.Message, h *held) { a.runReceived(msg, h, 0) }
+
+// runReceived is run with the work item's dequeue count, which the result
+// carries on.
+func (a *activityRunner) runReceived(msg backend.Message, h *held, dequeueCount int64) {
 	a.wg.Add(1)
 	if h == nil {
 		a.mu.Lock()
@@ -103,7 +107,7 @@ func (a *activityRunner) run(msg backend.Message, h *held) {
 			}
 		}
 		defer a.releaseSlot()
-		a.execute(msg, h)
+		a.execute(msg, h, dequeueCount)
 	}()
 }
 
@@ -126,15 +130,12 @@ func (a *activityRunner) pollLoop() {
 		if err != nil && e.ctx.Err() == nil {
 			e.log.Warn("work-item queue poll failed", "err", err)
 		}
-		for _, p := range poison {
-			e.count(func(s *Stats) { s.PoisonMessages++ })
-			e.log.Error("parked an undecodable work-item message", "queue", p.Receipt.Queue, "message", p.Receipt.MessageID, "reason", p.Reason)
-		}
+		e.undecodable(poison)
 		for _, m := range msgs {
 			h := e.held.hold(m.Receipt, workItems)
 			select {
 			case a.slots <- struct{}{}:
-				a.run(m.Message, h)
+				a.runReceived(m.Message, h, m.DequeueCount)
 			case <-e.ctx.Done():
 				ctx, cancel := context.WithTimeout(context.Background(), e.opts.ReleaseTimeout)
 				e.held.release(ctx, h, 0)
@@ -153,9 +154,12 @@ func (a *activityRunner) pollLoop() {
 
 // execute runs one activity and delivers its result: in memory when this
 // worker owns the orchestration (the work item is then deleted after the
-// orchestration checkpoints the result), otherwise through the owner's
-// control queue (then the work item is deleted at once).
-func (a *activityRunner) execute(msg backend.Message, h *held) {
+// orchestration checkpoints the result, or once the result is stored on its
+// own), otherwise through the owner's control queue (then the work item is
+// deleted at once). Once the activity has run, nothing releases its work
+// item while this process lives: an activity is never run again because
+// its result could not be delivered.
+func (a *activityRunner) execute(msg backend.Message, h *held, dequeueCount int64) {
 	e := a.e
 	ev := msg.Event
 	if ev.Type != history.TaskScheduled || ev.Name == "" {
@@ -192,18 +196,31 @@ func (a *activityRunner) execute(msg backend.Message, h *held) {
 	out := backend.Message{Event: resp, Target: msg.Target, Episode: msg.Episode}
 	if e.OwnsPartitionOf(msg.Target.InstanceID) {
 		// The work item (if any) is deleted once the result is in history.
-		e.deliver(&inbound{msg: out, ack: h, local: h == nil})
+		e.deliver(&inbound{msg: out, ack: h, local: h == nil, dequeueCount: dequeueCount})
 		return
 	}
 	ctx, cancel := context.WithTimeout(e.work, time.Minute)
 	defer cancel()
-	if _, err := e.be.SendControl(ctx, out, 0); err != nil {
-		e.log.Warn("could not send an activity result; the activity will run again", "activity", ev.Name,
-			"instance", msg.Target.InstanceID, "err", err)
-		if h != nil {
-			e.held.release(ctx, h, time.Second)
+	for attempt := 1; ; attempt++ {
+		_, err := e.be.SendControl(ctx, out, 0)
+		if err == nil {
+			break
 		}
-		return
+		if ctx.Err() != nil || e.ctx.Err() != nil {
+			// Out of time, or stopping: the work item (or, for a local
+			// activity, the instance's anchor) brings the call back.
+			e.log.Warn("could not send an activity result; the activity will run again", "activity", ev.Name,
+				"instance", msg.Target.InstanceID, "attempts", attempt, "err", err)
+			if h != nil {
+				rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				e.held.release(rctx, h, time.Second)
+				cancel()
+			}
+			return
+		}
+		e.log.Warn("could not send an activity result; retrying", "activity", ev.Name,
+			"instance", msg.Target.InstanceID, "attempt", attempt, "err", err)
+		sleepCtx(ctx, retryDelay(attempt))
 	}
 	if h != nil {
 		e.held.remove(ctx, h)

@@ -78,6 +78,12 @@ type Options struct {
 	// AppLeaseRenewInterval is how often the task hub's app lease is
 	// renewed. Default 25 s, as in Durable Task (the lease lasts 60 s).
 	AppLeaseRenewInterval time.Duration
+	// MaxDequeueCount is how many times a message that cannot be decoded or
+	// processed (or whose instance does not exist) is tried before it is
+	// parked as poison; in between it comes back after a growing delay. The
+	// instance it belongs to, if any, then fails with a reason naming it.
+	// Default 5.
+	MaxDequeueCount int64
 }
 
 func (o *Options) setDefaults() error {
@@ -133,6 +139,9 @@ func (o *Options) setDefaults() error {
 	if o.AppLeaseRenewInterval <= 0 {
 		o.AppLeaseRenewInterval = 25 * time.Second
 	}
+	if o.MaxDequeueCount <= 0 {
+		o.MaxDequeueCount = 5
+	}
 	return nil
 }
 
@@ -187,8 +196,8 @@ type startState struct {
 // Stats are counters of notable engine events, for logs and tests.
 type Stats struct {
 	Episodes          int64
-	DroppedMessages   int64 // messages discarded with a logged reason
-	PoisonMessages    int64 // undecodable or repeatedly failing messages parked
+	DroppedMessages   int64 // messages given up with a logged reason (also those parked because their instance does not exist)
+	PoisonMessages    int64 // messages parked as poison: undecodable, failing, or for no instance
 	DeferredMessages  int64 // out-of-order messages put back for later
 	CheckpointRetries int64 // episodes abandoned on an ETag conflict
 	ActivitiesRun     int64

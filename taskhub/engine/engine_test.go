@@ -161,7 +161,7 @@ func TestPoisonMessageIsParkedAndDispatcherContinues(t *testing.T) {
 	seq := durable.NewOrchestrator("Seq", func(ctx *durable.Context, _ any) (string, error) {
 		return greet.Call(ctx, "x").Await()
 	})
-	eng, c := h.start(engine.Options{}, seq, greet)
+	eng, c := h.start(engine.Options{MaxDequeueCount: 2, MessageVisibility: 2 * time.Second}, seq, greet)
 
 	// Garbage straight into every control queue, bypassing our encoder.
 	acct, err := azurestorage.ParseConnectionString(azuritetest.ConnectionString(t))

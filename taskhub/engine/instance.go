@@ -14,9 +14,14 @@ type inbound struct {
 	msg backend.Message
 	// ack is the queue copy to delete once the event is durable in history
 	// (or to release if it cannot be processed); nil when there is none.
-	ack          *held
+	ack *held
+	// dequeueCount is the queue copy's dequeue count when received; for an
+	// activity result, that of its work item.
 	dequeueCount int64
 	fromQueue    bool
+	// body and insertedAt describe the queue copy as received, to park it.
+	body       string
+	insertedAt time.Time
 	// row is set on a start handed over by a client in this process: the
 	// Instances row the client wrote, with its ETag.
 	row *backend.InstanceState
@@ -33,6 +38,30 @@ type inbound struct {
 	flush bool
 	// deferrals counts how often the event was put back as out of order.
 	deferrals int
+	// waitReason says why plan put the event back, when waiting may be in
+	// vain (no such instance, a task it never scheduled): after
+	// MaxDequeueCount tries the event is parked with this reason. Empty for
+	// events that are merely early.
+	waitReason string
+	// waitFails says that giving up on the event fails its instance.
+	waitFails bool
+	// reloaded: the event was tried once more on a fresh load of history
+	// before giving up on it.
+	reloaded bool
+	// retries counts in-memory retries of an activity result (see retryLater).
+	retries int64
+}
+
+// activityResult reports whether the event is the result of an activity run
+// by this process: it must never be given back in a way that runs the
+// activity again.
+func (in *inbound) activityResult() bool {
+	return in.local || (in.ack != nil && in.ack.partition == workItems)
+}
+
+// wait records why the event is put back and whether waiting may be in vain.
+func (in *inbound) wait(reason string, failsInstance bool) {
+	in.waitReason, in.waitFails = reason, failsInstance
 }
 
 // instance is the in-memory state of one orchestration instance: its inbox,
@@ -63,6 +92,7 @@ type instance struct {
 	rowHeld      []*held // consumed messages kept until the final row is stored
 	episodes     int
 	failures     int            // consecutive abandoned episodes, for backoff
+	reload       bool           // drop the cache before the next batch (an event did not fit it)
 	completion   *history.Event // the recorded completion of a finished execution
 	customStatus string         // as last set by the code
 	// events identifies the inbound events of the current execution that

@@ -163,7 +163,15 @@ func (e *Engine) processBatchSafely(inst *instance, batch []*inbound) {
 				"instance", inst.id, "panic", fmt.Sprint(r), "stack", string(debug.Stack()), "retryIn", delay)
 			inst.forget()
 			for _, in := range batch {
-				e.retryLater(context.Background(), in, delay)
+				if in.ack != nil && !in.activityResult() && in.dequeueCount >= e.opts.MaxDequeueCount {
+					e.giveUp(in, fmt.Sprintf("processing it made the engine panic on each of %d tries; last panic: %v", in.dequeueCount, r), true)
+					continue
+				}
+				d := delay
+				if in.dequeueCount > 0 {
+					d = max(d, e.poisonBackoff(in.dequeueCount)) // back off across receives too
+				}
+				e.retryLater(context.Background(), in, d)
 			}
 		}
 	}()
@@ -179,12 +187,19 @@ type batchPlan struct {
 	recover []*inbound // anchors of the current execution that reappeared
 	rewind  *inbound   // a rewind request for a failed instance
 	flush   bool
+	// fail ends the running execution as Failed: a poison notice (applied
+	// with the other events) said one of its messages was parked.
+	fail *history.FailureDetails
 }
 
 // processBatch runs one episode for a batch of inbound events.
 func (e *Engine) processBatch(inst *instance, batch []*inbound) {
 	ctx, cancel := context.WithTimeout(e.work, 2*time.Minute) // Stop cancels it when its grace runs out
 	defer cancel()
+	if inst.reload {
+		inst.reload = false
+		inst.forget()
+	}
 	if !inst.loaded {
 		if onlyFlush(batch) {
 			return // evicted meanwhile: nothing cached to flush
@@ -195,7 +210,7 @@ func (e *Engine) processBatch(inst *instance, batch []*inbound) {
 		} else if err := e.load(ctx, inst); err != nil {
 			e.log.Warn("could not load instance history; will retry", "instance", inst.id, "err", err)
 			for _, in := range batch {
-				e.retryLater(ctx, in, time.Second)
+				e.retryLater(ctx, in, e.poisonBackoff(in.dequeueCount))
 			}
 			return
 		}
@@ -224,6 +239,9 @@ func (e *Engine) processBatch(inst *instance, batch []*inbound) {
 	if plan.rewind != nil {
 		e.rewind(ctx, inst, plan.rewind)
 		return
+	}
+	if plan.fail != nil && inst.ex != nil {
+		inst.ex.Fail(*plan.fail)
 	}
 	if plan.start == nil && len(plan.apply) == 0 {
 		if plan.flush {
@@ -478,6 +496,7 @@ func (e *Engine) plan(ctx context.Context, inst *instance, batch []*inbound) bat
 			continue
 		}
 		ev := in.msg.Event
+		in.wait("", false)
 		if p.start == nil && isAnchorFor(inst, in) {
 			p.recover = append(p.recover, in)
 			continue
@@ -498,7 +517,9 @@ func (e *Engine) plan(ctx context.Context, inst *instance, batch []*inbound) bat
 			running := p.start != nil || (inst.ex != nil && !inst.terminal)
 			switch {
 			case !running && inst.executionID == "":
-				p.later = append(p.later, in) // its start may not be visible yet
+				// Its start may not be visible yet, or there is no such instance.
+				in.wait("its instance has no history: it does not exist, or no longer exists", false)
+				p.later = append(p.later, in)
 			case !running:
 				e.dropped(in, "the instance is not running")
 				p.drop = append(p.drop, in)
@@ -518,6 +539,7 @@ func (e *Engine) plan(ctx context.Context, inst *instance, batch []*inbound) bat
 					}
 					p.drop = append(p.drop, in)
 				default:
+					in.wait(fmt.Sprintf("the instance's history records no task %d to answer", responseTo(ev)), true)
 					p.later = append(p.later, in)
 				}
 			}
@@ -531,6 +553,10 @@ func (e *Engine) plan(ctx context.Context, inst *instance, batch []*inbound) bat
 			p.drop = append(p.drop, in)
 			continue
 		case history.GenericEvent:
+			if n := poisonNoticeOf(ev); n != nil {
+				e.planNotice(ctx, inst, in, n, &p)
+				continue
+			}
 			switch {
 			case ev.Data == anchorData:
 				e.dropped(in, "an anchor of an execution that is not current")
@@ -717,12 +743,28 @@ func (e *Engine) putBack(ctx context.Context, inst *instance, later []*inbound) 
 			keep = append(keep, in)
 			continue
 		}
-		if in.ack == nil {
+		switch {
+		case in.activityResult():
+			// Never run the activity again because its result has to wait:
+			// the result becomes a message of its own.
+			if !e.persistResult(ctx, inst, in, e.poisonBackoff(1)) {
+				time.AfterFunc(e.poisonBackoff(1), func() { e.deliver(in) })
+			}
+		case in.ack == nil:
 			e.dropped(in, "out of order, and it has no queue copy to retry from")
-			continue
+		case in.waitReason != "" && in.dequeueCount >= e.opts.MaxDequeueCount:
+			if in.waitFails && !in.reloaded {
+				// Before failing the instance, rule out a stale cache: try
+				// once more on history read afresh.
+				in.reloaded, inst.reload = true, true
+				keep = append(keep, in)
+				continue
+			}
+			e.giveUp(in, fmt.Sprintf("it could not be applied in %d tries: %s", in.dequeueCount, in.waitReason), in.waitFails)
+		default:
+			delay := e.poisonBackoff(in.dequeueCount)
+			e.background(func(ctx context.Context) { e.held.release(ctx, in.ack, delay) })
 		}
-		delay := time.Duration(1<<min(in.dequeueCount, 6)) * time.Second
-		e.background(func(ctx context.Context) { e.held.release(ctx, in.ack, delay) })
 	}
 	if len(keep) > 0 {
 		e.mu.Lock()
@@ -1096,15 +1138,16 @@ func (e *Engine) handBackEpisode(ctx context.Context, inst *instance, plan batch
 func (e *Engine) handBack(ctx context.Context, in *inbound) {
 	switch {
 	case in == nil || in.flush:
+	case in.activityResult():
+		// The result of an activity run here: the owner needs it durably,
+		// or it runs the activity again (a released work item would too).
+		if !e.persistResult(ctx, nil, in, 0) {
+			e.log.Warn("could not hand an activity result to the partition's owner; it runs the activity again",
+				"instance", in.msg.Target.InstanceID, "task", in.msg.Event.TaskScheduledID)
+			e.held.release(ctx, in.ack, 0)
+		}
 	case in.ack != nil:
 		e.held.release(ctx, in.ack, 0)
-	case in.local:
-		// The result of an activity run here: the owner needs it durably,
-		// or it runs the activity again.
-		if _, err := e.be.SendControl(ctx, in.msg, 0); err != nil {
-			e.log.Warn("could not hand an activity result to the partition's owner; it runs the activity again",
-				"instance", in.msg.Target.InstanceID, "task", in.msg.Event.TaskScheduledID, "err", err)
-		}
 	}
 }
 
@@ -1171,16 +1214,22 @@ func (e *Engine) abandonEpisode(ctx context.Context, inst *instance, plan batchP
 }
 
 // retryLater gives an event that could not be processed another try after
-// delay: its queue copy is released, or, for the result of an activity run
-// here (which has none), it is re-delivered from memory. Internal flush
-// markers are simply dropped: a later episode writes the status anyway.
+// delay: its queue copy is released. The result of an activity run here is
+// re-delivered from memory instead (releasing its work item would run the
+// activity again), and after MaxDequeueCount such tries it is stored as a
+// control message, where it is given up on if it never applies. Internal
+// flush markers are simply dropped: a later episode writes the status anyway.
 func (e *Engine) retryLater(ctx context.Context, in *inbound, delay time.Duration) {
 	switch {
 	case in == nil || in.flush:
+	case in.activityResult():
+		in.retries++
+		if in.retries >= e.opts.MaxDequeueCount && e.persistResult(ctx, e.instanceOf(in), in, delay) {
+			return
+		}
+		time.AfterFunc(delay, func() { e.deliver(in) })
 	case in.ack != nil:
 		e.held.release(ctx, in.ack, delay)
-	case in.local:
-		time.AfterFunc(delay, func() { e.deliver(in) })
 	default:
 		e.dropped(in, "it could not be processed and has no queue copy; the sender's copy is redelivered")
 	}

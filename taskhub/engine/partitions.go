@@ -377,10 +377,7 @@ func (e *Engine) pollControl(ctx context.Context, ps *partitionState) {
 		if err != nil && ctx.Err() == nil {
 			e.log.Warn("control queue poll failed", "partition", ps.lease.QueueName, "err", err)
 		}
-		for _, p := range poison {
-			e.count(func(s *Stats) { s.PoisonMessages++ })
-			e.log.Error("parked an undecodable control message", "queue", p.Receipt.Queue, "message", p.Receipt.MessageID, "reason", p.Reason)
-		}
+		e.undecodable(poison)
 		for _, m := range msgs {
 			e.receivedControl(ps.index, m)
 		}
@@ -418,5 +415,5 @@ func (e *Engine) receivedControl(p int, m backend.Received) {
 		e.log.Warn("a control message keeps coming back", "queue", m.Receipt.Queue, "message", m.Receipt.MessageID,
 			"instance", m.Message.Target.InstanceID, "event", m.Message.Event.Type.String(), "dequeueCount", m.DequeueCount)
 	}
-	e.deliver(&inbound{msg: m.Message, ack: h, dequeueCount: m.DequeueCount, fromQueue: true})
+	e.deliver(&inbound{msg: m.Message, ack: h, dequeueCount: m.DequeueCount, fromQueue: true, body: m.Body, insertedAt: m.InsertedAt})
 }

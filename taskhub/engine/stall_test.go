@@ -75,7 +75,7 @@ func (s *stallable) SendControl(ctx context.Context, m backend.Message, d time.D
 	return s.Backend.SendControl(ctx, m, d)
 }
 
-func (s *stallable) ReceiveControl(ctx context.Context, p, n int, v time.Duration) ([]backend.Received, []backend.PoisonMessage, error) {
+func (s *stallable) ReceiveControl(ctx context.Context, p, n int, v time.Duration) ([]backend.Received, []backend.Undecodable, error) {
 	defer s.gate()()
 	return s.Backend.ReceiveControl(ctx, p, n, v)
 }
@@ -85,7 +85,7 @@ func (s *stallable) SendWorkItem(ctx context.Context, m backend.Message, d time.
 	return s.Backend.SendWorkItem(ctx, m, d)
 }
 
-func (s *stallable) ReceiveWorkItems(ctx context.Context, n int, v time.Duration) ([]backend.Received, []backend.PoisonMessage, error) {
+func (s *stallable) ReceiveWorkItems(ctx context.Context, n int, v time.Duration) ([]backend.Received, []backend.Undecodable, error) {
 	defer s.gate()()
 	return s.Backend.ReceiveWorkItems(ctx, n, v)
 }
