@@ -215,13 +215,22 @@ func (r *faultRun) observe() (stop func()) {
 // timeout.
 func (r *faultRun) waitFor(timeout time.Duration, what string, cond func() bool) {
 	r.t.Helper()
+	if !r.poll(timeout, cond) {
+		r.t.Fatalf("timed out after %v waiting for %s", timeout, what)
+	}
+}
+
+// poll polls cond every 100 ms until it holds (true) or timeout passes
+// (false).
+func (r *faultRun) poll(timeout time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			r.t.Fatalf("timed out after %v waiting for %s", timeout, what)
+			return false
 		}
 		time.Sleep(100 * time.Millisecond) // polling storage
 	}
+	return true
 }
 
 // owners returns how many live partitions each worker holds.
@@ -510,6 +519,62 @@ func TestRepeatedKillsAcrossWorkers(t *testing.T) {
 	r.waitFor(20*time.Second, "more starts after the last restart", func() bool { return len(r.acknowledged()) >= before+8 })
 	stopLoad()
 	r.finish(time.Now(), fmt.Sprintf("SIGKILL of %v (seed %d)", kills, seed))
+}
+
+// TestKilledWorkersPartitionIsTakenOver runs four workers, one partition
+// each, under load, and kills one for good: the three left must take its
+// partition over once the lease expires, and every instance must complete.
+// The victim owns the last partition: each survivor already holds its "fair
+// share" (4/3 rounded down) when its pass reaches that row, so a claim rule
+// that caps a worker at that share leaves the partition orphaned.
+func TestKilledWorkersPartitionIsTakenOver(t *testing.T) {
+	r := newFaultRun(t)
+	const lease = 3 * time.Second
+	w := r.startWorkers(4, "DURABLE_LEASE_INTERVAL=3s", "DURABLE_MESSAGE_VISIBILITY=2s")
+	stopObserve := r.observe()
+	defer stopObserve()
+	stopLoad := r.load(250*time.Millisecond, w.bases)
+	defer stopLoad()
+	r.waitFor(30*time.Second, "one partition per worker", func() bool {
+		o := r.owners()
+		for _, id := range w.ids {
+			if o[id] != 1 {
+				return false
+			}
+		}
+		return true
+	})
+	r.waitFor(20*time.Second, "some instances under way", func() bool { return len(r.acknowledged()) >= 8 })
+	// The owner of the last partition: every other worker meets its own
+	// partition first in a pass, so a capped claim rule never gets to it.
+	leases, err := r.store.ReadPartitions(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim := slices.Index(w.ids, leases[len(leases)-1].CurrentOwner)
+	if victim < 0 {
+		t.Fatalf("the last partition's owner %q is none of %v", leases[len(leases)-1].CurrentOwner, w.ids)
+	}
+	t.Logf("killing %s, owner of %s", w.ids[victim], leases[len(leases)-1].QueueName)
+	w.setDown(victim, true)
+	w.procs[victim].kill()
+	killed := time.Now()
+	takenOver := r.poll(lease+10*time.Second, func() bool {
+		o := r.owners()
+		total := 0
+		for _, c := range o {
+			total += c
+		}
+		return o[w.ids[victim]] == 0 && total == r.store.PartitionCount()
+	})
+	if !takenOver {
+		t.Errorf("the partition of killed %s was not taken over within %v of the kill (lease %v); owners %v",
+			w.ids[victim], time.Since(killed).Round(100*time.Millisecond), lease, r.owners())
+	}
+	before := len(r.acknowledged())
+	r.waitFor(20*time.Second, "more starts after the kill", func() bool { return len(r.acknowledged()) >= before+8 })
+	stopLoad()
+	r.finish(killed, fmt.Sprintf("SIGKILL of %s, not restarted (partition taken over: %v)", w.ids[victim], takenOver))
 }
 
 // proxiedConnectionString starts a front end of p for each endpoint of the
