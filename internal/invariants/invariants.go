@@ -524,7 +524,8 @@ func (c *Checker) checkInstance(ctx context.Context, id, pk string, raw []rawRow
 				ref = ev.TimerID
 			}
 			if j, dup := responded[ref]; dup {
-				add(RuleDuplicate, "two responses to EventID %d: %s at %d and %s at %d", ref, h.Events[j].Type, j, ev.Type, i)
+				add(RuleDuplicate, "two responses to EventID %d: %s at %d (%s) and %s at %d (%s)", ref,
+					h.Events[j].Type, j, stampTime(h.Events[j].Timestamp), ev.Type, i, stampTime(ev.Timestamp))
 			} else {
 				responded[ref] = i
 			}
