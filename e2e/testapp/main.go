@@ -6,17 +6,25 @@
 //   - Waiter waits for the event "Go" and returns its payload;
 //   - Echo returns its input;
 //   - Flaky calls an activity that fails until the test creates a
-//     "heal" file (for rewind).
+//     "heal" file (for rewind);
+//   - Load calls Work for steps 1..n in sequence, each sleeping a while,
+//     and returns "<tag>/<step>" for each; Work appends "<instance> <task>"
+//     to the file named by WORKLOG on every run, so that fault tests can
+//     count activity executions against history;
+//   - Orchestrator and Hello are the sample's.
 package main
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"time"
 
+	hello "github.com/go-durable/durablefunctions/Hello"
 	httpstart "github.com/go-durable/durablefunctions/HttpStart"
+	orchestrator "github.com/go-durable/durablefunctions/Orchestrator"
 	"github.com/go-durable/durablefunctions/handler/funcapp"
 	"github.com/go-durable/durablefunctions/taskhub/durable"
 )
@@ -89,8 +97,57 @@ var flaky = durable.NewOrchestrator("Flaky", func(ctx *durable.Context, _ any) (
 	return first + ", " + second, err
 })
 
+// LoadInput is the input of Load.
+type LoadInput struct {
+	Tag     string `json:"tag"`
+	Steps   int    `json:"steps"`
+	SleepMs int    `json:"sleepMs"`
+}
+
+// workInput is the input of Work.
+type workInput struct {
+	Tag     string `json:"tag"`
+	Step    int    `json:"step"`
+	SleepMs int    `json:"sleepMs"`
+}
+
+var work = durable.NewActivity("Work", func(ctx context.Context, in workInput) (string, error) {
+	if path := os.Getenv("WORKLOG"); path != "" {
+		info, _ := durable.ActivityInfoFrom(ctx)
+		f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		if err != nil {
+			return "", err
+		}
+		// One short O_APPEND write per run: lines from several processes
+		// never interleave.
+		_, err = fmt.Fprintf(f, "%s %d\n", info.InstanceID, info.TaskID)
+		f.Close()
+		if err != nil {
+			return "", err
+		}
+	}
+	select {
+	case <-ctx.Done():
+		return "", ctx.Err()
+	case <-time.After(time.Duration(in.SleepMs) * time.Millisecond):
+	}
+	return fmt.Sprintf("%s/%d", in.Tag, in.Step), nil
+})
+
+var load = durable.NewOrchestrator("Load", func(ctx *durable.Context, in LoadInput) ([]string, error) {
+	out := []string{}
+	for step := 1; step <= in.Steps; step++ {
+		s, err := work.Call(ctx, workInput{Tag: in.Tag, Step: step, SleepMs: in.SleepMs}).Await()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+})
+
 func main() {
 	funcapp.Main(func(app *funcapp.App) error {
 		return app.Handler.HandleHTTP("HttpStart", httpstart.New(app.Client, app.API))
-	}, crashTest, step, waiter, echo, fragile, flaky)
+	}, crashTest, step, waiter, echo, fragile, flaky, load, work, orchestrator.Orchestrator, hello.Activity)
 }

@@ -158,3 +158,8 @@ func validateHubName(name string) error {
 	}
 	return nil
 }
+
+// TableKey returns the PartitionKey of instanceID's rows in the History and
+// Instances tables (the escaped ID), for tools that read those tables
+// directly; it fails on an ID the tables cannot hold.
+func TableKey(instanceID string) (string, error) { return partitionKeyFor(instanceID) }
