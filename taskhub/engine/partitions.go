@@ -114,10 +114,13 @@ func (e *Engine) balancePartitions(ctx context.Context) error {
 		}
 	}
 	delete(owners, me)
-	target := len(leases) / (len(owners) + 1)
-	if target == 0 {
-		target = 1
-	}
+	// The fair share, rounded down, is what a worker asks others for; a
+	// free partition is claimed by any worker below the share rounded up,
+	// so that a partition left over by a dead worker never stays unowned
+	// when the shares do not divide evenly (4 partitions, 3 workers).
+	workers := len(owners) + 1
+	target := max(len(leases)/workers, 1)
+	claimUpTo := max((len(leases)+workers-1)/workers, 1)
 	var errs []error
 	mine := 0
 	for _, l := range leases {
@@ -128,7 +131,7 @@ func (e *Engine) balancePartitions(ctx context.Context) error {
 			e.log.Warn("another worker holds a partition this worker had; no longer processing it",
 				"partition", l.QueueName, "owner", l.CurrentOwner)
 			e.dropPartition(l.Partition)
-			if isClaimable(l, me, t) && (mine < target || len(owners) == 0) {
+			if isClaimable(l, me, t) && (mine < claimUpTo || len(owners) == 0) {
 				// It is free again: take it back through the normal claim.
 				if nl, err := e.claim(ctx, l, t); err == nil {
 					e.adoptPartition(nl)
@@ -175,7 +178,7 @@ func (e *Engine) balancePartitions(ctx context.Context) error {
 		case isClaimable(l, me, t):
 			// Take no more than a fair share of free partitions while other
 			// workers are active, unless the row was handed to us.
-			if mine >= target && len(owners) > 0 && l.NextOwner != me {
+			if mine >= claimUpTo && len(owners) > 0 && l.NextOwner != me {
 				continue
 			}
 			nl, err := e.claim(ctx, l, t)
