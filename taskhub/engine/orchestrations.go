@@ -190,6 +190,23 @@ type batchPlan struct {
 	// fail ends the running execution as Failed: a poison notice (applied
 	// with the other events) said one of its messages was parked.
 	fail *history.FailureDetails
+	// answered are the tasks a response in apply answers.
+	answered map[int32]bool
+}
+
+// hasEvent reports whether apply already holds a copy of the inbound event
+// ev (one without a task ID, see dedupable).
+func (p *batchPlan) hasEvent(ev history.Event) bool {
+	if !dedupable(ev) {
+		return false
+	}
+	k := keyOf(ev)
+	for _, in := range p.apply {
+		if dedupable(in.msg.Event) && keyOf(in.msg.Event) == k {
+			return true
+		}
+	}
+	return false
 }
 
 // processBatch runs one episode for a batch of inbound events.
@@ -531,6 +548,18 @@ func (e *Engine) plan(ctx context.Context, inst *instance, batch []*inbound) bat
 			default:
 				switch inst.ex.TaskState(responseTo(ev)) {
 				case durable.TaskAwaiting:
+					if p.answered[responseTo(ev)] {
+						// A second copy in this batch (a send retried after
+						// its answer was lost, or a local result and its
+						// queue copy): apply it once.
+						e.log.Debug("ignoring a second copy of a response", "instance", inst.id, "task", responseTo(ev), "event", ev.Type.String())
+						p.drop = append(p.drop, in)
+						continue
+					}
+					if p.answered == nil {
+						p.answered = map[int32]bool{}
+					}
+					p.answered[responseTo(ev)] = true
 					p.apply = append(p.apply, in)
 				case durable.TaskResolved:
 					e.log.Debug("ignoring a duplicate or canceled response", "instance", inst.id, "task", responseTo(ev), "event", ev.Type.String())
@@ -586,7 +615,7 @@ func (e *Engine) plan(ctx context.Context, inst *instance, batch []*inbound) bat
 				p.drop = append(p.drop, in)
 				continue
 			}
-			if p.start == nil && inst.recorded(ev) {
+			if p.start == nil && (inst.recorded(ev) || p.hasEvent(ev)) {
 				// Already in history: a redelivery after a crash or a lost
 				// delete. Applying it again would raise the event twice.
 				e.log.Debug("ignoring an event already in history", "instance", inst.id, "event", ev.Type.String(), "name", ev.Name)
@@ -1013,10 +1042,10 @@ func (e *Engine) episode(ctx context.Context, inst *instance, plan batchPlan) {
 	}
 	for _, in := range plan.apply {
 		if ev := in.msg.Event; ev.Type == history.TaskCompleted || ev.Type == history.TaskFailed {
+			// Answered, whichever copy answered it: a local run still going
+			// on (a recovery ran it elsewhere too) has nothing left to do.
 			delete(inst.outstanding, ev.TaskScheduledID)
-			if in.local {
-				delete(inst.local, ev.TaskScheduledID)
-			}
+			delete(inst.local, ev.TaskScheduledID)
 		}
 	}
 

@@ -11,6 +11,7 @@ import (
 	"github.com/go-durable/durablefunctions/internal/azuritetest"
 	"github.com/go-durable/durablefunctions/taskhub/azurestorage"
 	"github.com/go-durable/durablefunctions/taskhub/backend"
+	"github.com/go-durable/durablefunctions/taskhub/client"
 	"github.com/go-durable/durablefunctions/taskhub/durable"
 	"github.com/go-durable/durablefunctions/taskhub/engine"
 	"github.com/go-durable/durablefunctions/taskhub/history"
@@ -169,5 +170,59 @@ func TestWaitAfterRestartSeesTheNewExecution(t *testing.T) {
 		if st := wait(t, c, id); st.Status != history.StatusCompleted || st.Output != fmt.Sprint(n) {
 			t.Fatalf("execution %d: %s %s", n, st.Status, st.Output)
 		}
+	}
+}
+
+// doubled sends every control message twice, as the SDK's retry of a send
+// whose answer was lost does.
+type doubled struct{ backend.Backend }
+
+func (d doubled) SendControl(ctx context.Context, m backend.Message, delay time.Duration) (backend.Receipt, error) {
+	if _, err := d.Backend.SendControl(ctx, m, delay); err != nil {
+		return backend.Receipt{}, err
+	}
+	return d.Backend.SendControl(ctx, m, delay)
+}
+
+// TestDoubledMessageIsAppliedOnce: a raised event whose send was retried
+// after a lost answer sits twice in the queue, usually in one poll batch;
+// the orchestration sees it once.
+func TestDoubledMessageIsAppliedOnce(t *testing.T) {
+	h := newHub(t)
+	two := durable.NewOrchestrator("TwoEvents", func(ctx *durable.Context, _ any) ([]string, error) {
+		var got []string
+		for range 2 {
+			v, err := durable.WaitForExternalEvent[string](ctx, "e").Await()
+			if err != nil {
+				return nil, err
+			}
+			got = append(got, v)
+		}
+		return got, nil
+	})
+	reg := durable.NewRegistry()
+	if err := reg.Add(two); err != nil {
+		t.Fatal(err)
+	}
+	_, c := h.start(engine.Options{}, two)
+	remote := client.New(doubled{h.store}, reg, nil) // a client in another process
+	ctx := context.Background()
+	id := start(t, c, "TwoEvents", nil)
+	if err := remote.RaiseEvent(ctx, id, "e", `"1"`); err != nil {
+		t.Fatal(err)
+	}
+	queue := h.store.ControlQueueName(h.store.PartitionOf(id))
+	deadline := time.Now().Add(30 * time.Second)
+	for queueLength(t, queue) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the doubled event was never consumed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := c.RaiseEvent(ctx, id, "e", `"2"`); err != nil {
+		t.Fatal(err)
+	}
+	if st := wait(t, c, id); st.Status != history.StatusCompleted || st.Output != `["1","2"]` {
+		t.Fatalf("%s %s: the doubled event was applied twice", st.Status, st.Output)
 	}
 }
