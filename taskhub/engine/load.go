@@ -1,0 +1,113 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/go-durable/durablefunctions/taskhub/durable"
+	"github.com/go-durable/durablefunctions/taskhub/history"
+)
+
+// load reads an instance's history and replays it into a fresh executor.
+func (e *Engine) load(ctx context.Context, inst *instance) error {
+	h, err := e.be.LoadHistory(ctx, inst.id)
+	if err != nil {
+		return err
+	}
+	inst.forget()
+	inst.loaded = true
+	inst.etag, inst.historyLen, inst.executionID = h.ETag, len(h.Events), h.ExecutionID
+	if len(h.Events) == 0 {
+		return nil
+	}
+	inst.lastEvent = h.Events[len(h.Events)-1].Timestamp
+	scheduled := map[int32]history.Event{}
+	for i := range h.Events {
+		ev := h.Events[i]
+		inst.record(ev)
+		switch ev.Type {
+		case history.ExecutionStarted:
+			inst.start = &ev
+		case history.TaskScheduled:
+			scheduled[ev.EventID] = ev
+		case history.ExecutionCompleted, history.ContinueAsNew:
+			inst.terminal = true
+			inst.completion = &ev
+		}
+	}
+	if inst.terminal || inst.start == nil {
+		return nil
+	}
+	inst.ex = e.newExecutor(inst, inst.start.Name)
+	if err := inst.ex.Replay(h.Events); err != nil {
+		// The executor now holds a failed completion that the next episode
+		// records: the instance fails instead of getting stuck.
+		e.log.Error("replay disagrees with history; the instance will fail", "instance", inst.id, "err", err)
+	}
+	inst.outstanding = map[int32]history.Event{}
+	for id, ev := range scheduled {
+		if inst.ex.TaskState(id) == durable.TaskAwaiting {
+			inst.outstanding[id] = ev
+		}
+	}
+	return nil
+}
+
+// orchestrator returns the code for name, or code that fails the instance
+// with a clear reason when name is not registered.
+func (e *Engine) orchestrator(name string) durable.OrchestratorFunc {
+	if fn, ok := e.opts.Registry.Orchestrator(name); ok {
+		return fn
+	}
+	return func(*durable.Context) (string, error) {
+		return "", &NotRegisteredError{Kind: "orchestrator", Name: name}
+	}
+}
+
+// newExecutor returns an executor for the instance's orchestrator.
+func (e *Engine) newExecutor(inst *instance, name string) *durable.Executor {
+	ex := durable.NewExecutor(e.orchestrator(name), inst.id)
+	ex.SetLogger(e.opts.Logger)
+	return ex
+}
+
+// NotRegisteredError reports a function name that this app does not know.
+type NotRegisteredError struct {
+	Kind string
+	Name string
+}
+
+// Error implements error.
+func (e *NotRegisteredError) Error() string {
+	return fmt.Sprintf("%s %q is not registered in this app", e.Kind, e.Name)
+}
+
+// ErrorType implements the durable ErrorType convention.
+func (e *NotRegisteredError) ErrorType() string { return "NotRegisteredError" }
+
+// waitInstancesIdle waits until no instance is being processed.
+func (e *Engine) waitInstancesIdle() { e.runs.Wait() }
+
+// closeInstances unwinds every cached executor and releases held anchors,
+// so that the next owner recovers their activities without waiting for
+// the anchors' visibility to expire.
+func (e *Engine) closeInstances(ctx context.Context) {
+	e.mu.Lock()
+	var anchors []*held
+	for id, inst := range e.instances {
+		if inst.active {
+			continue
+		}
+		if inst.anchor != nil {
+			anchors = append(anchors, inst.anchor)
+			inst.anchor = nil
+		}
+		inst.closeExecutor()
+		e.idle.remove(inst)
+		delete(e.instances, id)
+	}
+	e.mu.Unlock()
+	for _, h := range anchors {
+		e.held.release(ctx, h, 0)
+	}
+}
