@@ -23,8 +23,6 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue"
 
-	"github.com/go-durable/durablefunctions/internal/azuritetest"
-	"github.com/go-durable/durablefunctions/taskhub/azurestorage"
 	"github.com/go-durable/durablefunctions/taskhub/backend"
 	"github.com/go-durable/durablefunctions/taskhub/client"
 	"github.com/go-durable/durablefunctions/taskhub/durable"
@@ -93,26 +91,8 @@ type storage struct {
 
 func rawStorage(t *testing.T, h *hub) storage {
 	t.Helper()
-	acct, err := azurestorage.ParseConnectionString(azuritetest.ConnectionString(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	tcred, err := aztables.NewSharedKeyCredential(acct.Name, acct.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tables, err := aztables.NewServiceClientWithSharedKey(acct.TableEndpoint, tcred, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	qcred, err := azqueue.NewSharedKeyCredential(acct.Name, acct.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	queues, err := azqueue.NewServiceClientWithSharedKeyCredential(acct.QueueEndpoint, qcred, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	acct := testAccount(t)
+	tables, queues := rawTableService(t), rawQueueService(t)
 	bcred, err := container.NewSharedKeyCredential(acct.Name, acct.Key)
 	if err != nil {
 		t.Fatal(err)

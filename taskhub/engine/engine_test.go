@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue"
 
 	"github.com/go-durable/durablefunctions/internal/azuritetest"
@@ -353,4 +354,44 @@ func TestNonDeterminismFailsWithPreciseMessage(t *testing.T) {
 			t.Errorf("output %q lacks %q", final.Output, s)
 		}
 	}
+}
+
+// rawQueueService is a plain SDK client for the test account's queues, for
+// tests that look at (or put) messages behind the engine's back.
+func rawQueueService(t *testing.T) *azqueue.ServiceClient {
+	t.Helper()
+	acct := testAccount(t)
+	cred, err := azqueue.NewSharedKeyCredential(acct.Name, acct.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := azqueue.NewServiceClientWithSharedKeyCredential(acct.QueueEndpoint, cred, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc
+}
+
+// rawTableService is a plain SDK client for the test account's tables.
+func rawTableService(t *testing.T) *aztables.ServiceClient {
+	t.Helper()
+	acct := testAccount(t)
+	cred, err := aztables.NewSharedKeyCredential(acct.Name, acct.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := aztables.NewServiceClientWithSharedKey(acct.TableEndpoint, cred, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc
+}
+
+func testAccount(t *testing.T) azurestorage.Account {
+	t.Helper()
+	acct, err := azurestorage.ParseConnectionString(azuritetest.ConnectionString(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return acct
 }

@@ -92,10 +92,19 @@ func (e *Engine) waitInstancesIdle() { e.runs.Wait() }
 // so that the next owner recovers their activities without waiting for
 // the anchors' visibility to expire.
 func (e *Engine) closeInstances(ctx context.Context) {
+	for _, h := range e.unwindIdle(func(*instance) bool { return true }) {
+		e.held.release(ctx, h, 0)
+	}
+}
+
+// unwindIdle removes the cached instances that match and are not being
+// processed, and returns their recovery anchors for the caller to release.
+func (e *Engine) unwindIdle(match func(*instance) bool) []*held {
 	e.mu.Lock()
+	defer e.mu.Unlock()
 	var anchors []*held
 	for id, inst := range e.instances {
-		if inst.active {
+		if inst.active || !match(inst) {
 			continue
 		}
 		if inst.anchor != nil {
@@ -106,8 +115,5 @@ func (e *Engine) closeInstances(ctx context.Context) {
 		e.idle.remove(inst)
 		delete(e.instances, id)
 	}
-	e.mu.Unlock()
-	for _, h := range anchors {
-		e.held.release(ctx, h, 0)
-	}
+	return anchors
 }

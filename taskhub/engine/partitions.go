@@ -287,21 +287,7 @@ func (e *Engine) dropPartition(p int) {
 // do the same when their batch ends (runInstance), and every episode checks
 // ownership before it writes.
 func (e *Engine) forgetPartition(p int) {
-	e.mu.Lock()
-	var anchors []*held
-	for id, inst := range e.instances {
-		if inst.partition != p || inst.active {
-			continue
-		}
-		if inst.anchor != nil {
-			anchors = append(anchors, inst.anchor)
-			inst.anchor = nil
-		}
-		inst.closeExecutor()
-		e.idle.remove(inst)
-		delete(e.instances, id)
-	}
-	e.mu.Unlock()
+	anchors := e.unwindIdle(func(inst *instance) bool { return inst.partition == p })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for _, h := range anchors {

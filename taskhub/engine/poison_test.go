@@ -12,8 +12,6 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue"
 
-	"github.com/go-durable/durablefunctions/internal/azuritetest"
-	"github.com/go-durable/durablefunctions/taskhub/azurestorage"
 	"github.com/go-durable/durablefunctions/taskhub/backend"
 	"github.com/go-durable/durablefunctions/taskhub/client"
 	"github.com/go-durable/durablefunctions/taskhub/durable"
@@ -47,26 +45,7 @@ type rawQueues struct {
 
 func newRawQueues(t *testing.T) *rawQueues {
 	t.Helper()
-	acct, err := azurestorage.ParseConnectionString(azuritetest.ConnectionString(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	qc, err := azqueue.NewSharedKeyCredential(acct.Name, acct.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := azqueue.NewServiceClientWithSharedKeyCredential(acct.QueueEndpoint, qc, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tc, err := aztables.NewSharedKeyCredential(acct.Name, acct.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tbls, err := aztables.NewServiceClientWithSharedKey(acct.TableEndpoint, tc, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc, tbls := rawQueueService(t), rawTableService(t)
 	return &rawQueues{t: t, svc: svc, tbls: tbls}
 }
 

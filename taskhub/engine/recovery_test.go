@@ -6,10 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue"
-
-	"github.com/go-durable/durablefunctions/internal/azuritetest"
-	"github.com/go-durable/durablefunctions/taskhub/azurestorage"
 	"github.com/go-durable/durablefunctions/taskhub/backend"
 	"github.com/go-durable/durablefunctions/taskhub/client"
 	"github.com/go-durable/durablefunctions/taskhub/durable"
@@ -21,18 +17,7 @@ import (
 // in a queue of the test account.
 func queueLength(t *testing.T, queue string) int32 {
 	t.Helper()
-	acct, err := azurestorage.ParseConnectionString(azuritetest.ConnectionString(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cred, err := azqueue.NewSharedKeyCredential(acct.Name, acct.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := azqueue.NewServiceClientWithSharedKeyCredential(acct.QueueEndpoint, cred, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	svc := rawQueueService(t)
 	props, err := svc.NewQueueClient(queue).GetProperties(context.Background(), nil)
 	if err != nil {
 		t.Fatal(err)
