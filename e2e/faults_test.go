@@ -139,7 +139,11 @@ func (r *faultRun) startOne(base string) {
 	b, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if err != nil || resp.StatusCode != http.StatusAccepted {
-		fail(fmt.Sprintf("HTTP %d", resp.StatusCode))
+		var apiErr struct {
+			Error struct{ Code string } `json:"error"`
+		}
+		_ = json.Unmarshal(b, &apiErr)
+		fail(strings.TrimSpace(fmt.Sprintf("HTTP %d %s", resp.StatusCode, apiErr.Error.Code)))
 		if resp.StatusCode == http.StatusConflict {
 			r.t.Errorf("a start without an instance ID answered 409: %s", b)
 		}
@@ -414,7 +418,9 @@ func (r *faultRun) startWorkers(n int, extra ...string) *workers {
 	w := &workers{down: map[int]bool{}}
 	for i := range n {
 		id := fmt.Sprintf("w%d", i+1)
-		w.procs = append(w.procs, startApp(r.t, bin, r.env(id, extra...)...))
+		p := startApp(r.t, bin, r.env(id, extra...)...)
+		waitReady(r.t, p)
+		w.procs = append(w.procs, p)
 		w.ids = append(w.ids, id)
 	}
 	return w
@@ -615,6 +621,7 @@ func TestStorageFaults(t *testing.T) {
 	cs := proxiedConnectionString(t, proxy)
 	bin := binary(t, "./e2e/testapp")
 	p := startApp(t, bin, r.env("w1", "AzureWebJobsStorage="+cs, "DURABLE_LEASE_INTERVAL=6s", "DURABLE_MESSAGE_VISIBILITY=4s")...)
+	waitReady(t, p) // faults from the first call would only test the patient start
 	stopObserve := r.observe()
 	defer stopObserve()
 
