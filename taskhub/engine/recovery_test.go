@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-durable/durablefunctions/internal/azuritetest"
+	"github.com/go-durable/durablefunctions/taskhub/azurestorage"
 	"github.com/go-durable/durablefunctions/taskhub/backend"
 	"github.com/go-durable/durablefunctions/taskhub/client"
 	"github.com/go-durable/durablefunctions/taskhub/durable"
@@ -209,5 +211,58 @@ func TestDoubledMessageIsAppliedOnce(t *testing.T) {
 	}
 	if st := wait(t, c, id); st.Status != history.StatusCompleted || st.Output != `["1","2"]` {
 		t.Fatalf("%s %s: the doubled event was applied twice", st.Status, st.Output)
+	}
+}
+
+// TestMessageInAnotherPartitionsQueueIsProcessed: a client with another
+// partition count (a Durable Functions app configured differently) puts a
+// start into a control queue its instance ID does not hash to. As in
+// Durable Task, the worker that owns that queue processes it; the previous
+// engine released it back to the queue in a loop, and it never ran.
+func TestMessageInAnotherPartitionsQueueIsProcessed(t *testing.T) {
+	h := newHub(t)
+	echo := durable.NewOrchestrator("Echo", func(ctx *durable.Context, n int) (int, error) { return n, nil })
+	opts := engine.Options{LeaseInterval: 2 * time.Second}
+	opts.WorkerID = "worker-a"
+	a, _ := h.start(opts, echo)
+	opts.WorkerID = "worker-b"
+	b, cb := h.start(opts, echo)
+	deadline := time.Now().Add(30 * time.Second)
+	for len(a.OwnedPartitions()) != 2 || len(b.OwnedPartitions()) != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("partitions not balanced: a %v, b %v", a.OwnedPartitions(), b.OwnedPartitions())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ownedBy := func(e *engine.Engine, p int) bool {
+		for _, q := range e.OwnedPartitions() {
+			if q == p {
+				return true
+			}
+		}
+		return false
+	}
+	// An ID whose queue under a 3-partition client is A's, while it hashes
+	// to one of B's partitions under our 4.
+	other, err := azurestorage.New(azurestorage.Options{ConnectionString: azuritetest.ConnectionString(t), HubName: h.name, PartitionCount: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var id string
+	for i := 0; id == ""; i++ {
+		cand := fmt.Sprintf("misrouted-%d", i)
+		if p := other.PartitionOf(cand); ownedBy(a, p) && ownedBy(b, h.store.PartitionOf(cand)) {
+			id = cand
+		}
+	}
+	reg := durable.NewRegistry()
+	if err := reg.Add(echo); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.New(other, reg, nil).StartNew(context.Background(), "Echo", client.StartOptions{InstanceID: id, Input: 7}); err != nil {
+		t.Fatal(err)
+	}
+	if st := wait(t, cb, id); st.Status != history.StatusCompleted || st.Output != "7" {
+		t.Fatalf("%s %s", st.Status, st.Output)
 	}
 }
