@@ -133,6 +133,15 @@ func (a *activityRunner) pollLoop() {
 		e.undecodable(poison)
 		for _, m := range msgs {
 			h := e.held.hold(m.Receipt, workItems)
+			if m.DequeueCount > 2*e.opts.MaxDequeueCount {
+				// Received that often without ever being finished: its
+				// activity most likely takes the worker down (a crash, an
+				// out-of-memory kill) every time. Stop the loop; the
+				// orchestration gets a failure naming the message.
+				in := &inbound{msg: m.Message, ack: h, dequeueCount: m.DequeueCount, body: m.Body, insertedAt: m.InsertedAt}
+				e.giveUp(in, fmt.Sprintf("activity %q was started %d times and never finished; it may crash the worker", m.Message.Event.Name, m.DequeueCount-1), true)
+				continue
+			}
 			select {
 			case a.slots <- struct{}{}:
 				a.runReceived(m.Message, h, m.DequeueCount)

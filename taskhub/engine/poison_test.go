@@ -450,3 +450,52 @@ func TestUndeliverableResultsDoNotRerunActivities(t *testing.T) {
 		t.Errorf("%d activity runs, want 2", s.ActivitiesRun)
 	}
 }
+
+// redelivered reports every work item as received many times already, as
+// a work item whose activity crashed the worker over and over would be.
+type redelivered struct {
+	backend.Backend
+	extra int64
+}
+
+func (r redelivered) ReceiveWorkItems(ctx context.Context, n int, v time.Duration) ([]backend.Received, []backend.Undecodable, error) {
+	msgs, bad, err := r.Backend.ReceiveWorkItems(ctx, n, v)
+	for i := range msgs {
+		msgs[i].DequeueCount += r.extra
+	}
+	return msgs, bad, err
+}
+
+// TestWorkItemThatKeepsCrashingIsCapped: a work item received more than
+// twice MaxDequeueCount times has never finished (its activity takes the
+// worker down); it is parked and its orchestration fails naming it,
+// instead of crashing workers for ever.
+func TestWorkItemThatKeepsCrashingIsCapped(t *testing.T) {
+	h := newHub(t)
+	var remoteRan atomic.Bool
+	boom := durable.NewActivity("Boom", func(ctx context.Context, n int) (int, error) {
+		if n == 2 { // the second call goes to the work-item queue (local backlog 1)
+			remoteRan.Store(true)
+		}
+		return n, nil
+	})
+	pair := durable.NewOrchestrator("Pair", func(ctx *durable.Context, _ any) (int, error) {
+		a, b := boom.Call(ctx, 1), boom.Call(ctx, 2)
+		x, err := a.Await()
+		if err != nil {
+			return 0, err
+		}
+		y, err := b.Await()
+		return x + y, err
+	})
+	_, c := h.start(engine.Options{Backend: redelivered{Backend: h.store, extra: 10}, MaxDequeueCount: 3,
+		MaxConcurrentActivities: 1, MaxLocalActivityBacklog: 1}, pair, boom)
+	id := start(t, c, "Pair", nil)
+	st := wait(t, c, id)
+	if st.Status != history.StatusFailed || !strings.Contains(st.Output, "never finished") {
+		t.Fatalf("%s %s", st.Status, st.Output)
+	}
+	if remoteRan.Load() {
+		t.Fatal("the work item that kept crashing was run again")
+	}
+}
