@@ -87,6 +87,7 @@ func TestCrashRecovery(t *testing.T) {
 		t.Fatalf("activity runs:\n%s", got)
 	}
 
+	checkInvariants(t, hub, []string{cs.ID}, func(string) string { return `["done one","done two","done three"]` })
 	store, err := azurestorage.New(azurestorage.Options{ConnectionString: azuritetest.ConnectionString(t), HubName: hub})
 	if err != nil {
 		t.Fatal(err)

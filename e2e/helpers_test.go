@@ -22,7 +22,9 @@ import (
 
 	"github.com/go-durable/durablefunctions/handler/durableapi"
 	"github.com/go-durable/durablefunctions/internal/azuritetest"
+	"github.com/go-durable/durablefunctions/internal/invariants"
 	"github.com/go-durable/durablefunctions/taskhub/azurestorage"
+	"github.com/go-durable/durablefunctions/taskhub/history"
 )
 
 func TestMain(m *testing.M) { azuritetest.Main(m) }
@@ -148,6 +150,26 @@ func startApp(t *testing.T, bin string, env ...string) *process {
 		if time.Now().After(deadline) {
 			t.Fatalf("app did not answer within 60s:\n%s", p.out.String())
 		}
+	}
+}
+
+// checkInvariants runs the one invariant check of package invariants over
+// ids of hub (each expected Completed with the output want gives) and
+// fails the test with every violation.
+func checkInvariants(t *testing.T, hub string, ids []string, want func(id string) string) {
+	t.Helper()
+	checker, err := invariants.New(invariants.Options{ConnectionString: azuritetest.ConnectionString(t), HubName: hub, DrainTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs, err := checker.Check(t.Context(), ids, func(id string) invariants.Want {
+		return invariants.Want{Status: history.StatusCompleted, Output: want(id)}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vs) > 0 {
+		t.Errorf("%d invariant violations:\n%s", len(vs), invariants.Format(vs))
 	}
 }
 
