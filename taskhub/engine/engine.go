@@ -364,7 +364,10 @@ func (e *Engine) startAttempt(ctx context.Context) (permanent bool, err error) {
 		return false, fmt.Errorf("waiting for another app's partition leases to end: %w", err)
 	}
 	if err := e.balancePartitions(ctx); err != nil {
-		return false, fmt.Errorf("first partition ownership pass: %w", err)
+		// The hub is usable: what this pass could not claim or renew, the
+		// partition loop tries again in a moment. Holding readiness back
+		// for it would refuse every client call over one failed write.
+		e.log.Warn("first partition ownership pass incomplete; retrying in the background", "hub", e.be.HubName(), "err", err)
 	}
 	return false, nil
 }
