@@ -115,9 +115,9 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-// startApp runs bin standalone with the app root of this module and env,
-// and waits until it answers HTTP.
-func startApp(t *testing.T, bin string, env ...string) *process {
+// launch runs bin standalone with the app root of this module and env,
+// without waiting for it to answer HTTP.
+func launch(t *testing.T, bin string, env ...string) *process {
 	t.Helper()
 	addr := freeAddr(t)
 	cmd := exec.Command(bin, "-addr", addr, "-root", moduleRoot(t))
@@ -135,6 +135,14 @@ func startApp(t *testing.T, bin string, env ...string) *process {
 			t.Logf("app output:\n%s", p.out.String())
 		}
 	})
+	return p
+}
+
+// startApp launches bin and waits until it answers HTTP (its task hub may
+// still be starting: see waitReady).
+func startApp(t *testing.T, bin string, env ...string) *process {
+	t.Helper()
+	p := launch(t, bin, env...)
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		resp, err := http.Get(p.base + "/")

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -265,29 +264,6 @@ func TestStartBeforeStorageIsUp(t *testing.T) {
 	} else {
 		t.Logf("clean SIGTERM with storage up: exit 0 after %v", took.Round(time.Millisecond))
 	}
-}
-
-// launch runs bin standalone like startApp, without waiting for it to
-// answer HTTP.
-func launch(t *testing.T, bin string, env ...string) *process {
-	t.Helper()
-	addr := freeAddr(t)
-	cmd := exec.Command(bin, "-addr", addr, "-root", moduleRoot(t))
-	cmd.Env = append(os.Environ(), env...)
-	p := &process{cmd: cmd, base: "http://" + addr, out: &lockedBuffer{}, done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = p.out, p.out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		p.stop()
-		if t.Failed() {
-			t.Logf("app output:\n%s", p.out.String())
-		}
-	})
-	return p
 }
 
 // runToExit runs bin standalone until it exits by itself and returns its
