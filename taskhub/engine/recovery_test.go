@@ -68,15 +68,8 @@ func TestReappearingAnchorDoesNotRewriteAFinishedRow(t *testing.T) {
 	if _, err := h.store.SendControl(ctx, backend.Message{Event: startEv, Target: startEv.Instance}, 0); err != nil {
 		t.Fatal(err)
 	}
-	queue := h.store.ControlQueueName(h.store.PartitionOf(id))
 	h.start(engine.Options{WorkerID: "second"}, one, greet)
-	deadline := time.Now().Add(30 * time.Second)
-	for queueLength(t, queue) != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the reappeared start message was never consumed")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitQueueEmpty(t, h, id, "the reappeared start message")
 	after, err := h.store.GetInstance(ctx, id, true)
 	if err != nil {
 		t.Fatal(err)
@@ -87,23 +80,39 @@ func TestReappearingAnchorDoesNotRewriteAFinishedRow(t *testing.T) {
 	}
 }
 
+// twoEvents waits for two events named "e" and returns their data.
+var twoEvents = durable.NewOrchestrator("TwoEvents", func(ctx *durable.Context, _ any) ([]string, error) {
+	var got []string
+	for range 2 {
+		v, err := durable.WaitForExternalEvent[string](ctx, "e").Await()
+		if err != nil {
+			return nil, err
+		}
+		got = append(got, v)
+	}
+	return got, nil
+})
+
+// waitQueueEmpty waits until the control queue of instance id holds no
+// message (visible or not): what was sent to it has been consumed.
+func waitQueueEmpty(t *testing.T, h *hub, id, what string) {
+	t.Helper()
+	queue := h.store.ControlQueueName(h.store.PartitionOf(id))
+	deadline := time.Now().Add(30 * time.Second)
+	for queueLength(t, queue) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s was never consumed", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // TestRedeliveredEventIsNotRaisedTwice: a raised event that is already in
 // history comes back (its delete was lost, or the worker died after the
 // checkpoint). The orchestration must not see it a second time.
 func TestRedeliveredEventIsNotRaisedTwice(t *testing.T) {
 	h := newHub(t)
-	two := durable.NewOrchestrator("TwoEvents", func(ctx *durable.Context, _ any) ([]string, error) {
-		var got []string
-		for range 2 {
-			v, err := durable.WaitForExternalEvent[string](ctx, "e").Await()
-			if err != nil {
-				return nil, err
-			}
-			got = append(got, v)
-		}
-		return got, nil
-	})
-	_, c := h.start(engine.Options{}, two)
+	_, c := h.start(engine.Options{}, twoEvents)
 	ctx := context.Background()
 	id := start(t, c, "TwoEvents", nil)
 	if err := c.RaiseEvent(ctx, id, "e", `"1"`); err != nil {
@@ -130,13 +139,7 @@ func TestRedeliveredEventIsNotRaisedTwice(t *testing.T) {
 	if _, err := h.store.SendControl(ctx, backend.Message{Event: *raised, Target: history.OrchestrationInstance{InstanceID: id}}, 0); err != nil {
 		t.Fatal(err)
 	}
-	queue := h.store.ControlQueueName(h.store.PartitionOf(id))
-	for queueLength(t, queue) != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the redelivered event was never consumed")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitQueueEmpty(t, h, id, "the redelivered event")
 	if err := c.RaiseEvent(ctx, id, "e", `"2"`); err != nil {
 		t.Fatal(err)
 	}
@@ -176,36 +179,18 @@ func (d doubled) SendControl(ctx context.Context, m backend.Message, delay time.
 // the orchestration sees it once.
 func TestDoubledMessageIsAppliedOnce(t *testing.T) {
 	h := newHub(t)
-	two := durable.NewOrchestrator("TwoEvents", func(ctx *durable.Context, _ any) ([]string, error) {
-		var got []string
-		for range 2 {
-			v, err := durable.WaitForExternalEvent[string](ctx, "e").Await()
-			if err != nil {
-				return nil, err
-			}
-			got = append(got, v)
-		}
-		return got, nil
-	})
 	reg := durable.NewRegistry()
-	if err := reg.Add(two); err != nil {
+	if err := reg.Add(twoEvents); err != nil {
 		t.Fatal(err)
 	}
-	_, c := h.start(engine.Options{}, two)
+	_, c := h.start(engine.Options{}, twoEvents)
 	remote := client.New(doubled{h.store}, reg, nil) // a client in another process
 	ctx := context.Background()
 	id := start(t, c, "TwoEvents", nil)
 	if err := remote.RaiseEvent(ctx, id, "e", `"1"`); err != nil {
 		t.Fatal(err)
 	}
-	queue := h.store.ControlQueueName(h.store.PartitionOf(id))
-	deadline := time.Now().Add(30 * time.Second)
-	for queueLength(t, queue) != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the doubled event was never consumed")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitQueueEmpty(t, h, id, "the doubled event")
 	if err := c.RaiseEvent(ctx, id, "e", `"2"`); err != nil {
 		t.Fatal(err)
 	}
