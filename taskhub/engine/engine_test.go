@@ -43,7 +43,9 @@ func newHub(t *testing.T) *hub {
 	return &hub{t: t, name: name, store: store}
 }
 
-// start runs an engine with defs on the hub until the test ends.
+// start runs an engine with defs on the hub until the test ends, on
+// opts.Backend (default: the hub's store), and returns it with a client
+// of the same process.
 func (h *hub) start(opts engine.Options, defs ...durable.Definition) (*engine.Engine, *client.Client) {
 	h.t.Helper()
 	reg := durable.NewRegistry()
@@ -72,7 +74,7 @@ func (h *hub) start(opts engine.Options, defs ...durable.Definition) (*engine.En
 		defer cancel()
 		eng.Stop(ctx)
 	})
-	return eng, client.New(h.store, reg, eng)
+	return eng, client.New(opts.Backend, reg, eng) // the process's client shares its storage
 }
 
 func wait(t *testing.T, c *client.Client, id string) client.Status {
@@ -85,6 +87,19 @@ func wait(t *testing.T, c *client.Client, id string) client.Status {
 	}
 	return st
 }
+
+// seq3 greets a, b and c in sequence.
+var seq3 = durable.NewOrchestrator("Seq3", func(ctx *durable.Context, _ any) ([]string, error) {
+	var out []string
+	for _, c := range []string{"a", "b", "c"} {
+		s, err := greet.Call(ctx, c).Await()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, nil
+})
 
 var greet = durable.NewActivity("Greet", func(ctx context.Context, name string) (string, error) {
 	if name == "" {

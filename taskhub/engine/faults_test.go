@@ -8,8 +8,6 @@ import (
 	"time"
 
 	"github.com/go-durable/durablefunctions/taskhub/backend"
-	"github.com/go-durable/durablefunctions/taskhub/client"
-	"github.com/go-durable/durablefunctions/taskhub/durable"
 	"github.com/go-durable/durablefunctions/taskhub/engine"
 	"github.com/go-durable/durablefunctions/taskhub/history"
 )
@@ -75,34 +73,7 @@ func (f *faulty) LoadHistory(ctx context.Context, id string) (backend.History, e
 func TestStorageFailuresAreRetriedWithoutDuplicates(t *testing.T) {
 	h := newHub(t)
 	f := &faulty{Backend: h.store, failures: map[string]int{"append": 3, "load": 2, "update": 1, "panic": 1}, seen: map[string]int{}}
-	seq := durable.NewOrchestrator("Seq3", func(ctx *durable.Context, _ any) ([]string, error) {
-		var out []string
-		for _, c := range []string{"a", "b", "c"} {
-			s, err := greet.Call(ctx, c).Await()
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, s)
-		}
-		return out, nil
-	})
-	reg := durable.NewRegistry()
-	if err := reg.Add(seq, greet); err != nil {
-		t.Fatal(err)
-	}
-	eng, err := engine.New(engine.Options{Backend: f, Registry: reg, MaxPollInterval: 200 * time.Millisecond, MessageVisibility: 5 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := eng.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		eng.Stop(ctx)
-	})
-	c := client.New(f, reg, eng)
+	eng, c := h.start(engine.Options{Backend: f, MessageVisibility: 5 * time.Second}, seq3, greet)
 	id := start(t, c, "Seq3", nil)
 	st := wait(t, c, id)
 	if st.Status != history.StatusCompleted || st.Output != `["Hi a","Hi b","Hi c"]` {

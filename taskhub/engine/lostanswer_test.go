@@ -75,23 +75,12 @@ func (l *lostAnswers) CreateInstance(ctx context.Context, st backend.InstanceSta
 // the previous engine such instances stayed Running or Pending for ever.
 func TestLostWriteAnswersAreReconciled(t *testing.T) {
 	h := newHub(t)
-	seq := durable.NewOrchestrator("Seq3", func(ctx *durable.Context, _ any) ([]string, error) {
-		var out []string
-		for _, c := range []string{"a", "b", "c"} {
-			s, err := greet.Call(ctx, c).Await()
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, s)
-		}
-		return out, nil
-	})
 	sub := durable.NewOrchestrator("Parent", func(ctx *durable.Context, _ any) ([]string, error) {
 		return durable.CallSubOrchestrator[[]string](ctx, "Seq3", nil).Await()
 	})
 	la := &lostAnswers{Backend: h.store, calls: map[string]int{}, lost: map[string]int{},
 		every: map[string]int{"append": 3, "update": 2, "create": 2}}
-	_, c := h.start(engine.Options{Backend: la, MessageVisibility: 3 * time.Second}, seq, sub, greet)
+	_, c := h.start(engine.Options{Backend: la, MessageVisibility: 3 * time.Second}, seq3, sub, greet)
 	ctx := context.Background()
 	var ids []string
 	for i := 0; i < 6; i++ {

@@ -136,25 +136,9 @@ func TestHostileMessagesAreRetriedThenParked(t *testing.T) {
 		return greet.Call(ctx, fmt.Sprint(n)).Await()
 	})
 	doomed := durable.NewOrchestrator("Doomed", func(ctx *durable.Context, _ any) (string, error) { return "", nil })
-	reg := durable.NewRegistry()
-	if err := reg.Add(tally, waiter, echo, seq, greet, doomed); err != nil {
-		t.Fatal(err)
-	}
 	be := panicky{h.store}
-	eng, err := engine.New(engine.Options{Backend: be, Registry: reg, MaxDequeueCount: maxDequeue,
-		MessageVisibility: 2 * time.Second, MaxPollInterval: 200 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := eng.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		eng.Stop(ctx)
-	})
-	c := client.New(be, reg, eng)
+	eng, c := h.start(engine.Options{Backend: be, MaxDequeueCount: maxDequeue,
+		MessageVisibility: 2 * time.Second}, tally, waiter, echo, seq, greet, doomed)
 	ctx := context.Background()
 	raw := newRawQueues(t)
 	controlOf := func(id string) string { return h.store.ControlQueueName(h.store.PartitionOf(id)) }
@@ -390,26 +374,9 @@ func TestUndeliverableResultsDoNotRerunActivities(t *testing.T) {
 		y, err := b.Await()
 		return x + y, err
 	})
-	reg := durable.NewRegistry()
-	if err := reg.Add(tally, pair); err != nil {
-		t.Fatal(err)
-	}
-	be := resultPanics{h.store}
 	// One local slot: the second call goes through the work-item queue.
-	eng, err := engine.New(engine.Options{Backend: be, Registry: reg, MaxDequeueCount: 3, MessageVisibility: 2 * time.Second,
-		MaxPollInterval: 200 * time.Millisecond, MaxConcurrentActivities: 1, MaxLocalActivityBacklog: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := eng.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		eng.Stop(ctx)
-	})
-	c := client.New(be, reg, eng)
+	eng, c := h.start(engine.Options{Backend: resultPanics{h.store}, MaxDequeueCount: 3, MessageVisibility: 2 * time.Second,
+		MaxConcurrentActivities: 1, MaxLocalActivityBacklog: 1}, tally, pair)
 	id := start(t, c, "Pair", nil)
 	st := wait(t, c, id)
 	if st.Status != history.StatusFailed || !strings.Contains(st.Output, "PoisonMessage: message ") ||
