@@ -79,9 +79,9 @@ func rowsAgree(a *backend.InstanceState, b backend.InstanceState) bool {
 		(a.HistoryPosition == b.HistoryPosition || a.HistoryPosition == 0 && a.Status.IsTerminal())
 }
 
-// sameTime compares times at the 100 ns precision that storage keeps.
+// sameTime compares times at the precision that storage keeps.
 func sameTime(a, b time.Time) bool {
-	return a.Truncate(100 * time.Nanosecond).Equal(b.Truncate(100 * time.Nanosecond))
+	return history.StorageTime(a).Equal(history.StorageTime(b))
 }
 
 // desiredRow is the Instances row that history (as this worker knows it)
