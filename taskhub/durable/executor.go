@@ -121,6 +121,23 @@ func (e *Executor) Run(events []history.Event) ([]history.Event, error) {
 	return actions, err
 }
 
+// Step runs one episode: it applies an OrchestratorStarted event stamped
+// clock() and then events (new, not yet in history), and returns the whole
+// episode as history records it: OrchestratorStarted, events, the actions
+// the orchestrator produced, and a closing OrchestratorCompleted stamped
+// clock() once the code has run; and, separately, the actions alone. From
+// then on the episode counts as recorded: the caller appends it to history
+// as returned, or discards the executor.
+func (e *Executor) Step(clock func() time.Time, events []history.Event) (episode, actions []history.Event, err error) {
+	episode = make([]history.Event, 0, len(events)+4)
+	episode = append(episode, history.NewEvent(history.OrchestratorStarted, clock()))
+	episode = append(episode, events...)
+	actions, err = e.Run(episode)
+	episode = append(episode, actions...)
+	episode = append(episode, history.NewEvent(history.OrchestratorCompleted, clock()))
+	return episode, actions, err
+}
+
 // Fail makes the next Run end the execution as Failed with fd once it has
 // applied its events, like a termination: whatever the code does in that
 // Run is void. The engine uses it when a message of the instance can never
