@@ -32,6 +32,7 @@ const (
 	SettingFunctionKey       = "DURABLE_FUNCTION_KEY"
 	SettingStopGrace         = "DURABLE_STOP_GRACE"
 	SettingAppName           = "DURABLE_APP_NAME"
+	SettingCoalesceBudget    = "DURABLE_COALESCE_BUDGET"
 	// Where Durable Task takes the app name from, in this order, when
 	// DURABLE_APP_NAME is not set: apps that agree on it share a task hub.
 	envSiteName                = "WEBSITE_SITE_NAME"
@@ -68,6 +69,10 @@ type Config struct {
 	// AppName names the app in the task hub's app lease: only workers of
 	// one app name may process a hub.
 	AppName string
+	// CoalesceBudget is how long episodes waiting only on local activities
+	// may share one history transaction; negative commits each episode on
+	// its own ("0" in the setting), zero takes the engine's default.
+	CoalesceBudget time.Duration
 }
 
 // LoadConfig parses flags (-addr, -root) and settings. getenv reads the
@@ -153,6 +158,17 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	durSetting(SettingLeaseInterval, &cfg.LeaseInterval)
 	durSetting(SettingStatusFlushDelay, &cfg.StatusFlushDelay)
 	durSetting(SettingStopGrace, &cfg.StopGrace)
+	if v := get(SettingCoalesceBudget); v != "" {
+		d, err := time.ParseDuration(v)
+		switch {
+		case v == "0":
+			cfg.CoalesceBudget = -1
+		case err != nil || d <= 0:
+			errs = append(errs, fmt.Errorf("setting %s=%q: want a duration such as 20ms, or 0 to commit every episode on its own", SettingCoalesceBudget, v))
+		default:
+			cfg.CoalesceBudget = d
+		}
+	}
 	if v := get(SettingLogLevel); v != "" {
 		if err := cfg.LogLevel.UnmarshalText([]byte(v)); err != nil {
 			errs = append(errs, fmt.Errorf("setting %s=%q: want debug, info, warn or error", SettingLogLevel, v))

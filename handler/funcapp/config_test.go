@@ -94,6 +94,32 @@ func TestLoadConfig(t *testing.T) {
 			},
 		},
 		{
+			name: "coalescing budget",
+			args: []string{"-root", root},
+			env:  map[string]string{"DURABLE_COALESCE_BUDGET": "5ms"},
+			check: func(t *testing.T, c Config) {
+				if c.CoalesceBudget != 5*time.Millisecond {
+					t.Errorf("CoalesceBudget %v, want 5ms", c.CoalesceBudget)
+				}
+			},
+		},
+		{
+			name: "coalescing off",
+			args: []string{"-root", root},
+			env:  map[string]string{"DURABLE_COALESCE_BUDGET": "0"},
+			check: func(t *testing.T, c Config) {
+				if c.CoalesceBudget >= 0 {
+					t.Errorf("CoalesceBudget %v, want negative (off)", c.CoalesceBudget)
+				}
+			},
+		},
+		{
+			name:    "a bad coalescing budget is named",
+			args:    []string{"-root", root},
+			env:     map[string]string{"DURABLE_COALESCE_BUDGET": "soon"},
+			wantErr: `DURABLE_COALESCE_BUDGET="soon"`,
+		},
+		{
 			name:    "a bad stop grace is named",
 			args:    []string{"-root", root},
 			env:     map[string]string{"DURABLE_STOP_GRACE": "ten"},

@@ -69,6 +69,7 @@ func New(cfg Config, log *slog.Logger, defs ...durable.Definition) (*App, error)
 		MaxPollInterval: cfg.MaxPollInterval, MessageVisibility: cfg.MessageVisibility,
 		LeaseInterval: cfg.LeaseInterval, StatusFlushDelay: cfg.StatusFlushDelay,
 		MaxDequeueCount: int64(cfg.MaxDequeueCount),
+		CoalesceBudget:  cfg.CoalesceBudget,
 	})
 	if err != nil {
 		return nil, err

@@ -61,6 +61,10 @@ type LocalEngine interface {
 	// ForgetFinished drops what the engine remembers of a finished
 	// execution of instanceID: a new execution (restart, rewind) begins.
 	ForgetFinished(instanceID string)
+	// Status answers a status query from the engine's committed in-memory
+	// state, when the engine owns and caches the running instance;
+	// ok=false means read storage.
+	Status(instanceID string) (st backend.InstanceState, ok bool)
 }
 
 // Client talks to a task hub.
@@ -351,6 +355,14 @@ type Status = backend.InstanceState
 func (c *Client) GetStatus(ctx context.Context, id string, withInput bool) (Status, error) {
 	if err := ValidateInstanceID(id); err != nil {
 		return Status{}, err
+	}
+	if c.local != nil {
+		if st, ok := c.local.Status(id); ok {
+			if !withInput {
+				st.Input = ""
+			}
+			return st, nil
+		}
 	}
 	st, err := c.be.GetInstance(ctx, id, withInput)
 	if errors.Is(err, backend.ErrNotFound) {

@@ -95,7 +95,7 @@ func (e *Engine) runInstance(inst *instance) {
 			inst.active = false
 			var anchor *held
 			var rowHeld []*held
-			if (len(inst.local) > 0 || inst.rowDirty && inst.terminal) && owned && !stopping {
+			if (len(inst.local) > 0 || inst.window != nil || inst.rowDirty && inst.terminal) && owned && !stopping {
 				// Activities run here for it, or its final row is still being
 				// written: keep it, out of the eviction order.
 			} else if inst.terminal || !inst.loaded || !owned || stopping {
@@ -194,7 +194,7 @@ func (e *Engine) processBatch(inst *instance, batch []*inbound) {
 			return
 		}
 	}
-	plan := e.plan(ctx, inst, batch)
+	plan := e.plan(inst, batch, e.readStartRow(ctx, inst, batch))
 	if inst.terminal && inst.row == nil && !inst.rowDirty && len(plan.drop)+len(plan.recover) > 0 {
 		// A finished instance read from storage gets messages: a crash or a
 		// lost answer may have come between its last history append and its
@@ -215,6 +215,16 @@ func (e *Engine) processBatch(inst *instance, batch []*inbound) {
 	for _, in := range plan.recover {
 		e.recoverFrom(ctx, inst, in)
 	}
+	for _, in := range plan.terminate {
+		e.terminateUnstarted(ctx, inst, in)
+	}
+	for _, in := range plan.failUnstarted {
+		if e.failUnstarted(ctx, inst, in, poisonNoticeOf(in.msg.Event)) {
+			e.background(func(ctx context.Context) { e.held.remove(ctx, in.ack) })
+		} else {
+			e.retryLater(ctx, in, time.Second)
+		}
+	}
 	if plan.rewind != nil {
 		e.rewind(ctx, inst, plan.rewind)
 		return
@@ -223,12 +233,15 @@ func (e *Engine) processBatch(inst *instance, batch []*inbound) {
 		inst.ex.Fail(*plan.fail)
 	}
 	if plan.start == nil && len(plan.apply) == 0 {
+		if plan.seal {
+			e.seal(ctx, inst)
+		}
 		if plan.flush {
 			e.flushRow(ctx, inst)
 		}
 		return
 	}
-	e.episode(ctx, inst, plan)
+	e.step(ctx, inst, plan)
 }
 
 // freshStart returns the batch's start of a brand-new instance, if any.
@@ -243,7 +256,7 @@ func freshStart(batch []*inbound) *inbound {
 
 func onlyFlush(batch []*inbound) bool {
 	for _, in := range batch {
-		if !in.flush {
+		if !in.internal() {
 			return false
 		}
 	}
@@ -314,7 +327,7 @@ func (e *Engine) putBack(ctx context.Context, inst *instance, later []*inbound) 
 // flush markers are simply dropped: a later episode writes the status anyway.
 func (e *Engine) retryLater(ctx context.Context, in *inbound, delay time.Duration) {
 	switch {
-	case in == nil || in.flush:
+	case in == nil || in.internal():
 	case in.activityResult():
 		in.retries++
 		if in.retries >= e.opts.MaxDequeueCount && e.persistResult(ctx, e.instanceOf(in), in, delay) {

@@ -84,6 +84,11 @@ type Options struct {
 	// instance it belongs to, if any, then fails with a reason naming it.
 	// Default 5.
 	MaxDequeueCount int64
+	// CoalesceBudget is how long episodes that wait only on activities
+	// running in this process may stay uncommitted, so that they share one
+	// history transaction (see the README's "Coalesced checkpoints"). A
+	// negative value commits every episode on its own. Default 20 ms.
+	CoalesceBudget time.Duration
 }
 
 func (o *Options) setDefaults() error {
@@ -142,6 +147,9 @@ func (o *Options) setDefaults() error {
 	if o.MaxDequeueCount <= 0 {
 		o.MaxDequeueCount = 5
 	}
+	if o.CoalesceBudget == 0 {
+		o.CoalesceBudget = 20 * time.Millisecond
+	}
 	return nil
 }
 
@@ -196,6 +204,8 @@ type startState struct {
 // Stats are counters of notable engine events, for logs and tests.
 type Stats struct {
 	Episodes          int64
+	Checkpoints       int64 // history appends (one per episode, or per coalesced window)
+	CoalescedEpisodes int64 // episodes kept uncommitted in a window, to share a later append
 	DroppedMessages   int64 // messages given up with a logged reason (also those parked because their instance does not exist)
 	PoisonMessages    int64 // messages parked as poison: undecodable, failing, or for no instance
 	DeferredMessages  int64 // out-of-order messages put back for later
@@ -612,12 +622,48 @@ func (e *Engine) Watch(instanceID string) (<-chan backend.InstanceState, bool, f
 	}
 }
 
+// Status answers a status query from memory: the Instances row that the
+// committed history of instanceID implies, when this worker holds a valid
+// lease on its partition and has the running instance in its cache.
+// Uncommitted episodes (a coalescing window) never show. ok=false means
+// ask storage: the instance is not cached here, not owned, not started by
+// a commit of this worker yet, or finished (finished rows are read from
+// storage, which holds them once they are final).
+func (e *Engine) Status(instanceID string) (st backend.InstanceState, ok bool) {
+	e.mu.Lock()
+	inst := e.instances[instanceID]
+	e.mu.Unlock()
+	if inst == nil || !e.ownsNow(inst.partition) {
+		return st, false
+	}
+	p := inst.status.Load()
+	if p == nil {
+		return st, false
+	}
+	return *p, true
+}
+
+// publish sets the row that Status answers with, after a commit.
+func (e *Engine) publish(inst *instance) {
+	if inst.terminal || inst.start == nil {
+		inst.status.Store(nil)
+		return
+	}
+	row := e.desiredRow(inst, inst.row, nil)
+	row.ETag = ""
+	inst.status.Store(&row)
+}
+
 // ForgetFinished drops the remembered final row of instanceID, so that
 // Watch waits for the execution a restart or rewind is about to begin.
 func (e *Engine) ForgetFinished(instanceID string) {
 	e.mu.Lock()
 	delete(e.recent, instanceID)
+	inst := e.instances[instanceID]
 	e.mu.Unlock()
+	if inst != nil {
+		inst.status.Store(nil) // the row is about to change outside the engine
+	}
 }
 
 // notifyTerminal tells watchers that an instance finished with row.

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"container/list"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-durable/durablefunctions/taskhub/backend"
@@ -36,6 +37,9 @@ type inbound struct {
 	fresh bool
 	// flush marks an internal request to write a deferred Instances status.
 	flush bool
+	// seal marks an internal request to commit the instance's coalescing
+	// window, whose latency budget is spent.
+	seal bool
 	// deferrals counts how often the event was put back as out of order.
 	deferrals int
 	// waitReason says why plan put the event back, when waiting may be in
@@ -58,6 +62,10 @@ type inbound struct {
 func (in *inbound) activityResult() bool {
 	return in.local || (in.ack != nil && in.ack.partition == workItems)
 }
+
+// internal reports whether the event is the engine's own request (flush,
+// seal) rather than a message.
+func (in *inbound) internal() bool { return in.flush || in.seal }
 
 // wait records why the event is put back and whether waiting may be in vain.
 func (in *inbound) wait(reason string, failsInstance bool) {
@@ -109,6 +117,12 @@ type instance struct {
 	outstanding map[int32]history.Event
 	// local are the outstanding calls running in this process.
 	local map[int32]bool
+	// window is the coalescing window: episodes decided but not committed
+	// yet, whose activities run here (see Engine.openWindow).
+	window *checkpoint
+	// status is the Instances row that committed history implies, for
+	// status queries answered from memory; nil = ask storage.
+	status atomic.Pointer[backend.InstanceState]
 }
 
 // closeExecutor unwinds the cached coroutine, if any.
@@ -130,6 +144,8 @@ func (inst *instance) forget() {
 	inst.events = nil
 	inst.row, inst.rowDirty, inst.completion = nil, false, nil
 	inst.outstanding = nil
+	inst.window = nil
+	inst.status.Store(nil)
 }
 
 // markLocal records that activity id runs in this process.

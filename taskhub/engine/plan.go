@@ -21,6 +21,13 @@ type batchPlan struct {
 	recover []*inbound // anchors of the current execution that reappeared
 	rewind  *inbound   // a rewind request for a failed instance
 	flush   bool
+	seal    bool // commit the coalescing window: its budget is spent
+	// terminate are terminations of instances whose start has not been
+	// processed: only their Instances row changes.
+	terminate []*inbound
+	// failUnstarted are poison notices for instances whose start has not
+	// been processed: their Instances row fails.
+	failUnstarted []*inbound
 	// fail ends the running execution as Failed: a poison notice (applied
 	// with the other events) said one of its messages was parked.
 	fail *history.FailureDetails
@@ -43,8 +50,33 @@ func (p *batchPlan) hasEvent(ev history.Event) bool {
 	return false
 }
 
-// plan classifies the batch's events against what the instance records.
-func (e *Engine) plan(ctx context.Context, inst *instance, batch []*inbound) batchPlan {
+// storedRow is the Instances row read for a batch's starts before
+// planning (see readStartRow), so that planning does no I/O.
+type storedRow struct {
+	row backend.InstanceState
+	err error
+}
+
+// readStartRow reads the Instances row when the batch holds a start that
+// planning must check against it: one a client in this process did not
+// hand over with its row, for an instance that is not running. It returns
+// nil when no start needs it.
+func (e *Engine) readStartRow(ctx context.Context, inst *instance, batch []*inbound) *storedRow {
+	for _, in := range batch {
+		if in.msg.Event.Type != history.ExecutionStarted || in.row != nil || isAnchorFor(inst, in) ||
+			inst.executionID != "" && !inst.terminal {
+			continue
+		}
+		row, err := e.be.GetInstance(ctx, inst.id, true)
+		return &storedRow{row: row, err: err}
+	}
+	return nil
+}
+
+// plan classifies the batch's events against what the instance records,
+// and what storage said of its row (stored, see readStartRow). It does no
+// I/O.
+func (e *Engine) plan(inst *instance, batch []*inbound, stored *storedRow) batchPlan {
 	var p batchPlan
 	// Starts first: responses in the same batch may depend on them.
 	sort.SliceStable(batch, func(i, j int) bool {
@@ -55,6 +87,10 @@ func (e *Engine) plan(ctx context.Context, inst *instance, batch []*inbound) bat
 			p.flush = true
 			continue
 		}
+		if in.seal {
+			p.seal = true
+			continue
+		}
 		ev := in.msg.Event
 		in.wait("", false)
 		if p.start == nil && isAnchorFor(inst, in) {
@@ -63,7 +99,7 @@ func (e *Engine) plan(ctx context.Context, inst *instance, batch []*inbound) bat
 		}
 		switch ev.Type {
 		case history.ExecutionStarted:
-			switch reason := e.acceptStart(ctx, inst, in, p.start != nil); reason {
+			switch reason := e.acceptStart(inst, in, p.start != nil, stored); reason {
 			case "":
 				p.start = in
 			case deferStart:
@@ -76,6 +112,12 @@ func (e *Engine) plan(ctx context.Context, inst *instance, batch []*inbound) bat
 			history.SubOrchestrationInstanceCompleted, history.SubOrchestrationInstanceFailed:
 			running := p.start != nil || (inst.ex != nil && !inst.terminal)
 			switch {
+			case in.local && p.start == nil && (inst.ex == nil || inst.ex.TaskState(responseTo(ev)) == durable.TaskUnknown):
+				// The result of a call that only an abandoned coalescing
+				// window recorded: history does not have it, so the call runs
+				// again when the instance recovers.
+				e.dropped(in, "its call was never committed (a coalesced checkpoint was abandoned); it runs again")
+				p.drop = append(p.drop, in)
 			case !running && inst.executionID == "":
 				// Its start may not be visible yet, or there is no such instance.
 				in.wait("its instance has no history: it does not exist, or no longer exists", false)
@@ -126,7 +168,7 @@ func (e *Engine) plan(ctx context.Context, inst *instance, batch []*inbound) bat
 			continue
 		case history.GenericEvent:
 			if n := poisonNoticeOf(ev); n != nil {
-				e.planNotice(ctx, inst, in, n, &p)
+				e.planNotice(inst, in, n, &p)
 				continue
 			}
 			switch {
@@ -149,8 +191,7 @@ func (e *Engine) plan(ctx context.Context, inst *instance, batch []*inbound) bat
 		default:
 			if ev.Type == history.ExecutionTerminated && inst.executionID == "" && p.start == nil {
 				// Terminated before its start was processed: only the row changes.
-				e.terminateUnstarted(ctx, inst, in)
-				p.drop = append(p.drop, in)
+				p.terminate = append(p.terminate, in)
 				continue
 			}
 			if inst.terminal || (inst.ex == nil && p.start == nil) {
@@ -185,7 +226,7 @@ const deferStart = "defer"
 
 // acceptStart decides whether a start message begins a new execution; it
 // returns "" to accept, deferStart, or the reason to drop it.
-func (e *Engine) acceptStart(ctx context.Context, inst *instance, in *inbound, haveStart bool) string {
+func (e *Engine) acceptStart(inst *instance, in *inbound, haveStart bool, stored *storedRow) string {
 	execID := in.msg.Event.Instance.ExecutionID
 	if execID == "" {
 		execID = in.msg.Target.ExecutionID
@@ -201,7 +242,10 @@ func (e *Engine) acceptStart(ctx context.Context, inst *instance, in *inbound, h
 		inst.rowPending = in.rowETag
 		return ""
 	}
-	row, err := e.be.GetInstance(ctx, inst.id, true)
+	if stored == nil {
+		return deferStart // not read: cannot happen, but never start blind
+	}
+	row, err := stored.row, stored.err
 	switch {
 	case errors.Is(err, backend.ErrNotFound):
 		if in.msg.Event.Parent != nil {
@@ -270,25 +314,4 @@ func mismatchedStart(start history.Event, row *backend.InstanceState, dequeueCou
 		return rowDesc + ": this start of the same generation is redelivered and the row still names the other execution"
 	}
 	return deferStart
-}
-
-// terminateUnstarted marks a Pending instance Terminated in its row: its
-// start message, when it comes, is then discarded.
-func (e *Engine) terminateUnstarted(ctx context.Context, inst *instance, in *inbound) {
-	row, err := e.be.GetInstance(ctx, inst.id, true)
-	if err != nil || row.Status != history.StatusPending {
-		e.dropped(in, "the instance does not exist or is not pending")
-		return
-	}
-	if !e.ownsNow(inst.partition) {
-		e.handBack(ctx, in)
-		return
-	}
-	t := now()
-	row.Status, row.Output, row.LastUpdatedTime, row.CompletedTime = history.StatusTerminated, in.msg.Event.Input, t, t
-	if _, err := e.be.MergeInstance(ctx, row); err != nil {
-		e.log.Warn("could not terminate a pending instance", "instance", inst.id, "err", err)
-		return
-	}
-	e.notifyTerminal(row)
 }

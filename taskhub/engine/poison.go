@@ -237,7 +237,7 @@ func (e *Engine) sendPoisonNotice(ctx context.Context, p poison, r backend.Recei
 // has the executor fail); a start in the same batch goes first; an
 // instance that never started fails in its Instances row; anything else
 // has nothing left to fail.
-func (e *Engine) planNotice(ctx context.Context, inst *instance, in *inbound, n *poisonNotice, p *batchPlan) {
+func (e *Engine) planNotice(inst *instance, in *inbound, n *poisonNotice, p *batchPlan) {
 	exec := in.msg.Target.ExecutionID
 	switch {
 	case p.start != nil:
@@ -247,11 +247,7 @@ func (e *Engine) planNotice(ctx context.Context, inst *instance, in *inbound, n 
 		p.fail = &fd
 		p.apply = append(p.apply, in)
 	case inst.executionID == "" && !inst.terminal:
-		if e.failUnstarted(ctx, inst, in, n) {
-			p.drop = append(p.drop, in)
-		} else {
-			e.retryLater(ctx, in, time.Second)
-		}
+		p.failUnstarted = append(p.failUnstarted, in)
 	default:
 		e.dropped(in, "a poison notice for an execution that is not running: nothing to fail")
 		p.drop = append(p.drop, in)
@@ -278,14 +274,11 @@ func (e *Engine) failUnstarted(ctx context.Context, inst *instance, in *inbound,
 	fd := n.failure()
 	t := now()
 	row.Status, row.Output, row.LastUpdatedTime, row.CompletedTime = history.StatusFailed, fd.String(), t, t
-	etag, err := e.be.UpdateInstance(ctx, row)
-	if err != nil {
+	if err := e.commitRow(ctx, inst, row, nil); err != nil {
 		e.log.Warn("could not fail a pending instance; retrying", "instance", inst.id, "err", err)
 		return false
 	}
-	row.ETag = etag
 	e.log.Error("failed a pending instance: one of its messages is poison", "instance", inst.id, "reason", fd.ErrorMessage)
-	e.notifyTerminal(row)
 	return true
 }
 

@@ -73,56 +73,25 @@ func (e *Engine) rewind(ctx context.Context, inst *instance, in *inbound) {
 	inst.closeExecutor()
 	inst.executionID, inst.terminal, inst.completion = execID, false, nil
 	inst.outstanding, inst.local, inst.episodes = map[int32]history.Event{}, nil, 0
+	inst.etag, inst.row = h.ETag, nil
 	inst.ex = e.newExecutor(inst, inst.start.Name)
 	if err := inst.ex.Replay(kept); err != nil {
 		e.log.Error("replay disagrees with history while rewinding; the instance will fail again", "instance", inst.id, "err", err)
 	}
 	rew := history.NewEvent(history.GenericEvent, now())
 	rew.Data = rewindReason(in.msg.Event)
-	newEvents := []history.Event{history.NewEvent(history.OrchestratorStarted, rew.Timestamp), rew}
-	actions, err := inst.ex.Run(newEvents)
+	episode, actions, err := inst.ex.Step(func() time.Time { return rew.Timestamp }, []history.Event{rew})
 	if err != nil {
 		e.log.Error("orchestration failed its determinism check", "instance", inst.id, "err", err)
 	}
-	startLocal, cancelLocal, err := e.sendActions(ctx, inst, actions)
-	if err != nil {
-		inst.forget()
-		e.held.release(ctx, in.ack, time.Second)
-		return
-	}
-	all := append(append(kept, newEvents...), actions...)
-	all = append(all, history.NewEvent(history.OrchestratorCompleted, now()))
-	if !e.ownsNow(inst.partition) {
-		cancelLocal()
-		inst.forget()
-		e.handBack(ctx, in)
-		return
-	}
-	etag, err := e.be.AppendHistory(ctx, inst.id, execID, 0, all, h.ETag)
-	if err != nil {
-		cancelLocal()
-		e.log.Warn("could not write the rewound history; retrying", "instance", inst.id, "err", err)
-		inst.forget()
-		e.held.release(ctx, in.ack, time.Second)
-		return
-	}
-	inst.etag, inst.historyLen, inst.lastEvent = etag, len(all), all[len(all)-1].Timestamp
-	startLocal()
-	inst.customStatus = inst.ex.CustomStatus()
-	completion := findCompletion(actions)
-	if completion != nil {
-		inst.terminal, inst.completion = true, completion
-	}
-	inst.row = nil
-	if err := e.writeRow(ctx, inst, completion, replaced); err != nil {
-		e.log.Warn("could not update the Instances row after a rewind", "instance", inst.id, "err", err)
-	}
-	e.log.Info("rewound a failed instance", "instance", inst.id, "failedCalls", len(failed), "execution", execID)
-	e.background(func(ctx context.Context) { e.held.remove(ctx, in.ack) })
-	e.dropAnchorIfIdle(inst)
-	if completion != nil && inst.row != nil {
-		inst.closeExecutor()
-		e.notifyTerminal(*inst.row)
+	// The rewound history replaces the failed one from row 0, with the
+	// rewind's own episode at its end.
+	cp := checkpoint{executionID: execID, events: append(kept, episode...), replaced: replaced,
+		inputs: []*inbound{in}, completion: findCompletion(actions), row: rowNow,
+		customStatus: inst.ex.CustomStatus(), episodes: 1, opened: time.Now()}
+	e.route(inst, &cp, actions)
+	if e.commit(ctx, inst, &cp) {
+		e.log.Info("rewound a failed instance", "instance", inst.id, "failedCalls", len(failed), "execution", execID)
 	}
 }
 
@@ -197,14 +166,17 @@ func (e *Engine) recoverFrom(ctx context.Context, inst *instance, in *inbound) {
 		sort.Slice(rerun, func(i, j int) bool { return rerun[i].EventID < rerun[j].EventID })
 		if len(rerun) > 0 {
 			e.log.Info("recovering an instance: running its outstanding activities again", "instance", inst.id, "activities", len(rerun))
-			start, _, err := e.sendActions(ctx, inst, rerun)
-			if err != nil {
+			// A checkpoint without events: its activities are in history already.
+			cp := checkpoint{executionID: inst.executionID}
+			e.route(inst, &cp, rerun)
+			if err := e.send(ctx, inst, &cp); err != nil {
+				e.unreserve(&cp)
 				e.log.Warn("could not restart outstanding activities; the anchor comes back for another try", "instance", inst.id, "err", err)
 				e.held.release(ctx, inst.anchor, time.Second)
 				inst.anchor = nil
 				return
 			}
-			start()
+			e.startLocal(inst, &cp)
 		}
 		e.dropAnchorIfIdle(inst)
 	}
@@ -213,7 +185,7 @@ func (e *Engine) recoverFrom(ctx context.Context, inst *instance, in *inbound) {
 // dropAnchorIfIdle deletes the anchor once no activity runs here for the
 // instance: whatever it waits for has its own message.
 func (e *Engine) dropAnchorIfIdle(inst *instance) {
-	if inst.anchor != nil && len(inst.local) == 0 {
+	if inst.anchor != nil && len(inst.local) == 0 && inst.window == nil {
 		h := inst.anchor
 		inst.anchor = nil
 		e.background(func(ctx context.Context) { e.held.remove(ctx, h) })
