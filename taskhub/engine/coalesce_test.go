@@ -110,12 +110,13 @@ var chain = durable.NewOrchestrator("Chain", func(ctx *durable.Context, n int) (
 // the Instances insert, one history transaction, the final Instances
 // update and the start message's delete; 50 sequential activities fit in
 // three history transactions (each at most 99 rows plus the sentinel).
-// The budget is set far beyond the run so that only the transaction size
-// closes a window: the counts do not depend on the machine's speed.
+// The budget (and the deferral of the Running row) is set far beyond the
+// run so that only the transaction size closes a window: the counts do not
+// depend on the machine's speed.
 func TestCoalescedCheckpoints(t *testing.T) {
 	h := newHub(t)
 	cb := &counting{Backend: h.store, calls: map[string]int{}}
-	eng, c := h.start(engine.Options{Backend: cb, CoalesceBudget: time.Hour}, seq3, chain, greet)
+	eng, c := h.start(engine.Options{Backend: cb, CoalesceBudget: time.Hour, StatusFlushDelay: time.Hour}, seq3, chain, greet)
 	ctx := t.Context()
 
 	cases := []struct {
@@ -140,7 +141,11 @@ func TestCoalescedCheckpoints(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		st := wait(t, c, id)
+		// Notified in process: no status polls in the counts.
+		st, err := c.WaitForCompletion(ctx, id, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
 		eng.WaitBackground()
 		got := cb.snapshot()
 		if st.Status != history.StatusCompleted || st.Output != tc.output {

@@ -614,7 +614,9 @@ func TestInputFromDurableTaskClientBlob(t *testing.T) {
 	}
 
 	_, c := h.start(engine.Options{}, measure)
-	waitStatus(t, c, id, history.StatusRunning)
+	// The reader has no engine: it sees the stored row, not the engine's
+	// memory (which says Running before the deferred row write).
+	waitStatus(t, reader, id, history.StatusRunning)
 	row := raw.instanceRow(t, h, id)
 	stored, _ := row["Input"].(string)
 	if !strings.HasSuffix(stored, "/"+blobName) {
