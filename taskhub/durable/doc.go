@@ -23,6 +23,6 @@
 // Unwinding a parked coroutine uses runtime.Goexit, which recover() in user
 // code cannot intercept.
 //
-// The package knows nothing about storage, queues or HTTP. Its exported
-// names are the programming model only; TestPublicSurface keeps it so.
+// The package knows nothing about storage, queues or HTTP, and exports the
+// programming model only.
 package durable
