@@ -13,6 +13,6 @@ import (
 
 func main() {
 	funcapp.Main(func(app *funcapp.App) error {
-		return app.Handler.HandleHTTP("HttpStart", httpstart.New(app.Client, app.API))
+		return app.Handler.HandleHTTP("HttpStart", httpstart.New(app.API))
 	}, orchestrator.Orchestrator, hello.Activity)
 }

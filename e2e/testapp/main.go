@@ -11,7 +11,10 @@
 //     and returns "<tag>/<step>" for each; Work appends "<instance> <task>"
 //     to the file named by WORKLOG on every run, so that fault tests can
 //     count activity executions against history;
-//   - Orchestrator and Hello are the sample's.
+//   - Orchestrator and Hello behave as the sample's (Hello/, Orchestrator/):
+//     Orchestrator calls Hello for Tokyo, Seattle and London in sequence;
+//     they are copies, so that the tests do not depend on the sample app;
+//   - HttpStart is the library's generic starter, as in the sample.
 package main
 
 import (
@@ -22,9 +25,6 @@ import (
 	"path/filepath"
 	"time"
 
-	hello "github.com/go-durable/durablefunctions/Hello"
-	httpstart "github.com/go-durable/durablefunctions/HttpStart"
-	orchestrator "github.com/go-durable/durablefunctions/Orchestrator"
 	"github.com/go-durable/durablefunctions/handler/funcapp"
 	"github.com/go-durable/durablefunctions/taskhub/durable"
 )
@@ -146,8 +146,26 @@ var load = durable.NewOrchestrator("Load", func(ctx *durable.Context, in LoadInp
 	return out, nil
 })
 
+// hello greets a city: "Tokyo" → "Hello Tokyo!".
+var hello = durable.NewActivity("Hello", func(ctx context.Context, city string) (string, error) {
+	return "Hello " + city + "!", nil
+})
+
+// orchestrator returns ["Hello Tokyo!","Hello Seattle!","Hello London!"].
+var orchestrator = durable.NewOrchestrator("Orchestrator", func(ctx *durable.Context, _ any) ([]string, error) {
+	var outputs []string
+	for _, city := range []string{"Tokyo", "Seattle", "London"} {
+		greeting, err := hello.Call(ctx, city).Await()
+		if err != nil {
+			return nil, err
+		}
+		outputs = append(outputs, greeting)
+	}
+	return outputs, nil
+})
+
 func main() {
 	funcapp.Main(func(app *funcapp.App) error {
-		return app.Handler.HandleHTTP("HttpStart", httpstart.New(app.Client, app.API))
-	}, crashTest, step, waiter, echo, fragile, flaky, load, work, orchestrator.Orchestrator, hello.Activity)
+		return app.Handler.HandleHTTP("HttpStart", app.API.HandleStart)
+	}, crashTest, step, waiter, echo, fragile, flaky, load, work, orchestrator, hello)
 }

@@ -543,7 +543,7 @@ func unavailable(err error) *handler.Response {
 }
 
 // ClientError maps an error from the task hub client to a JSON error
-// response, for client functions such as HttpStart.
+// response, for client functions (HandleStart is one).
 func (a *API) ClientError(err error) *handler.Response { return a.clientError(err) }
 
 // apiTime formats a time the way Durable Functions does: UTC, second precision.
@@ -728,4 +728,31 @@ func (a *API) CheckStatusResponse(req *handler.Request, instanceID string) *hand
 	resp.Header.Set("Location", links.StatusQueryGetURI)
 	resp.Header.Set("Retry-After", "10")
 	return resp
+}
+
+// StartRouteParam is the route parameter HandleStart reads the
+// orchestrator name from, as in the route "orchestrators/{functionName}".
+const StartRouteParam = "functionName"
+
+// HandleStart is a complete client function, the Go counterpart of the
+// JavaScript sample's HttpStart: it starts the orchestrator named by the
+// route parameter StartRouteParam with the request body as its input (JSON,
+// surrounding white space ignored; empty for null) under a new instance ID, and answers 202 with the
+// check-status payload (CheckStatusResponse). Errors are the management
+// API's: 404 for an orchestrator this app does not register, 400 for a
+// body that is not JSON or a route without a name. Bind it to a function
+// whose function.json has that route:
+//
+//	app.Handler.HandleHTTP("HttpStart", app.API.HandleStart)
+func (a *API) HandleStart(ctx context.Context, req *handler.Request) *handler.Response {
+	name := req.Params[StartRouteParam]
+	if name == "" {
+		return handler.Error(http.StatusBadRequest, CodeBadRequest,
+			"the route needs an orchestrator name: orchestrators/{"+StartRouteParam+"}")
+	}
+	id, err := a.c.StartNew(ctx, name, client.StartOptions{RawInput: strings.TrimSpace(string(req.Body))})
+	if err != nil {
+		return a.clientError(err)
+	}
+	return a.CheckStatusResponse(req, id)
 }

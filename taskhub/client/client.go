@@ -81,9 +81,6 @@ func New(be backend.Backend, catalog Catalog, local LocalEngine) *Client {
 	return &Client{be: be, catalog: catalog, local: local}
 }
 
-// Backend returns the client's storage backend.
-func (c *Client) Backend() backend.Backend { return c.be }
-
 // StartOptions tune StartNew.
 type StartOptions struct {
 	// InstanceID is the caller's choice of ID; empty generates one.

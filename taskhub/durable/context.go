@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"strconv"
 	"time"
+
+	"github.com/go-durable/durablefunctions/taskhub/internal/replay"
 )
 
 // Context is handed to orchestrator code. Its methods must be called only
@@ -16,7 +18,7 @@ import (
 // deterministic: use CurrentTime instead of time.Now, NewGUID instead of
 // random IDs, activities for I/O, and durable timers instead of sleeping.
 type Context struct {
-	ex          *Executor
+	ex          *executor
 	instanceID  string
 	executionID string
 	name        string
@@ -199,15 +201,9 @@ type ActivityInfo struct {
 	TaskID      int32
 }
 
-type activityInfoKey struct{}
-
-// WithActivityInfo returns a context carrying info (used by the engine).
-func WithActivityInfo(ctx context.Context, info ActivityInfo) context.Context {
-	return context.WithValue(ctx, activityInfoKey{}, info)
-}
-
 // ActivityInfoFrom returns the activity call details from an activity's context.
 func ActivityInfoFrom(ctx context.Context) (ActivityInfo, bool) {
-	info, ok := ctx.Value(activityInfoKey{}).(ActivityInfo)
-	return info, ok
+	// The engine puts them there in replay's struct of the same fields.
+	info, ok := replay.ActivityInfoFrom(ctx)
+	return ActivityInfo(info), ok
 }

@@ -122,7 +122,7 @@ func TestNewGUID(t *testing.T) {
 	if c.Result != actions[0].Result {
 		t.Fatalf("replayed result %s, original %s", c.Result, actions[0].Result)
 	}
-	full := NewExecutor(fnOf(t, guidOrch), "inst1")
+	full := newExecutor(fnOf(t, guidOrch), "inst1")
 	defer full.Close()
 	if err := full.Replay(d.hist); err != nil {
 		t.Fatal(err)
@@ -176,9 +176,9 @@ func TestLoggerSilentWhileReplaying(t *testing.T) {
 		ep(t0.Add(time.Second), evCompleted(0, `""`)),
 		ep(t0.Add(2*time.Second), evCompleted(1, `""`)),
 	}
-	newLogged := func() (*Executor, *bytes.Buffer) {
+	newLogged := func() (*executor, *bytes.Buffer) {
 		var buf bytes.Buffer
-		ex := NewExecutor(fn, "inst1")
+		ex := newExecutor(fn, "inst1")
 		ex.SetLogger(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{
 			ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
 				if a.Key == slog.TimeKey {

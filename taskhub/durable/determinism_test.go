@@ -413,7 +413,7 @@ func TestNonDeterminismTimersAndSubOrchestrations(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			h := tc.history(t)
-			ex := NewExecutor(fnOf(t, tc.code), "inst1")
+			ex := newExecutor(fnOf(t, tc.code), "inst1")
 			defer ex.Close()
 			err := ex.Replay(h)
 			var nd *NonDeterminismError

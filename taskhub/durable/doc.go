@@ -13,14 +13,16 @@
 //		...
 //	})
 //
-// The replay core (Executor) runs an orchestrator as a coroutine against its
+// The replay core (an unexported executor, which the engine drives through
+// taskhub/internal/replay) runs an orchestrator as a coroutine against its
 // history: each Await that cannot be satisfied from history parks the
 // coroutine and hands control back to the executor, which returns the new
 // actions (activity calls, completion) for the engine to checkpoint. The
-// coroutine stays parked between episodes, so a cached Executor resumes
-// without replaying; a fresh Executor replays the whole history first.
+// coroutine stays parked between episodes, so a cached executor resumes
+// without replaying; a fresh executor replays the whole history first.
 // Unwinding a parked coroutine uses runtime.Goexit, which recover() in user
 // code cannot intercept.
 //
-// The package knows nothing about storage, queues or HTTP.
+// The package knows nothing about storage, queues or HTTP, and exports the
+// programming model only.
 package durable

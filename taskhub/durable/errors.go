@@ -89,7 +89,3 @@ func failureFromError(err error) *FailureDetails {
 	}
 	return fd
 }
-
-// FailureFromError converts an error returned by user code (activity or
-// orchestrator) into failure details, as recorded in history.
-func FailureFromError(err error) *FailureDetails { return failureFromError(err) }

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/go-durable/durablefunctions/taskhub/history"
+	"github.com/go-durable/durablefunctions/taskhub/internal/replay"
 )
 
 type approval struct {
@@ -193,7 +194,7 @@ func TestExternalEventTimeout(t *testing.T) {
 		d := newDriver(t, timeoutOrch)
 		expectActions(t, "start", d.run(start(t0, "Timeout", "")), timerAt(0, deadline))
 		expectActions(t, "event", d.run(ep(t0.Add(time.Minute), evRaised("Approval", `"yes"`))), scheduled(1, "Hello", `"yes"`))
-		if got := d.ex.TaskState(0); got != TaskResolved {
+		if got := d.ex.TaskState(0); got != replay.TaskResolved {
 			t.Errorf("timeout timer state = %v, want TaskResolved (canceled)", got)
 		}
 		expectActions(t, "stale timeout", d.run(ep(deadline, evFired(0, deadline))))

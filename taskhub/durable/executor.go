@@ -9,29 +9,33 @@ import (
 	"time"
 
 	"github.com/go-durable/durablefunctions/taskhub/history"
+	"github.com/go-durable/durablefunctions/taskhub/internal/replay"
 )
 
-// Executor replays one orchestration execution against its history and
-// runs it forward on new events. It is not safe for concurrent use; the
-// engine drives one Executor from one goroutine at a time.
-type Executor struct {
-	fn     OrchestratorFunc
+// The executor is the replay core the engine drives through replay.Executor.
+var _ replay.Executor = (*executor)(nil)
+
+// executor replays one orchestration execution against its history and
+// runs it forward on new events: the replay core behind replay.Executor,
+// whose documentation its exported methods follow. It is not safe for
+// concurrent use; the engine drives one executor from one goroutine at a
+// time.
+type executor struct {
+	fn     orchestratorFunc
 	ctx    *Context
 	logger *slog.Logger
 
 	position int // history position of the next event to apply
 
-	nextID   int32
-	pending  []history.Event // actions produced by the code, not yet recorded in history
-	open     map[int32]*task // scheduled tasks awaiting their response
-	started  bool
-	finished bool // the coroutine has returned (or failed)
-	doneSeq  int
+	nextID  int32
+	pending []history.Event // actions produced by the code, not yet recorded in history
+	open    map[int32]*task // scheduled tasks awaiting their response
+	started bool
+	doneSeq int
 
 	completion *history.Event  // the completion action once produced
 	failWith   *FailureDetails // set by Fail: how the next Run ends the execution
 	carry      []history.Event
-	recorded   bool // the completion is recorded in history
 
 	waiters      map[string][]*task         // event waits by lower-cased name, in order
 	buffered     map[string][]history.Event // events nobody waited for yet
@@ -47,43 +51,37 @@ type Executor struct {
 	yieldCh  chan struct{}
 }
 
-// NewExecutor returns an executor that will run fn for the given instance.
-func NewExecutor(fn OrchestratorFunc, instanceID string) *Executor {
-	e := &Executor{fn: fn, open: map[int32]*task{}, waiters: map[string][]*task{}, buffered: map[string][]history.Event{}}
+// newExecutor returns an executor that will run fn for the given instance.
+func newExecutor(fn orchestratorFunc, instanceID string) *executor {
+	e := &executor{fn: fn, open: map[int32]*task{}, waiters: map[string][]*task{}, buffered: map[string][]history.Event{}}
 	e.ctx = &Context{ex: e, instanceID: instanceID}
 	return e
 }
 
 // SetLogger sets the logger behind Context.Logger.
-func (e *Executor) SetLogger(l *slog.Logger) { e.logger = l }
-
-// Context returns the orchestration context (useful for tests and logging).
-func (e *Executor) Context() *Context { return e.ctx }
-
-// Position returns the number of history events applied so far.
-func (e *Executor) Position() int { return e.position }
+func (e *executor) SetLogger(l *slog.Logger) { e.logger = l }
 
 // Done reports whether the orchestration has produced its completion.
-func (e *Executor) Done() bool { return e.completion != nil }
+func (e *executor) Done() bool { return e.completion != nil }
 
 // Completion returns the completion action (ExecutionCompleted or
 // ContinueAsNew), or nil while the orchestration is still running.
-func (e *Executor) Completion() *history.Event { return e.completion }
+func (e *executor) Completion() *history.Event { return e.completion }
 
 // CarryOver returns the events a ContinueAsNew completion hands to the next
 // execution (unconsumed external events, when asked for).
-func (e *Executor) CarryOver() []history.Event { return e.carry }
+func (e *executor) CarryOver() []history.Event { return e.carry }
 
 // CustomStatus returns the custom status the code set (JSON, "" = none).
-func (e *Executor) CustomStatus() string { return e.customStatus }
+func (e *executor) CustomStatus() string { return e.customStatus }
 
 // Suspended reports whether the instance is suspended.
-func (e *Executor) Suspended() bool { return e.suspended }
+func (e *executor) Suspended() bool { return e.suspended }
 
 // Replay applies committed history events (IsReplaying is true while their
 // effects run). It returns a *NonDeterminismError if the code disagrees with
 // the history; the executor then holds a failed completion.
-func (e *Executor) Replay(events []history.Event) error {
+func (e *executor) Replay(events []history.Event) error {
 	for i := range events {
 		if err := e.apply(events[i], true); err != nil {
 			return err
@@ -97,7 +95,7 @@ func (e *Executor) Replay(events []history.Event) error {
 // returned actions are considered recorded from now on: the caller must
 // append the new events, then the actions, then one OrchestratorCompleted
 // event to history (or discard the executor).
-func (e *Executor) Run(events []history.Event) ([]history.Event, error) {
+func (e *executor) Run(events []history.Event) ([]history.Event, error) {
 	var err error
 	for i := range events {
 		if err = e.apply(events[i], false); err != nil {
@@ -110,11 +108,6 @@ func (e *Executor) Run(events []history.Event) ([]history.Event, error) {
 	}
 	actions := e.pending
 	e.pending = nil
-	for _, a := range actions {
-		if a.Type.EndsExecution() {
-			e.recorded = true
-		}
-	}
 	// The actions and the closing OrchestratorCompleted that the caller
 	// appends advance the position too.
 	e.position += len(actions) + 1
@@ -128,7 +121,7 @@ func (e *Executor) Run(events []history.Event) ([]history.Event, error) {
 // clock() once the code has run; and, separately, the actions alone. From
 // then on the episode counts as recorded: the caller appends it to history
 // as returned, or discards the executor.
-func (e *Executor) Step(clock func() time.Time, events []history.Event) (episode, actions []history.Event, err error) {
+func (e *executor) Step(clock func() time.Time, events []history.Event) (episode, actions []history.Event, err error) {
 	episode = make([]history.Event, 0, len(events)+4)
 	episode = append(episode, history.NewEvent(history.OrchestratorStarted, clock()))
 	episode = append(episode, events...)
@@ -143,10 +136,10 @@ func (e *Executor) Step(clock func() time.Time, events []history.Event) (episode
 // Run is void. The engine uses it when a message of the instance can never
 // be processed, so that the instance does not wait for it forever. It has no
 // effect on an execution that has already completed.
-func (e *Executor) Fail(fd FailureDetails) { e.failWith = &fd }
+func (e *executor) Fail(fd FailureDetails) { e.failWith = &fd }
 
 // fail ends the execution at once as Failed with fd.
-func (e *Executor) fail(fd FailureDetails) {
+func (e *executor) fail(fd FailureDetails) {
 	if e.completion != nil {
 		return
 	}
@@ -157,14 +150,13 @@ func (e *Executor) fail(fd FailureDetails) {
 	e.nextID++
 	c.Status = history.StatusFailed
 	c.Failure = &fd
-	e.finished = true
 	e.completion = &c
 	e.pending = append(e.pending, c)
 }
 
 // Close unwinds a parked orchestrator coroutine. The executor is unusable
 // afterwards. It is safe to call more than once.
-func (e *Executor) Close() {
+func (e *executor) Close() {
 	if !e.alive {
 		return
 	}
@@ -175,7 +167,7 @@ func (e *Executor) Close() {
 
 // schedule records a new action produced by the code, assigning its id,
 // and returns the task its response completes.
-func (e *Executor) schedule(kind, name string, ev history.Event) *task {
+func (e *executor) schedule(kind, name string, ev history.Event) *task {
 	t := &task{id: e.nextID, kind: kind, name: name, resultOf: fmt.Sprintf("%s %q", kind, name)}
 	if e.completion != nil {
 		// The orchestration already finished: nothing more is scheduled.
@@ -190,14 +182,14 @@ func (e *Executor) schedule(kind, name string, ev history.Event) *task {
 }
 
 // newTimer schedules one durable timer (a single leg).
-func (e *Executor) newTimer(fireAt time.Time) *task {
+func (e *executor) newTimer(fireAt time.Time) *task {
 	ev := history.NewEvent(history.TimerCreated, e.ctx.currentTime)
 	ev.FireAt = history.StorageTime(fireAt)
 	return e.schedule("timer", "", ev)
 }
 
 // cancelTimer resolves a timer leg early; its TimerFired is then ignored.
-func (e *Executor) cancelTimer(t *task) {
+func (e *executor) cancelTimer(t *task) {
 	if t == nil || t.done {
 		return
 	}
@@ -207,7 +199,7 @@ func (e *Executor) cancelTimer(t *task) {
 
 // waitEvent registers a wait for an external event, served from the
 // buffer if one already arrived.
-func (e *Executor) waitEvent(name string) *task {
+func (e *executor) waitEvent(name string) *task {
 	k := eventKey(name)
 	t := &task{id: -1, kind: "event", name: name, resultOf: fmt.Sprintf("event %q", name)}
 	if q := e.buffered[k]; len(q) > 0 {
@@ -222,7 +214,7 @@ func (e *Executor) waitEvent(name string) *task {
 }
 
 // unwaitEvent withdraws a wait (its timeout fired).
-func (e *Executor) unwaitEvent(name string, t *task) {
+func (e *executor) unwaitEvent(name string, t *task) {
 	k := eventKey(name)
 	q := e.waiters[k]
 	for i, w := range q {
@@ -233,7 +225,7 @@ func (e *Executor) unwaitEvent(name string, t *task) {
 	}
 }
 
-func (e *Executor) dropArrival(ev history.Event) {
+func (e *executor) dropArrival(ev history.Event) {
 	for i, a := range e.arrivals {
 		if a.Timestamp.Equal(ev.Timestamp) && a.Name == ev.Name && a.Input == ev.Input {
 			e.arrivals = append(e.arrivals[:i], e.arrivals[i+1:]...)
@@ -243,7 +235,7 @@ func (e *Executor) dropArrival(ev history.Event) {
 }
 
 // apply processes one history event.
-func (e *Executor) apply(ev history.Event, replaying bool) error {
+func (e *executor) apply(ev history.Event, replaying bool) error {
 	pos := e.position
 	e.position++
 	e.ctx.replaying = replaying
@@ -302,7 +294,7 @@ func (e *Executor) apply(ev history.Event, replaying bool) error {
 }
 
 // deliver applies a response or an external event to the tasks waiting.
-func (e *Executor) deliver(ev history.Event) {
+func (e *executor) deliver(ev history.Event) {
 	switch ev.Type {
 	case history.TaskCompleted, history.SubOrchestrationInstanceCompleted:
 		if t := e.open[ev.TaskScheduledID]; t != nil {
@@ -337,7 +329,7 @@ func (e *Executor) deliver(ev history.Event) {
 }
 
 // terminate ends the execution at once with the given reason.
-func (e *Executor) terminate(ev history.Event) {
+func (e *executor) terminate(ev history.Event) {
 	if e.completion != nil {
 		return
 	}
@@ -348,13 +340,12 @@ func (e *Executor) terminate(ev history.Event) {
 	e.nextID++
 	c.Status = history.StatusTerminated
 	c.Result = ev.Input
-	e.finished = true
 	e.completion = &c
 	e.pending = append(e.pending, c)
 }
 
 // matchAction checks a recorded scheduling event against the code's action.
-func (e *Executor) matchAction(pos int, ev history.Event) error {
+func (e *executor) matchAction(pos int, ev history.Event) error {
 	for i, a := range e.pending {
 		if a.EventID != ev.EventID {
 			continue
@@ -375,7 +366,7 @@ func (e *Executor) matchAction(pos int, ev history.Event) error {
 }
 
 // matchCompletion checks a recorded completion against the code's outcome.
-func (e *Executor) matchCompletion(pos int, ev history.Event) error {
+func (e *executor) matchCompletion(pos int, ev history.Event) error {
 	if e.completion == nil {
 		return e.nondeterminism(pos, describe(ev), "no completion (the orchestrator is still waiting)")
 	}
@@ -385,11 +376,10 @@ func (e *Executor) matchCompletion(pos int, ev history.Event) error {
 			break
 		}
 	}
-	e.recorded = true
 	return nil
 }
 
-func (e *Executor) nondeterminism(pos int, recorded, produced string) error {
+func (e *executor) nondeterminism(pos int, recorded, produced string) error {
 	err := &NonDeterminismError{Position: pos, Recorded: recorded, Produced: produced}
 	e.Close()
 	// Whatever the code produced is void: the instance fails.
@@ -413,11 +403,10 @@ func describe(ev history.Event) string {
 }
 
 // complete records the orchestration outcome as the completion action.
-func (e *Executor) complete(output string, err error) {
+func (e *executor) complete(output string, err error) {
 	if e.completion != nil {
 		return
 	}
-	e.finished = true
 	var can *ContinueAsNewError
 	if errors.As(err, &can) {
 		// Work scheduled but not awaited is abandoned with the execution.
@@ -460,7 +449,7 @@ func (e *Executor) complete(output string, err error) {
 }
 
 // startCoroutine runs the orchestrator until it parks or returns.
-func (e *Executor) startCoroutine() {
+func (e *executor) startCoroutine() {
 	e.resumeCh = make(chan struct{})
 	e.yieldCh = make(chan struct{})
 	e.alive = true
@@ -468,7 +457,7 @@ func (e *Executor) startCoroutine() {
 	<-e.yieldCh
 }
 
-func (e *Executor) coroutine() {
+func (e *executor) coroutine() {
 	returned := false
 	var out string
 	var err error
@@ -495,7 +484,7 @@ func (e *Executor) coroutine() {
 
 // park hands control back to the executor until it resumes the coroutine.
 // Called on the coroutine's goroutine.
-func (e *Executor) park() {
+func (e *executor) park() {
 	e.yieldCh <- struct{}{}
 	<-e.resumeCh
 	if e.aborting {
@@ -504,7 +493,7 @@ func (e *Executor) park() {
 }
 
 // resume lets a parked coroutine run until it parks again or returns.
-func (e *Executor) resume() {
+func (e *executor) resume() {
 	if !e.alive || e.completion != nil {
 		return
 	}
@@ -524,33 +513,18 @@ func (e *PanicError) Error() string { return "orchestrator panicked: " + e.Value
 // ErrorType implements the ErrorType convention.
 func (e *PanicError) ErrorType() string { return "panic" }
 
-// TaskState says how the recorded history stands for one task id.
-type TaskState int
-
-// Task states, as seen by the engine when a response arrives.
-const (
-	// TaskUnknown: history does not record the task's scheduling (yet); a
-	// response for it is out of order.
-	TaskUnknown TaskState = iota
-	// TaskAwaiting: scheduled and recorded, waiting for its response.
-	TaskAwaiting
-	// TaskResolved: the task already has its response (or was canceled);
-	// another is a duplicate.
-	TaskResolved
-)
-
 // TaskState reports the state of task id.
-func (e *Executor) TaskState(id int32) TaskState {
+func (e *executor) TaskState(id int32) replay.TaskState {
 	if id < 0 || id >= e.nextID {
-		return TaskUnknown
+		return replay.TaskUnknown
 	}
 	for _, a := range e.pending {
 		if a.EventID == id {
-			return TaskUnknown
+			return replay.TaskUnknown
 		}
 	}
 	if t, ok := e.open[id]; ok && !t.done {
-		return TaskAwaiting
+		return replay.TaskAwaiting
 	}
-	return TaskResolved
+	return replay.TaskResolved
 }

@@ -52,13 +52,13 @@ func failed(at time.Time, id int32, msg string) []history.Event {
 	return []history.Event{history.NewEvent(history.OrchestratorStarted, at), tf}
 }
 
-func fnOf(t *testing.T, d Definition) OrchestratorFunc {
+func fnOf(t *testing.T, d Definition) orchestratorFunc {
 	t.Helper()
 	r := NewRegistry()
 	if err := r.Add(d); err != nil {
 		t.Fatal(err)
 	}
-	fn, ok := r.Orchestrator(d.Name())
+	fn, ok := r.orchestrator(d.Name())
 	if !ok {
 		t.Fatalf("%s not registered", d.Name())
 	}
@@ -67,7 +67,7 @@ func fnOf(t *testing.T, d Definition) OrchestratorFunc {
 
 // runEpisodes drives an executor like the engine does and returns the full
 // history it would have written.
-func runEpisodes(t *testing.T, ex *Executor, episodes ...[]history.Event) []history.Event {
+func runEpisodes(t *testing.T, ex *executor, episodes ...[]history.Event) []history.Event {
 	t.Helper()
 	var h []history.Event
 	for _, ep := range episodes {
@@ -83,7 +83,7 @@ func runEpisodes(t *testing.T, ex *Executor, episodes ...[]history.Event) []hist
 }
 
 func TestHelloSequenceEpisodes(t *testing.T) {
-	ex := NewExecutor(fnOf(t, helloSequence), "inst1")
+	ex := newExecutor(fnOf(t, helloSequence), "inst1")
 	defer ex.Close()
 
 	actions, err := ex.Run(startedEvents(t0, "HelloSequence", ""))
@@ -133,13 +133,13 @@ func TestReplayMatchesCachedRun(t *testing.T) {
 		completed(t0.Add(2*time.Second), 1, `"Hello Seattle!"`),
 		completed(t0.Add(3*time.Second), 2, `"Hello London!"`),
 	}
-	cached := NewExecutor(fn, "inst1")
+	cached := newExecutor(fn, "inst1")
 	defer cached.Close()
 	full := runEpisodes(t, cached, episodes...)
 
 	for cut := 1; cut < len(episodes); cut++ {
 		past := runEpisodes(t, newClosedAfter(t, fn), episodes[:cut]...)
-		fresh := NewExecutor(fn, "inst1")
+		fresh := newExecutor(fn, "inst1")
 		if err := fresh.Replay(past); err != nil {
 			t.Fatalf("cut %d: replay: %v", cut, err)
 		}
@@ -155,7 +155,7 @@ func TestReplayMatchesCachedRun(t *testing.T) {
 	}
 
 	// A completed history replays to a completed executor with nothing new.
-	done := NewExecutor(fn, "inst1")
+	done := newExecutor(fn, "inst1")
 	defer done.Close()
 	if err := done.Replay(full); err != nil {
 		t.Fatal(err)
@@ -170,8 +170,8 @@ func TestReplayMatchesCachedRun(t *testing.T) {
 }
 
 // newClosedAfter returns an executor whose coroutine is closed by the test cleanup.
-func newClosedAfter(t *testing.T, fn OrchestratorFunc) *Executor {
-	ex := NewExecutor(fn, "inst1")
+func newClosedAfter(t *testing.T, fn orchestratorFunc) *executor {
+	ex := newExecutor(fn, "inst1")
 	t.Cleanup(ex.Close)
 	return ex
 }
@@ -197,7 +197,7 @@ func TestIsReplayingAndCurrentTime(t *testing.T) {
 		startedEvents(t0, "Clock", ""),
 		completed(t0.Add(time.Minute), 0, `"a"`))
 	log = nil
-	ex := NewExecutor(fn, "inst1")
+	ex := newExecutor(fn, "inst1")
 	defer ex.Close()
 	if err := ex.Replay(past); err != nil {
 		t.Fatal(err)
@@ -254,7 +254,7 @@ func TestNonDeterminism(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			ex := NewExecutor(fnOf(t, tc.orch), "inst1")
+			ex := newExecutor(fnOf(t, tc.orch), "inst1")
 			defer ex.Close()
 			err := ex.Replay(recorded)
 			var nd *NonDeterminismError
@@ -289,7 +289,7 @@ func TestActivityFailureSurfacesAsTaskFailedError(t *testing.T) {
 		}
 		return "", err // fail the orchestration with it
 	})
-	ex := NewExecutor(fnOf(t, orch), "inst1")
+	ex := newExecutor(fnOf(t, orch), "inst1")
 	defer ex.Close()
 	runEpisodes(t, ex, startedEvents(t0, "F", ""))
 	actions, err := ex.Run(failed(t0, 0, "boom"))
@@ -315,7 +315,7 @@ func TestPanicFailsOrchestration(t *testing.T) {
 		m["x"] = 1 // nil map write panics
 		return 0, nil
 	})
-	ex := NewExecutor(fnOf(t, orch), "inst1")
+	ex := newExecutor(fnOf(t, orch), "inst1")
 	defer ex.Close()
 	actions, err := ex.Run(startedEvents(t0, "P", ""))
 	if err != nil {
@@ -339,7 +339,7 @@ func TestRecoverCannotSwallowUnwinding(t *testing.T) {
 		}()
 		return hello.Call(ctx, "x").Await()
 	})
-	ex := NewExecutor(fnOf(t, orch), "inst1")
+	ex := newExecutor(fnOf(t, orch), "inst1")
 	if _, err := ex.Run(startedEvents(t0, "R", "")); err != nil {
 		t.Fatal(err)
 	}
@@ -360,7 +360,7 @@ func TestTypeMismatches(t *testing.T) {
 			errors.As(err, &resErr)
 			return n, err
 		})
-		ex := NewExecutor(fnOf(t, orch), "inst1")
+		ex := newExecutor(fnOf(t, orch), "inst1")
 		defer ex.Close()
 		runEpisodes(t, ex, startedEvents(t0, "M", ""))
 		actions, _ := ex.Run(completed(t0, 0, `"Hello x!"`))
@@ -373,7 +373,7 @@ func TestTypeMismatches(t *testing.T) {
 	})
 	t.Run("input does not fit", func(t *testing.T) {
 		orch := NewOrchestrator("I", func(ctx *Context, n int) (int, error) { return n, nil })
-		ex := NewExecutor(fnOf(t, orch), "inst1")
+		ex := newExecutor(fnOf(t, orch), "inst1")
 		defer ex.Close()
 		actions, _ := ex.Run(startedEvents(t0, "I", `"not a number"`))
 		f := actions[0].Failure
@@ -392,7 +392,7 @@ func TestRegistry(t *testing.T) {
 	if err := r.Add(hello); err == nil {
 		t.Fatal("duplicate registration accepted")
 	}
-	act, ok := r.Activity("Hello")
+	act, ok := r.activity("Hello")
 	if !ok {
 		t.Fatal("activity missing")
 	}

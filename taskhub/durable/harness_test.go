@@ -77,13 +77,13 @@ func evResumed() history.Event   { return history.NewEvent(history.ExecutionResu
 // driver runs an executor the way the engine does and records the history.
 type driver struct {
 	t    *testing.T
-	ex   *Executor
+	ex   *executor
 	hist []history.Event
 }
 
 func newDriver(t *testing.T, d Definition) *driver {
 	t.Helper()
-	ex := NewExecutor(fnOf(t, d), "inst1")
+	ex := newExecutor(fnOf(t, d), "inst1")
 	t.Cleanup(ex.Close)
 	return &driver{t: t, ex: ex}
 }
@@ -229,7 +229,7 @@ func keysOf(evs []history.Event) []actionKey {
 func assertReplayDeterministic(t *testing.T, d Definition, episodes ...[]history.Event) *history.Event {
 	t.Helper()
 	fn := fnOf(t, d)
-	cached := NewExecutor(fn, "inst1")
+	cached := newExecutor(fn, "inst1")
 	t.Cleanup(cached.Close)
 	type state struct {
 		done      bool
@@ -237,7 +237,7 @@ func assertReplayDeterministic(t *testing.T, d Definition, episodes ...[]history
 		status    string
 		carry     []actionKey
 	}
-	stateOf := func(ex *Executor) state {
+	stateOf := func(ex *executor) state {
 		return state{ex.Done(), ex.Suspended(), ex.CustomStatus(), keysOf(ex.CarryOver())}
 	}
 	var hist []history.Event
@@ -257,12 +257,12 @@ func assertReplayDeterministic(t *testing.T, d Definition, episodes ...[]history
 		hist = append(hist, history.NewEvent(history.OrchestratorCompleted, e[0].Timestamp))
 	}
 	for cut := 1; cut < len(episodes); cut++ {
-		fresh := NewExecutor(fn, "inst1")
+		fresh := newExecutor(fn, "inst1")
 		if err := fresh.Replay(hist[:bounds[cut]]); err != nil {
 			fresh.Close()
 			t.Fatalf("cut %d: replay: %v", cut, err)
 		}
-		if got, want := fresh.Position(), bounds[cut]; got != want {
+		if got, want := fresh.position, bounds[cut]; got != want {
 			t.Errorf("cut %d: position after replay = %d, want %d", cut, got, want)
 		}
 		actions, err := fresh.Run(episodes[cut])
@@ -280,7 +280,7 @@ func assertReplayDeterministic(t *testing.T, d Definition, episodes ...[]history
 		fresh.Close()
 	}
 	// The whole history replays without new actions, to the same state.
-	full := NewExecutor(fn, "inst1")
+	full := newExecutor(fn, "inst1")
 	defer full.Close()
 	if err := full.Replay(hist); err != nil {
 		t.Fatalf("full replay: %v", err)

@@ -6,15 +6,17 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+
+	"github.com/go-durable/durablefunctions/taskhub/internal/replay"
 )
 
-// OrchestratorFunc is the untyped form of an orchestrator that the engine
+// orchestratorFunc is the untyped form of an orchestrator that the engine
 // runs: it returns the output as JSON text ("" for null).
-type OrchestratorFunc func(ctx *Context) (string, error)
+type orchestratorFunc func(ctx *Context) (string, error)
 
-// ActivityFunc is the untyped form of an activity that the engine runs: it
+// activityFunc is the untyped form of an activity that the engine runs: it
 // takes and returns JSON text ("" for null).
-type ActivityFunc func(ctx context.Context, input string) (string, error)
+type activityFunc = replay.ActivityFunc
 
 // Definition is a named orchestrator or activity that can be registered.
 type Definition interface {
@@ -26,13 +28,13 @@ type Definition interface {
 // Registry maps function names to code. It is safe for concurrent use.
 type Registry struct {
 	mu            sync.RWMutex
-	orchestrators map[string]OrchestratorFunc
-	activities    map[string]ActivityFunc
+	orchestrators map[string]orchestratorFunc
+	activities    map[string]activityFunc
 }
 
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry {
-	return &Registry{orchestrators: map[string]OrchestratorFunc{}, activities: map[string]ActivityFunc{}}
+	return &Registry{orchestrators: map[string]orchestratorFunc{}, activities: map[string]activityFunc{}}
 }
 
 // Add registers definitions. A name registered twice is an error.
@@ -48,8 +50,8 @@ func (r *Registry) Add(defs ...Definition) error {
 	return nil
 }
 
-// AddOrchestratorFunc registers an untyped orchestrator.
-func (r *Registry) AddOrchestratorFunc(name string, fn OrchestratorFunc) error {
+// addOrchestrator registers an untyped orchestrator.
+func (r *Registry) addOrchestrator(name string, fn orchestratorFunc) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, dup := r.orchestrators[name]; dup {
@@ -59,8 +61,8 @@ func (r *Registry) AddOrchestratorFunc(name string, fn OrchestratorFunc) error {
 	return nil
 }
 
-// AddActivityFunc registers an untyped activity.
-func (r *Registry) AddActivityFunc(name string, fn ActivityFunc) error {
+// addActivity registers an untyped activity.
+func (r *Registry) addActivity(name string, fn activityFunc) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, dup := r.activities[name]; dup {
@@ -70,16 +72,16 @@ func (r *Registry) AddActivityFunc(name string, fn ActivityFunc) error {
 	return nil
 }
 
-// Orchestrator returns the orchestrator registered under name.
-func (r *Registry) Orchestrator(name string) (OrchestratorFunc, bool) {
+// orchestrator returns the orchestrator registered under name.
+func (r *Registry) orchestrator(name string) (orchestratorFunc, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	fn, ok := r.orchestrators[name]
 	return fn, ok
 }
 
-// Activity returns the activity registered under name.
-func (r *Registry) Activity(name string) (ActivityFunc, bool) {
+// activity returns the activity registered under name.
+func (r *Registry) activity(name string) (activityFunc, bool) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	fn, ok := r.activities[name]
@@ -114,7 +116,7 @@ func NewOrchestrator[In, Out any](name string, fn func(ctx *Context, input In) (
 func (o *Orchestrator[In, Out]) Name() string { return o.name }
 
 func (o *Orchestrator[In, Out]) register(r *Registry) error {
-	return r.AddOrchestratorFunc(o.name, o.untyped)
+	return r.addOrchestrator(o.name, o.untyped)
 }
 
 func (o *Orchestrator[In, Out]) untyped(ctx *Context) (string, error) {
@@ -144,7 +146,7 @@ func NewActivity[In, Out any](name string, fn func(ctx context.Context, input In
 func (a *Activity[In, Out]) Name() string { return a.name }
 
 func (a *Activity[In, Out]) register(r *Registry) error {
-	return r.AddActivityFunc(a.name, a.untyped)
+	return r.addActivity(a.name, a.untyped)
 }
 
 func (a *Activity[In, Out]) untyped(ctx context.Context, input string) (string, error) {

@@ -107,7 +107,7 @@ func TestReplayIsExactAfterStorageRoundTrip(t *testing.T) {
 
 	// The first run, one cached executor, the way the engine runs it.
 	sightings = nil
-	first := NewExecutor(fn, "inst1")
+	first := newExecutor(fn, "inst1")
 	t.Cleanup(first.Close)
 	var hist []history.Event
 	var bounds []int
@@ -152,7 +152,7 @@ func TestReplayIsExactAfterStorageRoundTrip(t *testing.T) {
 	// on from there with the raw episodes, see exactly the same.
 	for cut := 0; cut <= len(episodes); cut++ {
 		sightings = nil
-		ex := NewExecutor(fn, "inst1")
+		ex := newExecutor(fn, "inst1")
 		prefix := len(hist)
 		if cut < len(episodes) {
 			prefix = bounds[cut]

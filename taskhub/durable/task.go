@@ -27,7 +27,7 @@ type task struct {
 }
 
 // complete resolves the task (once) and runs its hooks.
-func (e *Executor) completeTask(t *task, result string, err error) {
+func (e *executor) completeTask(t *task, result string, err error) {
 	if t.done {
 		return
 	}

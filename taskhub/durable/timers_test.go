@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/go-durable/durablefunctions/taskhub/history"
+	"github.com/go-durable/durablefunctions/taskhub/internal/replay"
 )
 
 const day = 24 * time.Hour
@@ -31,13 +32,13 @@ func TestCreateTimerFires(t *testing.T) {
 	if !actions[0].Timestamp.Equal(t0) {
 		t.Errorf("TimerCreated timestamp = %v, want %v", actions[0].Timestamp, t0)
 	}
-	if got := d.ex.TaskState(0); got != TaskAwaiting {
+	if got := d.ex.TaskState(0); got != replay.TaskAwaiting {
 		t.Errorf("TaskState(0) = %v, want TaskAwaiting", got)
 	}
 	fire := t0.Add(time.Hour)
 	actions = d.run(ep(fire, evFired(0, fire)))
 	expectActions(t, "fired", actions, completedWith(1, jsonTime(fire)))
-	if got := d.ex.TaskState(0); got != TaskResolved {
+	if got := d.ex.TaskState(0); got != replay.TaskResolved {
 		t.Errorf("TaskState(0) after fire = %v, want TaskResolved", got)
 	}
 }
@@ -125,7 +126,7 @@ func TestTimerCancel(t *testing.T) {
 	if errBefore != nil || !doneAfter || !errors.Is(awaitErr, ErrCanceled) {
 		t.Fatalf("before cancel err=%v; after cancel done=%v, Await err=%v (want ErrCanceled)", errBefore, doneAfter, awaitErr)
 	}
-	if got := d.ex.TaskState(0); got != TaskResolved {
+	if got := d.ex.TaskState(0); got != replay.TaskResolved {
 		t.Errorf("TaskState of canceled timer = %v, want TaskResolved", got)
 	}
 	// The canceled timer's message still arrives: it is ignored.

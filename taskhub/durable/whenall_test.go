@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/go-durable/durablefunctions/taskhub/history"
+	"github.com/go-durable/durablefunctions/taskhub/internal/replay"
 )
 
 // fanOut calls Hello for three cities and waits for all of them.
@@ -188,7 +189,7 @@ func TestWhenAnyHumanInteraction(t *testing.T) {
 		expectActions(t, "requested", d.run(ep(t0.Add(time.Second), evCompleted(0, `""`))), timerAt(1, deadline))
 		expectActions(t, "approved", d.run(ep(t0.Add(time.Hour), evRaised("ApprovalEvent", `{"approved":true,"by":"ann"}`))),
 			completedWith(2, `"approved by ann"`))
-		if got := d.ex.TaskState(1); got != TaskResolved {
+		if got := d.ex.TaskState(1); got != replay.TaskResolved {
 			t.Errorf("timeout timer state = %v, want TaskResolved", got)
 		}
 	})

@@ -10,6 +10,7 @@ import (
 	"github.com/go-durable/durablefunctions/taskhub/backend"
 	"github.com/go-durable/durablefunctions/taskhub/durable"
 	"github.com/go-durable/durablefunctions/taskhub/history"
+	"github.com/go-durable/durablefunctions/taskhub/internal/replay"
 )
 
 // activityRunner runs activities with bounded concurrency, from local
@@ -240,7 +241,7 @@ func (a *activityRunner) execute(msg backend.Message, h *held, dequeueCount int6
 // into failure details.
 func (a *activityRunner) call(msg backend.Message) (result string, failure *durable.FailureDetails) {
 	ev := msg.Event
-	fn, ok := a.e.opts.Registry.Activity(ev.Name)
+	fn, ok := replay.LookupActivity(a.e.opts.Registry, ev.Name)
 	if !ok {
 		err := &NotRegisteredError{Kind: "activity", Name: ev.Name}
 		return "", &durable.FailureDetails{ErrorType: err.ErrorType(), ErrorMessage: err.Error(), IsNonRetriable: true}
@@ -252,12 +253,12 @@ func (a *activityRunner) call(msg backend.Message) (result string, failure *dura
 	}()
 	// The context ends when Stop runs out of grace (Options.ReleaseTimeout
 	// after that, Stop returns whether or not the activity has).
-	ctx := durable.WithActivityInfo(a.e.work, durable.ActivityInfo{
+	ctx := replay.WithActivityInfo(a.e.work, replay.ActivityInfo{
 		Name: ev.Name, InstanceID: msg.Target.InstanceID, ExecutionID: msg.Target.ExecutionID, TaskID: ev.EventID,
 	})
 	out, err := fn(ctx, ev.Input)
 	if err != nil {
-		return "", durable.FailureFromError(err)
+		return "", replay.FailureFromError(err)
 	}
 	return out, nil
 }

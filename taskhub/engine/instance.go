@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/go-durable/durablefunctions/taskhub/backend"
-	"github.com/go-durable/durablefunctions/taskhub/durable"
 	"github.com/go-durable/durablefunctions/taskhub/history"
+	"github.com/go-durable/durablefunctions/taskhub/internal/replay"
 )
 
 // inbound is one event waiting to be applied to an instance.
@@ -85,7 +85,7 @@ type instance struct {
 
 	// owned by the goroutine processing the instance
 	loaded       bool
-	ex           *durable.Executor
+	ex           replay.Executor
 	start        *history.Event // ExecutionStarted of the current execution
 	executionID  string
 	historyLen   int

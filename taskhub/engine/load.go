@@ -4,8 +4,8 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/go-durable/durablefunctions/taskhub/durable"
 	"github.com/go-durable/durablefunctions/taskhub/history"
+	"github.com/go-durable/durablefunctions/taskhub/internal/replay"
 )
 
 // load reads an instance's history and replays it into a fresh executor.
@@ -46,7 +46,7 @@ func (e *Engine) load(ctx context.Context, inst *instance) error {
 	}
 	inst.outstanding = map[int32]history.Event{}
 	for id, ev := range scheduled {
-		if inst.ex.TaskState(id) == durable.TaskAwaiting {
+		if inst.ex.TaskState(id) == replay.TaskAwaiting {
 			inst.outstanding[id] = ev
 		}
 	}
@@ -55,18 +55,16 @@ func (e *Engine) load(ctx context.Context, inst *instance) error {
 
 // orchestrator returns the code for name, or code that fails the instance
 // with a clear reason when name is not registered.
-func (e *Engine) orchestrator(name string) durable.OrchestratorFunc {
-	if fn, ok := e.opts.Registry.Orchestrator(name); ok {
+func (e *Engine) orchestrator(name string) replay.Orchestrator {
+	if fn, ok := replay.LookupOrchestrator(e.opts.Registry, name); ok {
 		return fn
 	}
-	return func(*durable.Context) (string, error) {
-		return "", &NotRegisteredError{Kind: "orchestrator", Name: name}
-	}
+	return replay.Failing(&NotRegisteredError{Kind: "orchestrator", Name: name})
 }
 
 // newExecutor returns an executor for the instance's orchestrator.
-func (e *Engine) newExecutor(inst *instance, name string) *durable.Executor {
-	ex := durable.NewExecutor(e.orchestrator(name), inst.id)
+func (e *Engine) newExecutor(inst *instance, name string) replay.Executor {
+	ex := replay.NewExecutor(e.orchestrator(name), inst.id)
 	ex.SetLogger(e.opts.Logger)
 	return ex
 }

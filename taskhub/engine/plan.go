@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/go-durable/durablefunctions/taskhub/backend"
-	"github.com/go-durable/durablefunctions/taskhub/durable"
 	"github.com/go-durable/durablefunctions/taskhub/history"
+	"github.com/go-durable/durablefunctions/taskhub/internal/replay"
 )
 
 // batchPlan sorts a batch into what to apply, drop and put back.
@@ -112,7 +112,7 @@ func (e *Engine) plan(inst *instance, batch []*inbound, stored *storedRow) batch
 			history.SubOrchestrationInstanceCompleted, history.SubOrchestrationInstanceFailed:
 			running := p.start != nil || (inst.ex != nil && !inst.terminal)
 			switch {
-			case in.local && p.start == nil && (inst.ex == nil || inst.ex.TaskState(responseTo(ev)) == durable.TaskUnknown):
+			case in.local && p.start == nil && (inst.ex == nil || inst.ex.TaskState(responseTo(ev)) == replay.TaskUnknown):
 				// The result of a call that only an abandoned coalescing
 				// window recorded: history does not have it, so the call runs
 				// again when the instance recovers.
@@ -132,7 +132,7 @@ func (e *Engine) plan(inst *instance, batch []*inbound, stored *storedRow) batch
 				p.later = append(p.later, in) // apply after the new execution's first checkpoint
 			default:
 				switch inst.ex.TaskState(responseTo(ev)) {
-				case durable.TaskAwaiting:
+				case replay.TaskAwaiting:
 					if p.answered[responseTo(ev)] {
 						// A second copy in this batch (a send retried after
 						// its answer was lost, or a local result and its
@@ -146,7 +146,7 @@ func (e *Engine) plan(inst *instance, batch []*inbound, stored *storedRow) batch
 					}
 					p.answered[responseTo(ev)] = true
 					p.apply = append(p.apply, in)
-				case durable.TaskResolved:
+				case replay.TaskResolved:
 					e.log.Debug("ignoring a duplicate or canceled response", "instance", inst.id, "task", responseTo(ev), "event", ev.Type.String())
 					if in.local {
 						delete(inst.local, ev.TaskScheduledID)

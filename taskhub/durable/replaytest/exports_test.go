@@ -15,6 +15,7 @@ import (
 	"github.com/go-durable/durablefunctions/taskhub/backend"
 	"github.com/go-durable/durablefunctions/taskhub/durable"
 	"github.com/go-durable/durablefunctions/taskhub/history"
+	"github.com/go-durable/durablefunctions/taskhub/internal/replay"
 )
 
 var update = flag.Bool("update", false, "rewrite the exports in testdata from the recording scripts")
@@ -29,7 +30,7 @@ func ms(n int) time.Duration { return time.Duration(n) * time.Millisecond }
 type recorder struct {
 	t       *testing.T
 	reg     *durable.Registry
-	ex      *durable.Executor
+	ex      replay.Executor
 	id      string
 	name    string
 	input   string
@@ -41,11 +42,11 @@ type recorder struct {
 
 // record starts an instance created at created whose first episode runs at first.
 func record(t *testing.T, reg *durable.Registry, name, id, input string, created, first time.Time) *recorder {
-	fn, ok := reg.Orchestrator(name)
+	fn, ok := replay.LookupOrchestrator(reg, name)
 	if !ok {
 		t.Fatalf("%s is not registered", name)
 	}
-	r := &recorder{t: t, reg: reg, ex: durable.NewExecutor(fn, id), id: id, name: name, input: input,
+	r := &recorder{t: t, reg: reg, ex: replay.NewExecutor(fn, id), id: id, name: name, input: input,
 		created: created, actions: map[int32]history.Event{}}
 	t.Cleanup(r.ex.Close)
 	start := history.NewEvent(history.ExecutionStarted, created)
@@ -80,7 +81,7 @@ func (r *recorder) result(id int32, at time.Time) history.Event {
 	if !ok || a.Type != history.TaskScheduled {
 		r.t.Fatalf("task %d is not an activity call: %+v", id, a)
 	}
-	fn, ok := r.reg.Activity(a.Name)
+	fn, ok := replay.LookupActivity(r.reg, a.Name)
 	if !ok {
 		r.t.Fatalf("activity %s is not registered", a.Name)
 	}
@@ -88,7 +89,7 @@ func (r *recorder) result(id int32, at time.Time) history.Event {
 	var ev history.Event
 	if err != nil {
 		ev = history.NewEvent(history.TaskFailed, at)
-		ev.Failure = durable.FailureFromError(err)
+		ev.Failure = replay.FailureFromError(err)
 		ev.Reason = ev.Failure.ErrorMessage
 	} else {
 		ev = history.NewEvent(history.TaskCompleted, at)
@@ -102,7 +103,7 @@ func (r *recorder) result(id int32, at time.Time) history.Event {
 func (r *recorder) failure(id int32, at time.Time, msg string) history.Event {
 	ev := history.NewEvent(history.TaskFailed, at)
 	ev.TaskScheduledID = id
-	ev.Failure = durable.FailureFromError(errors.New(msg))
+	ev.Failure = replay.FailureFromError(errors.New(msg))
 	ev.Reason = msg
 	return ev
 }

@@ -10,12 +10,13 @@ import (
 
 	"github.com/go-durable/durablefunctions/taskhub/durable"
 	"github.com/go-durable/durablefunctions/taskhub/history"
+	"github.com/go-durable/durablefunctions/taskhub/internal/replay"
 )
 
 // checker replays one export against one orchestrator.
 type checker struct {
 	x   *export
-	fn  durable.OrchestratorFunc
+	fn  replay.Orchestrator
 	cfg config
 }
 
@@ -47,7 +48,7 @@ func (c *checker) check() error {
 // action of the code with what the export records.
 type forward struct {
 	*checker
-	ex      *durable.Executor
+	ex      replay.Executor
 	pins    map[int]time.Time // settled episode start times, by trigger entry
 	newPins map[int]time.Time // corrections found by this run
 	prev    time.Time         // start time of the previous episode
@@ -68,7 +69,7 @@ type episode struct {
 }
 
 func (c *checker) newForward(pins map[int]time.Time) *forward {
-	ex := durable.NewExecutor(c.fn, c.x.instanceID)
+	ex := replay.NewExecutor(c.fn, c.x.instanceID)
 	ex.SetLogger(slog.New(slog.DiscardHandler))
 	return &forward{
 		checker: c,
@@ -279,7 +280,7 @@ func (f *forward) state() string {
 	}
 	var open []int32
 	for id := range f.actions {
-		if f.ex.TaskState(id) == durable.TaskAwaiting {
+		if f.ex.TaskState(id) == replay.TaskAwaiting {
 			open = append(open, id)
 		}
 	}
@@ -336,7 +337,7 @@ func (c *checker) fromScratch(f *forward) error {
 		events = append(events, history.NewEvent(history.OrchestratorCompleted, ep.events[0].Timestamp))
 		origins = append(origins, origin{ep.trigger, -1})
 	}
-	ex := durable.NewExecutor(c.fn, c.x.instanceID)
+	ex := replay.NewExecutor(c.fn, c.x.instanceID)
 	ex.SetLogger(slog.New(slog.DiscardHandler))
 	defer ex.Close()
 	unstable := func(id int32, entry int, first, second string, err error) error {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/go-durable/durablefunctions/taskhub/durable"
+	"github.com/go-durable/durablefunctions/taskhub/internal/replay"
 )
 
 // Option tunes Check.
@@ -49,7 +50,7 @@ func Check(reg *durable.Registry, exported []byte, opts ...Option) error {
 	if err != nil {
 		return err
 	}
-	fn, ok := reg.Orchestrator(x.name)
+	fn, ok := replay.LookupOrchestrator(reg, x.name)
 	if !ok {
 		return fmt.Errorf("%w: %q (registered: %v)", ErrNotRegistered, x.name, reg.OrchestratorNames())
 	}

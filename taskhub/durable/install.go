@@ -1,0 +1,43 @@
+package durable
+
+import (
+	"fmt"
+
+	"github.com/go-durable/durablefunctions/taskhub/history"
+	"github.com/go-durable/durablefunctions/taskhub/internal/replay"
+)
+
+// The engine reaches the replay core through taskhub/internal/replay, so
+// that none of it is part of this package's API.
+func init() {
+	replay.Install(replay.Hooks{
+		Orchestrator: func(reg any, name string) (replay.Orchestrator, bool) {
+			fn, ok := registryOf(reg).orchestrator(name)
+			if !ok {
+				return nil, false
+			}
+			return fn.executors(), true
+		},
+		Activity: func(reg any, name string) (replay.ActivityFunc, bool) {
+			return registryOf(reg).activity(name)
+		},
+		Failing: func(err error) replay.Orchestrator {
+			return orchestratorFunc(func(*Context) (string, error) { return "", err }).executors()
+		},
+		FailureFromError: func(err error) *history.FailureDetails { return failureFromError(err) },
+	})
+}
+
+// registryOf returns reg as the *Registry it must be.
+func registryOf(reg any) *Registry {
+	r, ok := reg.(*Registry)
+	if !ok || r == nil {
+		panic(fmt.Sprintf("durable: the replay core needs a non-nil *durable.Registry, got %T", reg))
+	}
+	return r
+}
+
+// executors returns fn as the engine holds it: a maker of executors.
+func (fn orchestratorFunc) executors() replay.Orchestrator {
+	return func(instanceID string) replay.Executor { return newExecutor(fn, instanceID) }
+}

@@ -1,0 +1,167 @@
+// Package replay is the engine's side of the replay core in taskhub/durable:
+// what taskhub/engine and taskhub/durable/replaytest need to run
+// orchestrators and activities, kept out of durable's public API.
+//
+// taskhub/durable implements it: its unexported executor satisfies
+// Executor, and it installs the lookups and conversions below when it is
+// initialised (Install). Any *durable.Registry a caller holds therefore
+// comes with an installed implementation.
+package replay
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/go-durable/durablefunctions/taskhub/history"
+)
+
+// Executor replays one orchestration execution against its history and
+// runs it forward on new events. It is not safe for concurrent use; the
+// engine drives one Executor from one goroutine at a time.
+type Executor interface {
+	// SetLogger sets the logger behind the orchestrator's Context.Logger.
+	SetLogger(l *slog.Logger)
+	// Replay applies committed history events (IsReplaying is true while
+	// their effects run). It returns a *durable.NonDeterminismError if the
+	// code disagrees with the history; the executor then holds a failed
+	// completion.
+	Replay(events []history.Event) error
+	// Run applies new events (not yet in history) and returns the actions
+	// the orchestrator produced that history does not record yet, in order.
+	// The returned actions are considered recorded from now on: the caller
+	// must append the new events, then the actions, then one
+	// OrchestratorCompleted event to history (or discard the executor).
+	Run(events []history.Event) ([]history.Event, error)
+	// Step runs one episode: it applies an OrchestratorStarted event stamped
+	// clock() and then events (new, not yet in history), and returns the
+	// whole episode as history records it: OrchestratorStarted, events, the
+	// actions the orchestrator produced, and a closing OrchestratorCompleted
+	// stamped clock() once the code has run; and, separately, the actions
+	// alone. From then on the episode counts as recorded: the caller
+	// appends it to history as returned, or discards the executor.
+	Step(clock func() time.Time, events []history.Event) (episode, actions []history.Event, err error)
+	// Fail makes the next Run end the execution as Failed with fd once it
+	// has applied its events, like a termination: whatever the code does in
+	// that Run is void. It has no effect on an execution that has already
+	// completed.
+	Fail(fd history.FailureDetails)
+	// Close unwinds a parked orchestrator coroutine. The executor is
+	// unusable afterwards. It is safe to call more than once.
+	Close()
+	// Done reports whether the orchestration has produced its completion.
+	Done() bool
+	// Completion returns the completion action (ExecutionCompleted or
+	// ContinueAsNew), or nil while the orchestration is still running.
+	Completion() *history.Event
+	// CarryOver returns the events a ContinueAsNew completion hands to the
+	// next execution (unconsumed external events, when asked for).
+	CarryOver() []history.Event
+	// CustomStatus returns the custom status the code set (JSON, "" = none).
+	CustomStatus() string
+	// Suspended reports whether the instance is suspended.
+	Suspended() bool
+	// TaskState reports the state of task id.
+	TaskState(id int32) TaskState
+}
+
+// TaskState says how the recorded history stands for one task id.
+type TaskState int
+
+// Task states, as seen by the engine when a response arrives.
+const (
+	// TaskUnknown: history does not record the task's scheduling (yet); a
+	// response for it is out of order.
+	TaskUnknown TaskState = iota
+	// TaskAwaiting: scheduled and recorded, waiting for its response.
+	TaskAwaiting
+	// TaskResolved: the task already has its response (or was canceled);
+	// another is a duplicate.
+	TaskResolved
+)
+
+// Orchestrator is orchestrator code as the engine holds it: it returns a
+// fresh executor of that code for an instance.
+type Orchestrator func(instanceID string) Executor
+
+// NewExecutor returns an executor that will run o for the given instance.
+func NewExecutor(o Orchestrator, instanceID string) Executor { return o(instanceID) }
+
+// ActivityFunc is the untyped form of an activity that the engine runs: it
+// takes and returns JSON text ("" for null).
+type ActivityFunc func(ctx context.Context, input string) (string, error)
+
+// Hooks is what taskhub/durable installs: the parts of this package that
+// need durable's unexported types. A Registry argument is a
+// *durable.Registry; it is typed any because this package cannot import
+// durable (durable imports it).
+type Hooks struct {
+	// Orchestrator returns the orchestrator registered in reg under name.
+	Orchestrator func(reg any, name string) (Orchestrator, bool)
+	// Activity returns the activity registered in reg under name.
+	Activity func(reg any, name string) (ActivityFunc, bool)
+	// Failing returns an orchestrator whose code fails with err at once.
+	Failing func(err error) Orchestrator
+	// FailureFromError converts an error of user code into failure details.
+	FailureFromError func(err error) *history.FailureDetails
+}
+
+var hooks Hooks
+
+// Install is called by taskhub/durable when it is initialised.
+func Install(h Hooks) { hooks = h }
+
+// installed returns the hooks, failing loudly if durable never installed
+// them (impossible for a caller holding a *durable.Registry).
+func installed() *Hooks {
+	if hooks.Orchestrator == nil {
+		panic("replay: taskhub/durable has not installed its replay core")
+	}
+	return &hooks
+}
+
+// LookupOrchestrator returns the orchestrator registered in reg (a
+// *durable.Registry) under name.
+func LookupOrchestrator(reg any, name string) (Orchestrator, bool) {
+	return installed().Orchestrator(reg, name)
+}
+
+// LookupActivity returns the activity registered in reg (a
+// *durable.Registry) under name.
+func LookupActivity(reg any, name string) (ActivityFunc, bool) {
+	return installed().Activity(reg, name)
+}
+
+// Failing returns an orchestrator whose code fails with err as soon as it
+// starts, so that the instance fails with err recorded as its failure.
+func Failing(err error) Orchestrator { return installed().Failing(err) }
+
+// FailureFromError converts an error returned by user code (activity or
+// orchestrator) into failure details, as recorded in history.
+func FailureFromError(err error) *history.FailureDetails {
+	return installed().FailureFromError(err)
+}
+
+// ActivityInfo describes the activity call an activity function is
+// serving. durable.ActivityInfo is the same struct, converted on the way
+// out of the context.
+type ActivityInfo struct {
+	Name        string
+	InstanceID  string // the orchestration that called it
+	ExecutionID string
+	TaskID      int32
+}
+
+type activityInfoKey struct{}
+
+// WithActivityInfo returns a context carrying info, for the activity code
+// to read with durable.ActivityInfoFrom.
+func WithActivityInfo(ctx context.Context, info ActivityInfo) context.Context {
+	return context.WithValue(ctx, activityInfoKey{}, info)
+}
+
+// ActivityInfoFrom returns the activity call details carried by ctx.
+func ActivityInfoFrom(ctx context.Context) (ActivityInfo, bool) {
+	info, ok := ctx.Value(activityInfoKey{}).(ActivityInfo)
+	return info, ok
+}
