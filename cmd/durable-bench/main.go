@@ -1,526 +1,561 @@
-// Command durable-bench measures the task hub on the sample orchestration
-// against Azurite: the latency of one orchestration at a time, the
-// throughput of many at once, and the storage calls each one costs.
+// Command durable-bench measures the task hub on Azure Storage (Azurite)
+// and prints, for one run:
 //
-//	go run ./cmd/durable-bench                 # starts its own Azurite
-//	go run ./cmd/durable-bench -storage "..."  # uses a running one
+//   - W1, the sample (activity Hello x3 in sequence), one instance at a
+//     time: p50/p95 start-to-completed in process (client StartNew to the
+//     completion notification) and as a user sees it (POST the start
+//     route, then GET statusQueryGetUri every 2 ms until it answers 200);
+//   - the storage calls one sample orchestration costs, by kind;
+//   - W2, 500 sample instances started at once through the HTTP start
+//     route by 32 clients: throughput from the Instances table,
+//     500 / (last CompletedTime - first CreatedTime), and wall-clock;
+//   - W3, one orchestration fanning out to 200 activities, and W4, one
+//     calling 50 activities in sequence (medians of a few runs);
+//   - one orchestration of 5,000 sequential activities: time per activity
+//     over the first and the last 500, from times the activities record;
+//   - a final one-line JSON summary of all figures.
 //
-// Figures are printed, never judged: machines are shared and noisy, so run
-// it several times and compare medians.
+// Every output is checked; a wrong result or a timeout ends the run with
+// an error and a non-zero exit. Figures are printed, never judged.
+//
+//	go run ./cmd/durable-bench                 # starts a private Azurite (needs `npm ci`)
+//	go run ./cmd/durable-bench -storage "..."  # uses a running storage account
+//
+// The bench serves its own copy of the sample (functions.go) through the
+// library's handler stack on a local listener, as the app serves it
+// standalone; it does not import the sample's packages.
 package main
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
-	"sort"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
+	"syscall"
 	"time"
 
-	hello "github.com/go-durable/durablefunctions/Hello"
-	orchestrator "github.com/go-durable/durablefunctions/Orchestrator"
 	"github.com/go-durable/durablefunctions/handler"
 	"github.com/go-durable/durablefunctions/handler/durableapi"
 	"github.com/go-durable/durablefunctions/internal/azuritetest"
 	"github.com/go-durable/durablefunctions/taskhub/azurestorage"
-	"github.com/go-durable/durablefunctions/taskhub/backend"
 	"github.com/go-durable/durablefunctions/taskhub/client"
 	"github.com/go-durable/durablefunctions/taskhub/durable"
 	"github.com/go-durable/durablefunctions/taskhub/engine"
-	"github.com/go-durable/durablefunctions/taskhub/history"
 )
 
 func main() {
-	if err := run(); err != nil {
+	if err := run(os.Args[1:]); err != nil {
 		fmt.Fprintln(os.Stderr, "durable-bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run() error {
-	storage := flag.String("storage", "", "storage connection string (default: start a private Azurite on disk)")
-	sequential := flag.Int("sequential", 30, "orchestrations to run one at a time")
-	burst := flag.Int("burst", 500, "orchestrations to start at once")
-	starters := flag.Int("starters", 50, "concurrent clients issuing the burst's starts")
-	trace := flag.Bool("trace", false, "print the storage calls of one orchestration on a timeline")
-	chain := flag.Int("chain", 50, "activities called in sequence by one orchestration")
-	fan := flag.Int("fan", 200, "activities fanned out to by one orchestration")
-	repeat := flag.Int("repeat", 5, "runs of the chain and fan-out orchestrations")
-	idle := flag.Duration("idle", 0, "also measure the storage calls of an idle worker over this long (e.g. 60s)")
-	listN := flag.Int("list", 10000, "instances to create and list through the management API (0 skips)")
-	dataDir := flag.String("azurite-dir", "", "parent directory for the private Azurite's data (default: the system temp dir; /dev/shm keeps it in RAM)")
-	flag.Parse()
+// config holds the flags.
+type config struct {
+	storage, azuriteDir             string
+	warmup, sequential              int
+	burst, starters                 int
+	chain, fan, repeat              int
+	long, longWindow                int
+	trace                           bool
+	idle                            time.Duration
+	list                            int
+	sampleTimeout, burstTimeout     time.Duration
+	shapeTimeout, longTimeout       time.Duration
+	partitionWait, engineStartLimit time.Duration
+}
 
-	ctx := context.Background()
-	conn := *storage
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("durable-bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.storage, "storage", "", "storage connection string (default: start a private Azurite from node_modules)")
+	fs.StringVar(&c.azuriteDir, "azurite-dir", "", "parent directory for the private Azurite's data (default: the system temp dir; /dev/shm keeps it in RAM)")
+	fs.IntVar(&c.warmup, "warmup", 3, "W1: warm-up runs (in process and over HTTP each) before measuring")
+	fs.IntVar(&c.sequential, "sequential", 30, "W1: sample instances run one at a time, in process and over HTTP each; the in-process ones also give the storage calls")
+	fs.IntVar(&c.burst, "burst", 500, "W2: sample instances started at once through the HTTP start route (0 skips)")
+	fs.IntVar(&c.starters, "starters", 32, "W2: concurrent HTTP clients issuing the starts")
+	fs.IntVar(&c.fan, "fan", 200, "W3: activities one orchestration fans out to")
+	fs.IntVar(&c.chain, "chain", 50, "W4: activities one orchestration calls in sequence")
+	fs.IntVar(&c.repeat, "repeat", 5, "W3 and W4: runs each; the median is reported (0 skips)")
+	fs.IntVar(&c.long, "long", 5000, "activities of the long sequential orchestration (0 skips)")
+	fs.IntVar(&c.longWindow, "long-window", 500, "activities at the start and at the end of the long sequence whose time per activity is reported")
+	fs.BoolVar(&c.trace, "trace", false, "also print the storage calls of one sample orchestration on a timeline")
+	fs.DurationVar(&c.idle, "idle", 0, "also count the storage calls of the idle engine over this long (e.g. 60s)")
+	fs.IntVar(&c.list, "list", 0, "also create this many instance rows and list the Running ones through the management API")
+	fs.DurationVar(&c.sampleTimeout, "sample-timeout", time.Minute, "W1: limit for one sample instance")
+	fs.DurationVar(&c.burstTimeout, "burst-timeout", 10*time.Minute, "W2: limit for the whole burst")
+	fs.DurationVar(&c.shapeTimeout, "shape-timeout", 5*time.Minute, "W3 and W4: limit for one orchestration")
+	fs.DurationVar(&c.longTimeout, "long-timeout", 20*time.Minute, "limit for the long sequential orchestration")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected arguments %q: every setting is a flag (see -help)", fs.Args())
+	}
+	c.partitionWait, c.engineStartLimit = time.Minute, 2*time.Minute
+	var errs []error
+	positive := func(name string, v int) {
+		if v <= 0 {
+			errs = append(errs, fmt.Errorf("-%s=%d: want a positive number", name, v))
+		}
+	}
+	notNegative := func(name string, v int) {
+		if v < 0 {
+			errs = append(errs, fmt.Errorf("-%s=%d: want 0 or more", name, v))
+		}
+	}
+	positive("sequential", c.sequential)
+	positive("starters", c.starters)
+	positive("fan", c.fan)
+	positive("chain", c.chain)
+	notNegative("warmup", c.warmup)
+	notNegative("burst", c.burst)
+	notNegative("repeat", c.repeat)
+	notNegative("long", c.long)
+	notNegative("list", c.list)
+	if c.long > 0 && (c.longWindow <= 0 || c.long < 2*c.longWindow) {
+		errs = append(errs, fmt.Errorf("-long-window=%d with -long=%d: want a window of at least 1 and at most half the sequence", c.longWindow, c.long))
+	}
+	for name, d := range map[string]time.Duration{"sample-timeout": c.sampleTimeout, "burst-timeout": c.burstTimeout, "shape-timeout": c.shapeTimeout, "long-timeout": c.longTimeout} {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("-%s=%v: want a positive duration", name, d))
+		}
+	}
+	if c.idle < 0 {
+		errs = append(errs, fmt.Errorf("-idle=%v: want 0 (off) or a positive duration", c.idle))
+	}
+	return c, errors.Join(errs...)
+}
+
+// bench is one assembled app under measurement.
+type bench struct {
+	cfg     config
+	hub     string
+	store   *azurestorage.Store // the app's store; its calls are counted
+	counter *countingTransport
+	eng     *engine.Engine
+	app     *client.Client // the app's client, over store
+	// watch waits for and reads back instances over a second store whose
+	// calls are not counted: they are the bench's, not the app's.
+	watch    *client.Client
+	baseURL  string // the app's local listener
+	startURL string // the start route of the sample orchestrator
+	apiURL   string // the management API's base
+	web      *http.Client
+	progress io.Writer
+	sum      summary
+}
+
+func run(args []string) error {
+	cfg, err := parseFlags(args, os.Stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	root, err := azuritetest.ModuleRoot()
+	if err != nil {
+		return fmt.Errorf("%w: run the bench from the repository (go run ./cmd/durable-bench): it serves the app root's function.json files", err)
+	}
+	conn, where := cfg.storage, "the given storage account"
 	if conn == "" {
-		dir, err := os.MkdirTemp(*dataDir, "durable-bench-azurite")
+		dir, err := os.MkdirTemp(cfg.azuriteDir, "durable-bench-azurite")
 		if err != nil {
-			return err
+			return fmt.Errorf("create Azurite's data directory: %w", err)
 		}
 		defer os.RemoveAll(dir)
 		srv, err := azuritetest.Start(ctx, dir)
-		if err != nil {
-			return fmt.Errorf("start Azurite: %w", err)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return fmt.Errorf("Azurite is not installed (%s is missing): run `npm ci` in %s, or pass -storage with a connection string",
+				filepath.Join(root, "node_modules", "azurite"), root)
+		case errors.Is(err, exec.ErrNotFound):
+			return fmt.Errorf("Node.js is not on PATH (the private Azurite needs Node.js 20): install it, or pass -storage with a connection string")
+		case err != nil:
+			return fmt.Errorf("cannot start a private Azurite: %w (or pass -storage with a connection string)", err)
 		}
 		defer srv.Stop()
-		conn = srv.ConnectionString()
+		conn, where = srv.ConnectionString(), fmt.Sprintf("a private Azurite (queues on 127.0.0.1:%d)", srv.QueuePort)
 	}
 
-	counter := &countingTransport{next: &http.Transport{MaxIdleConnsPerHost: 128, IdleConnTimeout: 4 * time.Second}}
-	hub := fmt.Sprintf("bench%d", time.Now().UnixNano()%1_000_000_000)
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	store, err := azurestorage.New(azurestorage.Options{ConnectionString: conn, HubName: hub, HTTPClient: &http.Client{Transport: counter}, Logger: log})
+	b, closeApp, err := assemble(ctx, cfg, conn, root)
 	if err != nil {
 		return err
 	}
+	defer closeApp()
+	fmt.Printf("durable-bench: task hub %s on %s, %d of %d partitions owned, app at %s\n\n",
+		b.hub, where, len(b.eng.OwnedPartitions()), b.store.PartitionCount(), b.baseURL)
+	return b.runAll(ctx)
+}
+
+// assemble builds the app the way funcapp.New does (handler, store,
+// engine, client, management API), except that the store's HTTP client
+// counts calls, starts the engine, and serves the handler's standalone
+// routes on a loopback listener. close undoes it all.
+func assemble(ctx context.Context, cfg config, conn, root string) (b *bench, closeAll func(), err error) {
+	var closers []func()
+	closeAll = func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	defer func() {
+		if err != nil {
+			closeAll()
+		}
+	}()
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	hub := fmt.Sprintf("bench%d", time.Now().UnixNano()%1_000_000_000)
+	counter := &countingTransport{
+		next:     &http.Transport{MaxIdleConnsPerHost: 128, IdleConnTimeout: 4 * time.Second},
+		classify: newClassifier(hub).classify,
+	}
+	store, err := azurestorage.New(azurestorage.Options{ConnectionString: conn, HubName: hub, HTTPClient: &http.Client{Transport: counter}, Logger: log})
+	if err != nil {
+		return nil, nil, err
+	}
+	plain, err := azurestorage.New(azurestorage.Options{ConnectionString: conn, HubName: hub, Logger: log})
+	if err != nil {
+		return nil, nil, err
+	}
 	reg := durable.NewRegistry()
-	if err := reg.Add(orchestrator.Orchestrator, hello.Activity, sequence, fanOut); err != nil {
-		return err
+	if err := reg.Add(definitions...); err != nil {
+		return nil, nil, err
 	}
 	eng, err := engine.New(engine.Options{Backend: store, Registry: reg, Logger: log})
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
-	if err := eng.Start(ctx); err != nil {
-		return err
+	startCtx, cancel := context.WithTimeout(ctx, cfg.engineStartLimit)
+	defer cancel()
+	if err := eng.Start(startCtx); err != nil {
+		return nil, nil, fmt.Errorf("start the engine: %w", err)
 	}
-	defer func() {
+	closers = append(closers, func() {
 		stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		eng.Stop(stopCtx)
-		store.DeleteTaskHub(stopCtx)
-	}()
-	c := client.New(store, reg, eng)
-
-	fmt.Printf("task hub %s, %d partitions owned, Azurite at %s\n\n", hub, len(eng.OwnedPartitions()), endpointOf(conn))
-
-	// Warm up connections and code paths.
-	for i := 0; i < 3; i++ {
-		if _, err := runOne(ctx, c); err != nil {
-			return err
+		if err := eng.Stop(stopCtx); err != nil {
+			fmt.Fprintln(os.Stderr, "durable-bench: stop the engine:", err)
+		}
+		if cfg.storage != "" { // a private Azurite goes away with its data
+			if err := store.DeleteTaskHub(stopCtx); err != nil {
+				fmt.Fprintln(os.Stderr, "durable-bench: delete task hub", hub+":", err)
+			}
+		}
+	})
+	// The first ownership pass may leave partitions to later passes; a
+	// start routed to one not yet owned would wait for a poll.
+	deadline := time.Now().Add(cfg.partitionWait)
+	for len(eng.OwnedPartitions()) < store.PartitionCount() {
+		if time.Now().After(deadline) {
+			return nil, nil, fmt.Errorf("the engine owns %d of %d partitions after %v", len(eng.OwnedPartitions()), store.PartitionCount(), cfg.partitionWait)
+		}
+		if !sleepCtx(ctx, 20*time.Millisecond) {
+			return nil, nil, ctx.Err()
 		}
 	}
 
-	if *trace {
-		eng.WaitBackground()
-		counter.startTrace()
-		d, err := runOne(ctx, c)
+	app := client.New(store, reg, eng)
+	h, err := handler.New(handler.Options{AppRoot: root, Logger: log})
+	if err != nil {
+		return nil, nil, err
+	}
+	base := "/durabletask"
+	if p := h.Config().RoutePrefix; p != "" {
+		base = "/" + p + base
+	}
+	api := durableapi.New(app, durableapi.Options{BasePath: base, HubName: hub, Logger: log})
+	if err := h.HandleHTTP("DurableTaskAPI", api.Handle); err != nil {
+		return nil, nil, err
+	}
+	if err := h.HandleHTTP("HttpStart", httpStart(app, api)); err != nil {
+		return nil, nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen for the app: %w", err)
+	}
+	serveCtx, stopServing := context.WithCancel(context.WithoutCancel(ctx))
+	served := make(chan error, 1)
+	go func() { served <- h.Serve(serveCtx, ln, h.StandaloneHandler()) }()
+	closers = append(closers, func() {
+		stopServing()
+		if err := <-served; err != nil {
+			fmt.Fprintln(os.Stderr, "durable-bench: the app server:", err)
+		}
+	})
+	baseURL := "http://" + ln.Addr().String()
+	startPath := "/orchestrators/" + sampleOrchestrator.Name()
+	if p := h.Config().RoutePrefix; p != "" {
+		startPath = "/" + p + startPath
+	}
+	web := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 128, IdleConnTimeout: 30 * time.Second}, Timeout: 30 * time.Second}
+	closers = append(closers, web.CloseIdleConnections)
+	return &bench{
+		cfg: cfg, hub: hub, store: store, counter: counter, eng: eng, app: app,
+		watch:   client.New(plain, reg, eng),
+		baseURL: baseURL, startURL: baseURL + startPath, apiURL: baseURL + base, web: web, progress: os.Stderr,
+	}, closeAll, nil
+}
+
+// runAll runs every workload in order and prints the summary.
+func (b *bench) runAll(ctx context.Context) error {
+	c := b.cfg
+	b.note("W1: %d warm-up and %d measured sample runs, in process and over HTTP", c.warmup, c.sequential)
+	if err := b.w1(ctx); err != nil {
+		return fmt.Errorf("W1 (the sample, one at a time): %w", err)
+	}
+	if c.burst > 0 {
+		b.note("W2: %d sample instances at once through HTTP, %d clients", c.burst, c.starters)
+		if err := b.w2(ctx); err != nil {
+			return fmt.Errorf("W2 (%d at once): %w", c.burst, err)
+		}
+	}
+	if c.repeat > 0 {
+		b.note("W3 and W4: fan-out to %d, sequence of %d, %d runs each", c.fan, c.chain, c.repeat)
+		if err := b.w3w4(ctx); err != nil {
+			return fmt.Errorf("W3/W4: %w", err)
+		}
+	}
+	if c.long > 0 {
+		b.note("long sequence of %d activities (this takes a while)", c.long)
+		if err := b.long(ctx); err != nil {
+			return fmt.Errorf("long sequence: %w", err)
+		}
+	}
+	if c.idle > 0 {
+		b.note("idle engine for %v", c.idle)
+		if err := b.idle(ctx); err != nil {
+			return err
+		}
+	}
+	if c.list > 0 {
+		b.note("listing among %d instance rows", c.list)
+		if err := b.benchList(ctx, c.list); err != nil {
+			return fmt.Errorf("list: %w", err)
+		}
+	}
+	fmt.Println()
+	fmt.Println(b.sum.json())
+	return nil
+}
+
+// note prints a progress line on stderr.
+func (b *bench) note(format string, args ...any) {
+	fmt.Fprintf(b.progress, "durable-bench: "+format+"\n", args...)
+}
+
+// w1 runs the sample one instance at a time, in process (also counting
+// storage calls) and over HTTP.
+func (b *bench) w1(ctx context.Context) error {
+	c := b.cfg
+	for i := 0; i < c.warmup; i++ {
+		if _, err := b.sampleInProcess(ctx); err != nil {
+			return fmt.Errorf("warm-up: %w", err)
+		}
+		if _, _, err := b.sampleViaHTTP(ctx); err != nil {
+			return fmt.Errorf("warm-up: %w", err)
+		}
+	}
+	if c.trace {
+		b.eng.WaitBackground()
+		b.counter.startTrace()
+		d, err := b.sampleInProcess(ctx)
 		if err != nil {
 			return err
 		}
-		fmt.Printf("timeline of one orchestration (%s):\n", d.Round(100*time.Microsecond))
-		for _, ev := range counter.stopTrace() {
-			fmt.Printf("  %7.2fms +%5.2fms  %s\n", ms(ev.at), ms(ev.took), ev.kind)
+		b.eng.WaitBackground()
+		fmt.Printf("Timeline of the storage calls of one sample orchestration (completed after %s; deferred calls included):\n", fmtMS(d))
+		for _, ev := range b.counter.stopTrace() {
+			fmt.Printf("  %8.2f ms  +%6.2f ms  %s\n", ms(ev.at), ms(ev.took), ev.kind)
 		}
 		fmt.Println()
 	}
 
-	// One at a time.
-	counter.reset()
-	var lat []time.Duration
-	for i := 0; i < *sequential; i++ {
-		eng.WaitBackground() // measure each orchestration on its own
-		d, err := runOne(ctx, c)
+	// In process, counting storage calls over the whole batch.
+	b.eng.WaitBackground()
+	b.counter.reset()
+	began := time.Now()
+	inproc := make([]time.Duration, 0, c.sequential)
+	for i := 0; i < c.sequential; i++ {
+		b.eng.WaitBackground() // each instance on its own
+		d, err := b.sampleInProcess(ctx)
 		if err != nil {
 			return err
 		}
-		lat = append(lat, d)
+		inproc = append(inproc, d)
 	}
-	calls := counter.snapshot()
-	fmt.Printf("one orchestration at a time (%d runs)\n", *sequential)
-	fmt.Printf("  start-to-completed latency: p50 %s  p95 %s  min %s  max %s\n", pct(lat, 50), pct(lat, 95), pct(lat, 0), pct(lat, 100))
-	printCalls(calls, *sequential)
+	b.eng.WaitBackground()
+	batchTime := time.Since(began)
+	batch := b.counter.snapshot()
+	// The idle background over as long a time, for comparison.
+	b.counter.reset()
+	if !sleepCtx(ctx, batchTime) {
+		return ctx.Err()
+	}
+	calls := breakdown(batch, b.counter.snapshot(), c.sequential)
 
-	// Many at once.
-	counter.reset()
-	lat, wall, err := runBurst(ctx, c, *burst, *starters)
-	if err != nil {
-		return err
-	}
-	calls = counter.snapshot()
-	fmt.Printf("\n%d orchestrations started at once by %d clients\n", *burst, *starters)
-	fmt.Printf("  wall time %s, throughput %.1f orchestrations/s\n", wall.Round(time.Millisecond), float64(*burst)/wall.Seconds())
-	fmt.Printf("  start-to-completed latency: p50 %s  p95 %s  max %s\n", pct(lat, 50), pct(lat, 95), pct(lat, 100))
-	printCalls(calls, *burst)
-	// Long chains and wide fan-outs.
-	var perActivity, fanWall []time.Duration
-	for i := 0; i < *repeat; i++ {
-		eng.WaitBackground()
-		d, err := runShape(ctx, c, "Sequence", *chain)
+	// As a user sees it.
+	user := make([]time.Duration, 0, c.sequential)
+	gets := make([]time.Duration, 0, c.sequential) // GET counts, as durations for pct
+	for i := 0; i < c.sequential; i++ {
+		b.eng.WaitBackground()
+		d, n, err := b.sampleViaHTTP(ctx)
 		if err != nil {
 			return err
 		}
-		perActivity = append(perActivity, d/time.Duration(*chain))
-		eng.WaitBackground()
-		if d, err = runShape(ctx, c, "FanOut", *fan); err != nil {
-			return err
-		}
-		fanWall = append(fanWall, d)
-	}
-	fmt.Printf("\none orchestration calling %d activities in sequence (%d runs)\n", *chain, *repeat)
-	fmt.Printf("  per activity: median %s  min %s  max %s\n", pct(perActivity, 50), pct(perActivity, 0), pct(perActivity, 100))
-	fmt.Printf("one orchestration fanning out to %d activities and in again (%d runs)\n", *fan, *repeat)
-	fmt.Printf("  wall: median %s  min %s  max %s\n", pct(fanWall, 50), pct(fanWall, 0), pct(fanWall, 100))
-
-	if *idle > 0 {
-		eng.WaitBackground()
-		counter.reset()
-		time.Sleep(*idle) // measuring an idle worker: waiting is the workload
-		calls := counter.snapshot()
-		var total int64
-		for _, n := range calls {
-			total += n
-		}
-		fmt.Printf("\nidle worker: %d storage calls in %s = %.0f per hour\n", total, *idle, float64(total)*float64(time.Hour)/float64(*idle))
-		for k, n := range calls {
-			fmt.Printf("    %-28s %d\n", k, n)
-		}
-	}
-	if *listN > 0 {
-		if err := benchList(ctx, store, c, hub, *listN); err != nil {
-			return err
-		}
+		user = append(user, d)
+		gets = append(gets, time.Duration(n))
 	}
 
-	st := eng.Stats()
-	fmt.Printf("\nengine: %d episodes, %d activities, %d dropped, %d deferred, %d checkpoint retries\n",
-		st.Episodes, st.ActivitiesRun, st.DroppedMessages, st.DeferredMessages, st.CheckpointRetries)
+	fmt.Printf("W1  the sample (Hello x3 in sequence), one instance at a time, %d runs after %d warm-ups\n", c.sequential, c.warmup)
+	fmt.Printf("    in process (client StartNew -> completion notification):   p50 %s  p95 %s  (min %s, max %s)\n",
+		fmtMS(pct(inproc, 50)), fmtMS(pct(inproc, 95)), fmtMS(pct(inproc, 0)), fmtMS(pct(inproc, 100)))
+	fmt.Printf("    as a user sees it (POST %s, then GET statusQueryGetUri every 2 ms until 200):\n", strings.TrimPrefix(b.startURL, b.baseURL))
+	fmt.Printf("                                                               p50 %s  p95 %s  (min %s, max %s; median %d GETs)\n",
+		fmtMS(pct(user, 50)), fmtMS(pct(user, 95)), fmtMS(pct(user, 0)), fmtMS(pct(user, 100)), int64(pct(gets, 50)))
+	b.sum.add("w1_runs", c.sequential)
+	b.sum.add("w1_p50_ms_inproc", msR(pct(inproc, 50)))
+	b.sum.add("w1_p95_ms_inproc", msR(pct(inproc, 95)))
+	b.sum.add("w1_p50_ms_user", msR(pct(user, 50)))
+	b.sum.add("w1_p95_ms_user", msR(pct(user, 95)))
+
+	fmt.Printf("\nStorage calls per sample orchestration: %.2f\n", calls.perRun())
+	fmt.Printf("    counted at the app's storage client over the %d in-process W1 runs (%s; start, completion, deferred\n", c.sequential, batchTime.Round(time.Millisecond))
+	fmt.Printf("    deletes and status writes), divided by %d. Polls (queue receive) and ownership passes (partition\n", c.sequential)
+	fmt.Printf("    table, app lease) are the idle background and kept out; any other call seen in an idle window of\n")
+	fmt.Printf("    the same length right after is subtracted. The bench's own waits and reads are not counted.\n")
+	for _, k := range sortedKeys(calls.work) {
+		fmt.Printf("      %-32s %6.2f  (%d in the batch, %d idle)\n", k, calls.work[k], calls.batch[k], calls.idle[k])
+	}
+	fmt.Printf("    idle background, kept out (in the batch / in the idle window):\n")
+	bg := map[string]bool{}
+	for k := range calls.batchBG {
+		bg[k] = true
+	}
+	for k := range calls.idleBG {
+		bg[k] = true
+	}
+	if len(bg) == 0 {
+		fmt.Printf("      none\n")
+	}
+	for _, k := range sortedKeys(bg) {
+		fmt.Printf("      %-32s %d / %d\n", k, calls.batchBG[k], calls.idleBG[k])
+	}
+	byKind := map[string]float64{}
+	for k, v := range calls.work {
+		byKind[k] = round2(v)
+	}
+	b.sum.add("calls_per_sample", round2(calls.perRun()))
+	b.sum.add("calls_per_sample_by_kind", byKind)
 	return nil
 }
 
-// sequence calls Hello n times in a row.
-var sequence = durable.NewOrchestrator("Sequence", func(ctx *durable.Context, n int) (int, error) {
-	for i := 0; i < n; i++ {
-		if _, err := hello.Activity.Call(ctx, "city").Await(); err != nil {
-			return 0, err
-		}
-	}
-	return n, nil
-})
-
-// fanOut calls Hello n times in parallel and waits for all.
-var fanOut = durable.NewOrchestrator("FanOut", func(ctx *durable.Context, n int) (int, error) {
-	tasks := make([]durable.Awaitable, n)
-	for i := range tasks {
-		tasks[i] = hello.Activity.Call(ctx, "city")
-	}
-	return n, durable.WhenAll(ctx, tasks...)
-})
-
-// runShape runs one orchestration with input n and returns its duration.
-func runShape(ctx context.Context, c *client.Client, name string, n int) (time.Duration, error) {
-	begin := time.Now()
-	id, err := c.StartNew(ctx, name, client.StartOptions{Input: n})
-	if err != nil {
-		return 0, err
-	}
-	wctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
-	defer cancel()
-	st, err := c.WaitForCompletion(wctx, id, time.Second)
-	if err != nil {
-		return 0, err
-	}
-	if st.Output != fmt.Sprint(n) {
-		return 0, fmt.Errorf("%s ended %s with output %s", name, st.Status, st.Output)
-	}
-	return time.Since(begin), nil
-}
-
-// benchList fills the Instances table with n rows (a quarter Running, the
-// rest Completed) and lists the Running ones through the management API,
-// page by page, as a client would.
-func benchList(ctx context.Context, store *azurestorage.Store, c *client.Client, hub string, n int) error {
-	root, err := azuritetest.ModuleRoot()
+// w2 runs the burst.
+func (b *bench) w2(ctx context.Context) error {
+	b.eng.WaitBackground()
+	n, clients := b.cfg.burst, b.cfg.starters
+	r, err := b.burst(ctx, n, clients)
 	if err != nil {
 		return err
 	}
-	fill := time.Now()
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, 32)
-	created := time.Now().UTC()
-	for w := 0; w < 32; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
-				}
-				st := history.StatusCompleted
-				if i%4 == 0 {
-					st = history.StatusRunning
-				}
-				row := backend.InstanceState{InstanceID: fmt.Sprintf("list-%06d", i), Name: "Orchestrator", ExecutionID: history.NewID(),
-					Status: st, CreatedTime: created, LastUpdatedTime: created, Input: `"x"`}
-				if _, err := store.CreateInstance(ctx, row); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		return err
-	}
-	fillTime := time.Since(fill)
-
-	h, err := handler.New(handler.Options{AppRoot: root, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		return err
-	}
-	api := durableapi.New(c, durableapi.Options{BasePath: "/api/durabletask", HubName: hub})
-	if err := h.HandleHTTP("DurableTaskAPI", api.Handle); err != nil {
-		return err
-	}
-	srv := httptest.NewServer(h.StandaloneHandler())
-	defer srv.Close()
-
-	begin := time.Now()
-	var first time.Duration
-	token, pages, found := "", 0, 0
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/api/durabletask/instances?runtimeStatus=Running&top=1000&showInput=false", nil)
-		if token != "" {
-			req.Header.Set("x-ms-continuation-token", token)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return err
-		}
-		var page []json.RawMessage
-		err = json.NewDecoder(resp.Body).Decode(&page)
-		resp.Body.Close()
-		if err != nil || resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("list page %d: status %d, %v", pages, resp.StatusCode, err)
-		}
-		if pages == 0 {
-			first = time.Since(begin)
-		}
-		pages++
-		found += len(page)
-		if token = resp.Header.Get("x-ms-continuation-token"); token == "" {
-			break
-		}
-	}
-	total := time.Since(begin)
-	fmt.Printf("\nlisting Running instances among %d through the management API (filled in %s)\n", n, fillTime.Round(time.Millisecond))
-	fmt.Printf("  %d found in %d pages: first page %s, total %s\n", found, pages, first.Round(time.Millisecond), total.Round(time.Millisecond))
-	if found != (n+3)/4 {
-		return fmt.Errorf("listed %d Running instances, want %d", found, (n+3)/4)
-	}
+	fmt.Printf("\nW2  %d sample instances started at once through POST %s by %d clients\n", n, strings.TrimPrefix(b.startURL, b.baseURL), clients)
+	fmt.Printf("    throughput from the Instances table, %d / (last CompletedTime - first CreatedTime = %s): %.1f orchestrations/s\n",
+		n, r.tableSpan.Round(time.Millisecond), r.tableRate)
+	fmt.Printf("    wall-clock, first POST to the last completion notification: %s = %.1f orchestrations/s\n",
+		r.wall.Round(time.Millisecond), float64(n)/r.wall.Seconds())
+	fmt.Printf("    per instance, POST to completion notification: p50 %s  p95 %s  max %s\n",
+		fmtMS(pct(r.lat, 50)), fmtMS(pct(r.lat, 95)), fmtMS(pct(r.lat, 100)))
+	b.sum.add("w2_n", n)
+	b.sum.add("w2_clients", clients)
+	b.sum.add("w2_orch_per_s", round2(r.tableRate))
+	b.sum.add("w2_wall_s", round3(r.wall.Seconds()))
+	b.sum.add("w2_wall_orch_per_s", round2(float64(n)/r.wall.Seconds()))
+	b.sum.add("w2_p50_ms", msR(pct(r.lat, 50)))
+	b.sum.add("w2_p95_ms", msR(pct(r.lat, 95)))
 	return nil
 }
 
-// runOne starts one sample orchestration and waits for it.
-func runOne(ctx context.Context, c *client.Client) (time.Duration, error) {
-	start := time.Now()
-	id, err := c.StartNew(ctx, "Orchestrator", client.StartOptions{})
+// w3w4 runs the fan-out and the short sequence, alternating.
+func (b *bench) w3w4(ctx context.Context) error {
+	c := b.cfg
+	var fan, seq []time.Duration
+	for i := 0; i < c.repeat; i++ {
+		b.eng.WaitBackground()
+		d, err := b.runShape(ctx, fanOutOrchestrator.Name(), c.fan, c.fan*(c.fan+1)/2, c.shapeTimeout)
+		if err != nil {
+			return err
+		}
+		fan = append(fan, d)
+		b.eng.WaitBackground()
+		if d, err = b.runShape(ctx, sequenceOrchestrator.Name(), c.chain, c.chain, c.shapeTimeout); err != nil {
+			return err
+		}
+		seq = append(seq, d)
+	}
+	fmt.Printf("\nW3  one orchestration fanning out to %d activities (Echo 1..%d) and summing them, %d runs, in process\n", c.fan, c.fan, c.repeat)
+	fmt.Printf("    start to completed: median %s  (min %s, max %s)\n", fmtMS(pct(fan, 50)), fmtMS(pct(fan, 0)), fmtMS(pct(fan, 100)))
+	fmt.Printf("W4  one orchestration calling %d activities (Inc) in sequence, %d runs, in process\n", c.chain, c.repeat)
+	fmt.Printf("    start to completed: median %s = %s per activity  (min %s, max %s)\n",
+		fmtMS(pct(seq, 50)), fmtMS(pct(seq, 50)/time.Duration(c.chain)), fmtMS(pct(seq, 0)), fmtMS(pct(seq, 100)))
+	b.sum.add(fmt.Sprintf("w3_fan%d_ms", c.fan), msR(pct(fan, 50)))
+	b.sum.add(fmt.Sprintf("w4_seq%d_ms", c.chain), msR(pct(seq, 50)))
+	b.sum.add(fmt.Sprintf("w4_seq%d_ms_per_act", c.chain), round3(ms(pct(seq, 50))/float64(c.chain)))
+	return nil
+}
+
+// long runs the long sequence.
+func (b *bench) long(ctx context.Context) error {
+	n, w := b.cfg.long, b.cfg.longWindow
+	b.eng.WaitBackground()
+	first, last, total, err := b.longSequence(ctx, n, w)
 	if err != nil {
-		return 0, err
+		return err
 	}
-	return waitDone(ctx, c, id, start)
+	fmt.Printf("\nOne orchestration of %d sequential activities (Inc), in process: %s in all, %s per activity\n",
+		n, total.Round(time.Millisecond), fmtMS(total/time.Duration(n)))
+	fmt.Printf("    time per activity, from the times the activities recorded (start of activity i to start of i+%d, / %d):\n", w, w)
+	fmt.Printf("      first %d: %s    last %d: %s    (last / first = %.2f)\n", w, fmtMS(first), w, fmtMS(last), float64(last)/float64(first))
+	p := fmt.Sprintf("seq%d_", n)
+	b.sum.add(p+fmt.Sprintf("first%d_ms_per_act", w), round3(ms(first)))
+	b.sum.add(p+fmt.Sprintf("last%d_ms_per_act", w), round3(ms(last)))
+	b.sum.add(p+"total_s", round3(total.Seconds()))
+	return nil
 }
 
-func waitDone(ctx context.Context, c *client.Client, id string, start time.Time) (time.Duration, error) {
-	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	st, err := c.WaitForCompletion(wctx, id, time.Second)
-	d := time.Since(start)
-	if err != nil {
-		return 0, fmt.Errorf("instance %s: %w", id, err)
+// idle counts the storage calls of the idle engine.
+func (b *bench) idle(ctx context.Context) error {
+	d := b.cfg.idle
+	b.eng.WaitBackground()
+	b.counter.reset()
+	if !sleepCtx(ctx, d) { // measuring an idle engine: waiting is the workload
+		return ctx.Err()
 	}
-	if st.Output != `["Hello Tokyo!","Hello Seattle!","Hello London!"]` {
-		return 0, fmt.Errorf("instance %s ended %s with output %s", id, st.Status, st.Output)
+	calls := b.counter.snapshot()
+	var total int64
+	for _, n := range calls {
+		total += n
 	}
-	return d, nil
-}
-
-func runBurst(ctx context.Context, c *client.Client, n, starters int) ([]time.Duration, time.Duration, error) {
-	lat := make([]time.Duration, n)
-	errs := make(chan error, n)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	begin := time.Now()
-	for s := 0; s < starters; s++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var mine sync.WaitGroup
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					break
-				}
-				t := time.Now()
-				id, err := c.StartNew(ctx, "Orchestrator", client.StartOptions{})
-				if err != nil {
-					errs <- err
-					continue
-				}
-				mine.Add(1)
-				go func() {
-					defer mine.Done()
-					d, err := waitDone(ctx, c, id, t)
-					if err != nil {
-						errs <- err
-					}
-					lat[i] = d
-				}()
-			}
-			mine.Wait()
-		}()
+	perHour := float64(total) * float64(time.Hour) / float64(d)
+	fmt.Printf("\nIdle engine: %d storage calls in %s = %.0f per hour\n", total, d, perHour)
+	for _, k := range sortedKeys(calls) {
+		fmt.Printf("      %-32s %d\n", k, calls[k])
 	}
-	wg.Wait()
-	wall := time.Since(begin)
-	close(errs)
-	for err := range errs {
-		return nil, 0, err
-	}
-	return lat, wall, nil
-}
-
-func pct(d []time.Duration, p int) time.Duration {
-	s := append([]time.Duration(nil), d...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	if len(s) == 0 {
-		return 0
-	}
-	i := (len(s) - 1) * p / 100
-	return s[i].Round(100 * time.Microsecond)
-}
-
-func printCalls(calls map[string]int64, n int) {
-	var total, polls int64
-	var keys []string
-	for k, v := range calls {
-		keys = append(keys, k)
-		total += v
-		if strings.HasPrefix(k, "queue receive") {
-			polls += v
-		}
-	}
-	sort.Strings(keys)
-	fmt.Printf("  storage calls per orchestration: %.2f (excluding queue polls), %.2f with the %d polls made meanwhile\n",
-		float64(total-polls)/float64(n), float64(total)/float64(n), polls)
-	for _, k := range keys {
-		fmt.Printf("    %-28s %7.2f per orchestration (%d)\n", k, float64(calls[k])/float64(n), calls[k])
-	}
-}
-
-func endpointOf(conn string) string {
-	for _, part := range strings.Split(conn, ";") {
-		if strings.HasPrefix(part, "QueueEndpoint=") {
-			return strings.TrimPrefix(part, "QueueEndpoint=")
-		}
-	}
-	return "?"
-}
-
-// countingTransport counts storage requests by kind, and can record a
-// timeline of them.
-type countingTransport struct {
-	next    http.RoundTripper
-	mu      sync.Mutex
-	m       map[string]int64
-	tracing bool
-	t0      time.Time
-	events  []traceEvent
-}
-
-type traceEvent struct {
-	at, took time.Duration
-	kind     string
-}
-
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-func (c *countingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	k := classify(r)
-	start := time.Now()
-	c.mu.Lock()
-	if c.m == nil {
-		c.m = map[string]int64{}
-	}
-	c.m[k]++
-	c.mu.Unlock()
-	resp, err := c.next.RoundTrip(r)
-	c.mu.Lock()
-	if c.tracing {
-		c.events = append(c.events, traceEvent{at: start.Sub(c.t0), took: time.Since(start), kind: k})
-	}
-	c.mu.Unlock()
-	return resp, err
-}
-
-func (c *countingTransport) startTrace() {
-	c.mu.Lock()
-	c.tracing, c.t0, c.events = true, time.Now(), nil
-	c.mu.Unlock()
-}
-
-func (c *countingTransport) stopTrace() []traceEvent {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.tracing = false
-	sort.Slice(c.events, func(i, j int) bool { return c.events[i].at < c.events[j].at })
-	return c.events
-}
-
-func (c *countingTransport) reset() {
-	c.mu.Lock()
-	c.m = map[string]int64{}
-	c.mu.Unlock()
-}
-
-func (c *countingTransport) snapshot() map[string]int64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := make(map[string]int64, len(c.m))
-	for k, v := range c.m {
-		out[k] = v
-	}
-	return out
-}
-
-// classify names a storage request: queue or table, and the operation.
-func classify(r *http.Request) string {
-	p := r.URL.Path
-	switch {
-	case strings.HasSuffix(p, "/messages"):
-		switch r.Method {
-		case http.MethodGet:
-			return "queue receive"
-		case http.MethodPost:
-			return "queue send"
-		}
-	case strings.Contains(p, "/messages/"):
-		switch r.Method {
-		case http.MethodDelete:
-			return "queue delete"
-		case http.MethodPut:
-			return "queue update visibility"
-		}
-	case strings.HasSuffix(p, "$batch"):
-		return "table batch (history)"
-	case strings.Contains(p, "Partitions"):
-		return "table partitions " + strings.ToLower(r.Method)
-	case strings.Contains(p, "Instances"):
-		return "table instances " + strings.ToLower(r.Method)
-	case strings.Contains(p, "History"):
-		return "table history " + strings.ToLower(r.Method)
-	}
-	return "other " + r.Method + " " + p
+	b.sum.add("idle_calls_per_hour", round2(perHour))
+	return nil
 }
