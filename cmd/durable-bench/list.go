@@ -38,7 +38,7 @@ func (b *bench) benchList(ctx context.Context, n int) error {
 				}
 				row := backend.InstanceState{InstanceID: fmt.Sprintf("list-%06d", i), Name: sampleOrchestrator.Name(), ExecutionID: history.NewID(),
 					Status: st, CreatedTime: created, LastUpdatedTime: created, Input: `"x"`}
-				if _, err := b.watch.Backend().CreateInstance(ctx, row); err != nil {
+				if _, err := b.plain.CreateInstance(ctx, row); err != nil {
 					mu.Lock()
 					if firstErr == nil {
 						firstErr = fmt.Errorf("create row %s: %w", row.InstanceID, err)

@@ -48,6 +48,7 @@ import (
 	"github.com/go-durable/durablefunctions/handler/durableapi"
 	"github.com/go-durable/durablefunctions/internal/azuritetest"
 	"github.com/go-durable/durablefunctions/taskhub/azurestorage"
+	"github.com/go-durable/durablefunctions/taskhub/backend"
 	"github.com/go-durable/durablefunctions/taskhub/client"
 	"github.com/go-durable/durablefunctions/taskhub/durable"
 	"github.com/go-durable/durablefunctions/taskhub/engine"
@@ -149,9 +150,10 @@ type bench struct {
 	// watch waits for and reads back instances over a second store whose
 	// calls are not counted: they are the bench's, not the app's.
 	watch    *client.Client
-	baseURL  string // the app's local listener
-	startURL string // the start route of the sample orchestrator
-	apiURL   string // the management API's base
+	plain    backend.Backend // the uncounted store behind watch
+	baseURL  string          // the app's local listener
+	startURL string          // the start route of the sample orchestrator
+	apiURL   string          // the management API's base
 	web      *http.Client
 	progress io.Writer
 	sum      summary
@@ -309,6 +311,7 @@ func assemble(ctx context.Context, cfg config, conn, root string) (b *bench, clo
 	return &bench{
 		cfg: cfg, hub: hub, store: store, counter: counter, eng: eng, app: app,
 		watch:   client.New(plain, reg, eng),
+		plain:   plain,
 		baseURL: baseURL, startURL: baseURL + startPath, apiURL: baseURL + base, web: web, progress: os.Stderr,
 	}, closeAll, nil
 }
