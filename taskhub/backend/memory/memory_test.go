@@ -301,9 +301,9 @@ func TestUndecodableSalvage(t *testing.T) {
 		eventType string
 		reason    string
 	}{
-		`{"Target":{"InstanceID":"inst","ExecutionID":"e1"},"Event":{"Type":99}}`:   {history.OrchestrationInstance{InstanceID: "inst", ExecutionID: "e1"}, "EventType(99)", "unknown event type 99"},
+		`{"Target":{"InstanceID":"inst","ExecutionID":"e1"},"Event":{"Type":99}}`:       {history.OrchestrationInstance{InstanceID: "inst", ExecutionID: "e1"}, "EventType(99)", "unknown event type 99"},
 		`{"Target":{"InstanceID":"inst"},"Event":{"Type":15,"EventID":"not a number"}}`: {history.OrchestrationInstance{InstanceID: "inst"}, "EventRaised", "not a message"},
-		`{"Event":{"Type":15}}`: {history.OrchestrationInstance{}, "EventRaised", "no target"},
+		`{"Event":{"Type":15}}`:            {history.OrchestrationInstance{}, "EventRaised", "no target"},
 		`{"Target":{"InstanceID":"inst"}}`: {history.OrchestrationInstance{InstanceID: "inst"}, "", "no event type"},
 		`   `:                              {history.OrchestrationInstance{}, "", "empty"},
 	} {
@@ -414,5 +414,36 @@ func BenchmarkSendReceiveDelete(b *testing.B) {
 		if err := be.DeleteMessage(ctx, rs[0].Receipt); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestMergeLeavesStoredTimesForZeroTimes pins what azurestorage does (a
+// Table merge cannot store a null date) and backend.MergeInstance allows.
+func TestMergeLeavesStoredTimesForZeroTimes(t *testing.T) {
+	ctx := context.Background()
+	b := newHub(t, false)
+	t0 := history.StorageTime(time.Now())
+	st := backend.InstanceState{InstanceID: "m", Name: "X", Output: `"o"`, Status: history.StatusCompleted,
+		CreatedTime: t0, LastUpdatedTime: t0.Add(time.Second), CompletedTime: t0.Add(2 * time.Second), ScheduledStartTime: t0.Add(-time.Second)}
+	if _, err := b.CreateInstance(ctx, st); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.MergeInstance(ctx, backend.InstanceState{InstanceID: "m", Status: history.StatusFailed}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.GetInstance(ctx, "m", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.CreatedTime != st.CreatedTime || got.LastUpdatedTime != st.LastUpdatedTime || got.CompletedTime != st.CompletedTime ||
+		got.ScheduledStartTime != st.ScheduledStartTime || got.Name != "" || got.Output != "" {
+		t.Errorf("after a merge with zero times: %+v", got)
+	}
+	// A replace drops them.
+	if _, err := b.UpdateInstance(ctx, backend.InstanceState{InstanceID: "m", Status: history.StatusFailed}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := b.GetInstance(ctx, "m", true); !got.CreatedTime.IsZero() || !got.CompletedTime.IsZero() {
+		t.Errorf("after a replace with zero times: %+v", got)
 	}
 }
