@@ -18,7 +18,7 @@
 // members of their Durable Task event class (a field that type does not
 // carry is dropped, as azurestorage drops it), FailureDetails.Properties as
 // JSON values; every read returns a copy. Unlike Azure there are no size
-// limits.
+// limits, and an append of any number of events is atomic.
 //
 // A Storage is one storage account: backends opened on it with the same
 // hub name share the hub, as processes sharing an account do. Its clock
