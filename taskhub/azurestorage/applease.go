@@ -21,6 +21,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/lease"
 
 	"github.com/go-durable/durablefunctions/taskhub/backend"
+	"github.com/go-durable/durablefunctions/taskhub/internal/routing"
 )
 
 // One app per task hub, the way Durable Task's AppLeaseManager does it
@@ -56,7 +57,7 @@ const (
 
 // AppLeaseID returns the app lease ID Durable Task derives from an app name.
 func AppLeaseID(app string) string {
-	return fmt.Sprintf("%08x-0000-0000-0000-000000000000", fnv1a32(app))
+	return fmt.Sprintf("%08x-0000-0000-0000-000000000000", routing.FNV1a32(app))
 }
 
 // AppLeaseContainerName returns the container whose lease is the app

@@ -7,21 +7,6 @@ import (
 	"unicode/utf8"
 )
 
-// fnv1a32 is the 32-bit FNV-1a hash of the UTF-8 bytes of s, the hash
-// Durable Task uses to route instances to control queues.
-func fnv1a32(s string) uint32 {
-	const (
-		offsetBasis = 2166136261
-		prime       = 16777619
-	)
-	h := uint32(offsetBasis)
-	for i := 0; i < len(s); i++ {
-		h ^= uint32(s[i])
-		h *= prime
-	}
-	return h
-}
-
 // escapeKey applies Durable Task's KeySanitation to an instance ID so that it
 // can serve as a PartitionKey: '^' becomes "^^", '/' "^0", '\' "^1", '#' "^2",
 // '?' "^3", and control characters (U+0000..U+001F, U+007F..U+009F) become

@@ -3,6 +3,8 @@ package azurestorage
 import (
 	"strings"
 	"testing"
+
+	"github.com/go-durable/durablefunctions/taskhub/internal/routing"
 )
 
 func TestFNV1a32(t *testing.T) {
@@ -19,8 +21,8 @@ func TestFNV1a32(t *testing.T) {
 	}
 	s := &Store{partitions: 4}
 	for _, tt := range tests {
-		if got := fnv1a32(tt.id); got != tt.hash {
-			t.Errorf("fnv1a32(%q) = %#08X, want %#08X", tt.id, got, tt.hash)
+		if got := routing.FNV1a32(tt.id); got != tt.hash {
+			t.Errorf("routing.FNV1a32(%q) = %#08X, want %#08X", tt.id, got, tt.hash)
 		}
 		if got := s.PartitionOf(tt.id); got != tt.p4 {
 			t.Errorf("PartitionOf(%q) with 4 partitions = %d, want %d", tt.id, got, tt.p4)

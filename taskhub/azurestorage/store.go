@@ -39,6 +39,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue"
 
 	"github.com/go-durable/durablefunctions/taskhub/backend"
+	"github.com/go-durable/durablefunctions/taskhub/internal/routing"
 )
 
 // DefaultPartitionCount is the number of control queues when
@@ -223,7 +224,7 @@ func (s *Store) PartitionCount() int { return s.partitions }
 // PartitionOf returns the control queue index of instanceID: FNV-1a of its
 // UTF-8 bytes modulo the partition count, as Durable Task routes.
 func (s *Store) PartitionOf(instanceID string) int {
-	return int(fnv1a32(instanceID) % uint32(s.partitions))
+	return routing.Partition(instanceID, s.partitions)
 }
 
 // ControlQueueName returns the name of control queue partition, e.g.

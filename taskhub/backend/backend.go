@@ -234,14 +234,20 @@ type Backend interface {
 	// wrapping ErrLayoutMismatch, and creates nothing, when the hub exists
 	// with another partition count.
 	CreateTaskHub(ctx context.Context) error
-	// DeleteTaskHub removes every queue, table and container of the hub.
+	// DeleteTaskHub removes every queue, table and container of the hub;
+	// the hub's other methods then fail with an error wrapping ErrNotFound.
+	// Deleting a hub that does not exist is not an error.
 	DeleteTaskHub(ctx context.Context) error
 
 	// SendControl puts msg on the control queue of msg.Target.InstanceID.
-	// The message stays invisible for delay.
+	// The message stays invisible for delay. Delays and visibilities are
+	// whole seconds (rounded up), at most 7 days. The message gets a new
+	// ActivityID and SequenceNumber; the receipt lets the sender delete or
+	// re-hide it without receiving it.
 	SendControl(ctx context.Context, msg Message, delay time.Duration) (Receipt, error)
-	// ReceiveControl takes up to max visible messages from control queue
-	// partition, hiding them for visibility. Messages that cannot be decoded
+	// ReceiveControl takes up to max (at most 32) visible messages from
+	// control queue partition, hiding them for visibility (at least 1 s),
+	// each with a new pop receipt. Messages that cannot be decoded
 	// are hidden too and returned as undecodable, with their dequeue count;
 	// they stay in the queue until the caller deletes or parks them.
 	ReceiveControl(ctx context.Context, partition, max int, visibility time.Duration) ([]Received, []Undecodable, error)
@@ -250,7 +256,9 @@ type Backend interface {
 	// ReceiveWorkItems takes up to max visible activity messages, like
 	// ReceiveControl.
 	ReceiveWorkItems(ctx context.Context, max int, visibility time.Duration) ([]Received, []Undecodable, error)
-	// DeleteMessage removes a message. A message already gone is not an error.
+	// DeleteMessage removes a message. A message already gone is not an
+	// error; a stale receipt (the message was received or re-hidden since)
+	// is ErrConflict, and the message stays.
 	DeleteMessage(ctx context.Context, r Receipt) error
 	// SetVisibility hides the message for d from now (0 makes it visible at
 	// once) and returns the new receipt. ErrNotFound or ErrConflict when the
@@ -258,7 +266,7 @@ type Backend interface {
 	SetVisibility(ctx context.Context, r Receipt, d time.Duration) (Receipt, error)
 	// ParkPoison records a message that cannot be processed, with why, and
 	// then deletes it from its queue, so that nothing is lost and the queue
-	// keeps moving.
+	// keeps moving. Parking a message again is not an error.
 	ParkPoison(ctx context.Context, p Poison) error
 
 	// LoadHistory reads the current execution's history of an instance. An
@@ -277,22 +285,28 @@ type Backend interface {
 	// CreateInstance inserts a status row; ErrExists if present. Returns the ETag.
 	CreateInstance(ctx context.Context, st InstanceState) (string, error)
 	// UpdateInstance replaces a status row if its ETag still equals st.ETag
-	// ("" = unconditional upsert); ErrConflict otherwise. Returns the new ETag.
+	// ("" = unconditional upsert); ErrConflict otherwise (a row that is gone
+	// matches ErrNotFound too). Returns the new ETag.
 	// Columns the backend does not model are dropped: this is the write of a
 	// client start, which owns the whole row.
 	UpdateInstance(ctx context.Context, st InstanceState) (string, error)
 	// MergeInstance updates a status row if its ETag still equals st.ETag
-	// ("" = unconditional upsert); ErrConflict otherwise. Returns the new
-	// ETag. Unlike UpdateInstance it keeps the columns the backend does not
-	// model (written by other tools); every modelled column is set from st,
-	// empty values included. CompletedTime is only meaningful for a finished
-	// status: a zero CompletedTime may leave an older one stored, which
-	// readers ignore while the status is not final.
+	// ("" = unconditional upsert); ErrConflict otherwise, as UpdateInstance.
+	// Returns the new ETag. Unlike UpdateInstance it keeps the columns the
+	// backend does not model (written by other tools); every modelled column
+	// is set from st, empty values included, except that a zero time
+	// (CreatedTime, LastUpdatedTime, CompletedTime, ScheduledStartTime) may
+	// leave an older one stored (a Table merge cannot store a null date).
+	// CompletedTime is only meaningful for a finished status: reads return
+	// it zero while the status is not final.
 	MergeInstance(ctx context.Context, st InstanceState) (string, error)
-	// QueryInstances lists instance rows matching q, one page at a time; the
-	// returned continuation is "" on the last page.
+	// QueryInstances lists instance rows matching q, one page at a time (at
+	// most PageSize rows, possibly fewer, even none, before the last page);
+	// the returned continuation is "" on the last page. A continuation the
+	// backend did not hand out is an error.
 	QueryInstances(ctx context.Context, q InstanceQuery) ([]InstanceState, string, error)
-	// PurgeInstance deletes an instance's status row and history rows.
+	// PurgeInstance deletes an instance's status row and history rows;
+	// ErrNotFound when it has neither.
 	PurgeInstance(ctx context.Context, instanceID string) error
 
 	// ReadPartitions returns every row of the partition-ownership table.
