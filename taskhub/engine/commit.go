@@ -30,11 +30,44 @@ func (e *Engine) step(ctx context.Context, inst *instance, plan batchPlan) {
 			return
 		}
 	}
-	if e.coalescible(&cp) {
+	if e.coalescible(inst, &cp) {
 		e.openWindow(ctx, inst, &cp)
 		return
 	}
+	inst.committing = &cp
 	e.commit(ctx, inst, &cp)
+	inst.committing = nil
+}
+
+// salvage gives back what the instance's window, or the checkpoint being
+// committed, consumed beyond batch, when processing the batch panicked:
+// those inputs would otherwise stay held for ever. A start among them is
+// the anchor: it comes back with the rest. (Any other anchor stays held:
+// releasing it would run the committed calls again.)
+func (e *Engine) salvage(ctx context.Context, inst *instance, batch []*inbound, delay time.Duration) {
+	inBatch := map[*inbound]bool{}
+	for _, in := range batch {
+		inBatch[in] = true
+	}
+	for _, cp := range []*checkpoint{inst.window, inst.committing} {
+		if cp == nil {
+			continue
+		}
+		e.unreserve(cp)
+		void := cp.scheduledIn()
+		for _, in := range append(cp.inputs, cp.start) {
+			switch {
+			case in == nil, inBatch[in], in.local && void[in.msg.Event.TaskScheduledID]:
+			default:
+				inBatch[in] = true
+				if in.ack != nil && in.ack == inst.anchor {
+					inst.anchor = nil
+				}
+				e.retryLater(ctx, in, delay)
+			}
+		}
+	}
+	inst.window, inst.committing = nil, nil
 }
 
 // seal commits the instance's window once its latency budget is spent

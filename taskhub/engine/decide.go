@@ -197,13 +197,39 @@ func (e *Engine) unreserve(cp *checkpoint) {
 }
 
 // coalescible reports whether cp may stay uncommitted, in the instance's
-// window, while the activities it schedules run here: it waits only on
-// those, nothing leaves the process, the execution goes on, and the window
-// is within its latency budget.
-func (e *Engine) coalescible(cp *checkpoint) bool {
-	return e.opts.CoalesceBudget > 0 && len(cp.local) > cp.running && len(cp.workItems) == 0 &&
-		len(cp.control) == 0 && cp.completion == nil && cp.replaced == "" && !e.isDraining() &&
-		time.Since(cp.opened) < e.opts.CoalesceBudget
+// window: nothing leaves the process, the execution goes on, the window is
+// within its latency budget, its inputs have no queue copies to delete
+// (results of activities run here), and the next input is expected from this
+// process: cp starts activities here, or activities it has not received
+// the results of still run here (a fan-out's results are coalesced while
+// the rest of the fan-out runs).
+func (e *Engine) coalescible(inst *instance, cp *checkpoint) bool {
+	if e.opts.CoalesceBudget <= 0 || len(cp.workItems) > 0 || len(cp.control) > 0 || cp.completion != nil ||
+		cp.replaced != "" || e.isDraining() || time.Since(cp.opened) >= e.opts.CoalesceBudget {
+		return false
+	}
+	for _, in := range cp.inputs {
+		if in.ack != nil {
+			// It has a queue copy (a raised event, a work item's result):
+			// commit at once, so that the copy can go.
+			return false
+		}
+	}
+	if len(cp.local) > cp.running {
+		return true
+	}
+	answered := map[int32]bool{}
+	for _, in := range cp.inputs {
+		if ev := in.msg.Event; ev.Type == history.TaskCompleted || ev.Type == history.TaskFailed {
+			answered[ev.TaskScheduledID] = true
+		}
+	}
+	for id := range inst.local {
+		if !answered[id] {
+			return true
+		}
+	}
+	return false
 }
 
 // fits reports whether next can join the window w in one transaction.

@@ -249,17 +249,30 @@ func TestCoalescingRules(t *testing.T) {
 		{"the execution completes", func(cp *checkpoint) { cp.completion = &done }, false},
 		{"ContinueAsNew", func(cp *checkpoint) { cp.replaced = "old" }, false},
 		{"the budget is spent", func(cp *checkpoint) { cp.opened = time.Now().Add(-2 * time.Hour) }, false},
-		{"its activities already run", func(cp *checkpoint) { cp.running = 1 }, false},
+		{"its activities already run, nothing else runs here", func(cp *checkpoint) { cp.running = 1 }, false},
 	}
+	inst := &instance{id: "i"}
 	for _, tc := range cases {
 		cp := base()
 		tc.edit(&cp)
-		if got := e.coalescible(&cp); got != tc.want {
+		if got := e.coalescible(inst, &cp); got != tc.want {
 			t.Errorf("%s: coalescible = %v, want %v", tc.name, got, tc.want)
 		}
 	}
+	// A fan-out's result: nothing new, but the rest of the fan-out runs here.
+	answer := completedIn(7, `"x"`)
+	inst.local = map[int32]bool{7: true, 8: true}
+	cp := base()
+	cp.local, cp.inputs = nil, []*inbound{answer}
+	if !e.coalescible(inst, &cp) {
+		t.Error("a result while other activities of the instance run here should stay in the window")
+	}
+	inst.local = map[int32]bool{7: true}
+	if e.coalescible(inst, &cp) {
+		t.Error("the last running activity's result leaves nothing local to wait for: commit")
+	}
 	e.opts.CoalesceBudget = -1
-	if cp := base(); e.coalescible(&cp) {
+	if cp := base(); e.coalescible(inst, &cp) {
 		t.Error("a negative budget must commit every episode")
 	}
 

@@ -154,6 +154,7 @@ func (e *Engine) processBatchSafely(inst *instance, batch []*inbound) {
 			delay := retryDelay(inst.failures)
 			e.log.Error("internal error while processing an instance; retrying it later",
 				"instance", inst.id, "panic", fmt.Sprint(r), "stack", string(debug.Stack()), "retryIn", delay)
+			e.salvage(context.Background(), inst, batch, delay)
 			inst.forget()
 			for _, in := range batch {
 				if in.ack != nil && !in.activityResult() && in.dequeueCount >= e.opts.MaxDequeueCount {

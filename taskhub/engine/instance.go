@@ -120,6 +120,8 @@ type instance struct {
 	// window is the coalescing window: episodes decided but not committed
 	// yet, whose activities run here (see Engine.openWindow).
 	window *checkpoint
+	// committing is the checkpoint being committed, for salvage.
+	committing *checkpoint
 	// status is the Instances row that committed history implies, for
 	// status queries answered from memory; nil = ask storage.
 	status atomic.Pointer[backend.InstanceState]
@@ -144,7 +146,7 @@ func (inst *instance) forget() {
 	inst.events = nil
 	inst.row, inst.rowDirty, inst.completion = nil, false, nil
 	inst.outstanding = nil
-	inst.window = nil
+	inst.window, inst.committing = nil, nil
 	inst.status.Store(nil)
 }
 
