@@ -35,60 +35,79 @@ func waitFile(t *testing.T, p *process, path string, timeout time.Duration) {
 	}
 }
 
-// TestCrashRecovery kills the app with SIGKILL while the second of three
-// activities runs, restarts it, and checks that the instance completes with
-// the right output, that the completed first step did not run again, and
-// that history holds no duplicated event.
-func TestCrashRecovery(t *testing.T) {
-	hub := azuritetest.HubName(t)
-	dir := t.TempDir()
-	env := appEnv(t, hub,
-		"CRASHTEST_DIR="+dir,
-		"DURABLE_MESSAGE_VISIBILITY=2s",
-		"DURABLE_LEASE_INTERVAL=3s",
-	)
-	bin := binary(t, "./e2e/testapp")
-	p1 := startApp(t, bin, env...)
-	r := do(t, http.MethodPost, p1.base+"/api/orchestrators/CrashTest", `{"note":"crash me"}`)
-	if r.status != http.StatusAccepted {
-		t.Fatalf("start: %d %s", r.status, r.body)
-	}
-	cs := decode[checkStatus](t, r.body)
-	waitFile(t, p1, filepath.Join(dir, "blocked"), 30*time.Second)
-	// Kill only once step one is durable: its result is in history, so
-	// nothing may run it again.
-	waitUntil(t, p1, 30*time.Second, "step one checkpointed", func() bool {
-		return countInHistory(t, p1.base, cs.ID, "TaskCompleted") == 1
-	})
-	p1.kill()
+// crashRun is one run of the CrashTest orchestrator (steps one, two,
+// three; step two blocks until released) in a first app process.
+type crashRun struct {
+	hub, dir, bin string
+	env           []string
+	p1            *process
+	cs            checkStatus
+}
 
-	// The second step is released only now: its first run died with the process.
-	if err := os.WriteFile(filepath.Join(dir, "release"), nil, 0o644); err != nil {
+// startCrashRun starts the app with extra settings and the instance, and
+// waits until step two runs.
+func startCrashRun(t *testing.T, note string, extra ...string) *crashRun {
+	t.Helper()
+	r := &crashRun{hub: azuritetest.HubName(t), dir: t.TempDir()}
+	r.env = appEnv(t, r.hub, append([]string{"CRASHTEST_DIR=" + r.dir,
+		"DURABLE_MESSAGE_VISIBILITY=2s", "DURABLE_LEASE_INTERVAL=3s"}, extra...)...)
+	r.bin = binary(t, "./e2e/testapp")
+	r.p1 = startApp(t, r.bin, r.env...)
+	resp := do(t, http.MethodPost, r.p1.base+"/api/orchestrators/CrashTest", `{"note":"`+note+`"}`)
+	if resp.status != http.StatusAccepted {
+		t.Fatalf("start: %d %s", resp.status, resp.body)
+	}
+	r.cs = decode[checkStatus](t, resp.body)
+	waitFile(t, r.p1, filepath.Join(r.dir, "blocked"), 30*time.Second)
+	return r
+}
+
+// killAndResume kills the first process with SIGKILL, releases step two,
+// starts a second process and waits for the instance to complete; it
+// checks the output and returns the activity runs in order.
+func (r *crashRun) killAndResume(t *testing.T) (string, statusPayload) {
+	t.Helper()
+	r.p1.kill()
+	// Step two is released only now: its first run died with the process.
+	if err := os.WriteFile(filepath.Join(r.dir, "release"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p2 := startApp(t, bin, env...)
-	statusURL := strings.Replace(cs.StatusQueryGetURI, p1.base, p2.base, 1)
+	p2 := startApp(t, r.bin, r.env...)
+	statusURL := strings.Replace(r.cs.StatusQueryGetURI, r.p1.base, p2.base, 1)
 	final := pollStatus(t, statusURL, 60*time.Second)
 	st := decode[statusPayload](t, final.body)
 	if st.RuntimeStatus != "Completed" || string(st.Output) != `["done one","done two","done three"]` {
 		t.Fatalf("final status: %s", final.body)
 	}
-	if string(st.Input) != `{"note":"crash me"}` {
-		t.Errorf("input = %s", st.Input)
-	}
-
-	runs, err := os.ReadFile(filepath.Join(dir, "runs.log"))
+	runs, err := os.ReadFile(filepath.Join(r.dir, "runs.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkInvariants(t, r.hub, []string{r.cs.ID}, func(string) string { return `["done one","done two","done three"]` })
+	checkNoDuplicates(t, r.hub, r.cs.ID, 3)
+	return string(runs), st
+}
+
+// TestCrashRecovery kills the app with SIGKILL while the second of three
+// activities runs, restarts it, and checks that the instance completes with
+// the right output, that the completed first step did not run again, and
+// that history holds no duplicated event.
+func TestCrashRecovery(t *testing.T) {
+	r := startCrashRun(t, "crash me")
+	// Kill only once step one is durable: its result is in history, so
+	// nothing may run it again.
+	waitUntil(t, r.p1, 30*time.Second, "step one checkpointed", func() bool {
+		return countInHistory(t, r.p1.base, r.cs.ID, "TaskCompleted") == 1
+	})
+	runs, st := r.killAndResume(t)
+	if string(st.Input) != `{"note":"crash me"}` {
+		t.Errorf("input = %s", st.Input)
+	}
 	// "one" completed before the crash and must not run again; "two" was
 	// running when the process died and runs again (at least once).
-	if got := string(runs); got != "one\ntwo\ntwo\nthree\n" {
-		t.Fatalf("activity runs:\n%s", got)
+	if runs != "one\ntwo\ntwo\nthree\n" {
+		t.Fatalf("activity runs:\n%s", runs)
 	}
-
-	checkInvariants(t, hub, []string{cs.ID}, func(string) string { return `["done one","done two","done three"]` })
-	checkNoDuplicates(t, hub, cs.ID, 3)
 }
 
 // TestCrashInsideCoalescedWindow kills the app with SIGKILL while the
@@ -100,51 +119,18 @@ func TestCrashRecovery(t *testing.T) {
 // nothing recorded: the restarted app runs the instance from its start
 // message, with the right output and no duplicated history event.
 func TestCrashInsideCoalescedWindow(t *testing.T) {
-	hub := azuritetest.HubName(t)
-	dir := t.TempDir()
-	env := appEnv(t, hub,
-		"CRASHTEST_DIR="+dir,
-		"DURABLE_MESSAGE_VISIBILITY=2s",
-		"DURABLE_LEASE_INTERVAL=3s",
-		"DURABLE_COALESCE_BUDGET=1h",
-	)
-	bin := binary(t, "./e2e/testapp")
-	p1 := startApp(t, bin, env...)
-	r := do(t, http.MethodPost, p1.base+"/api/orchestrators/CrashTest", `{"note":"inside the window"}`)
-	if r.status != http.StatusAccepted {
-		t.Fatalf("start: %d %s", r.status, r.body)
-	}
-	cs := decode[checkStatus](t, r.body)
-	waitFile(t, p1, filepath.Join(dir, "blocked"), 30*time.Second)
-	store, err := azurestorage.New(azurestorage.Options{ConnectionString: azuritetest.ConnectionString(t), HubName: hub})
+	r := startCrashRun(t, "inside the window", "DURABLE_COALESCE_BUDGET=1h")
+	store, err := azurestorage.New(azurestorage.Options{ConnectionString: azuritetest.ConnectionString(t), HubName: r.hub})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if h, err := store.LoadHistory(t.Context(), cs.ID); err != nil || len(h.Events) != 0 {
+	if h, err := store.LoadHistory(t.Context(), r.cs.ID); err != nil || len(h.Events) != 0 {
 		t.Fatalf("before the kill, history should be empty (the window is uncommitted): %d events, %v", len(h.Events), err)
 	}
-	p1.kill()
-
-	if err := os.WriteFile(filepath.Join(dir, "release"), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	p2 := startApp(t, bin, env...)
-	statusURL := strings.Replace(cs.StatusQueryGetURI, p1.base, p2.base, 1)
-	final := pollStatus(t, statusURL, 60*time.Second)
-	st := decode[statusPayload](t, final.body)
-	if st.RuntimeStatus != "Completed" || string(st.Output) != `["done one","done two","done three"]` {
-		t.Fatalf("final status: %s", final.body)
-	}
-	runs, err := os.ReadFile(filepath.Join(dir, "runs.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	// Both steps of the lost window run again; step three runs once.
-	if got := string(runs); got != "one\ntwo\none\ntwo\nthree\n" {
-		t.Fatalf("activity runs:\n%s", got)
+	if runs, _ := r.killAndResume(t); runs != "one\ntwo\none\ntwo\nthree\n" {
+		t.Fatalf("activity runs:\n%s", runs)
 	}
-	checkInvariants(t, hub, []string{cs.ID}, func(string) string { return `["done one","done two","done three"]` })
-	checkNoDuplicates(t, hub, cs.ID, 3)
 }
 
 // checkNoDuplicates fails the test if the instance's history holds an

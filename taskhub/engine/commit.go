@@ -376,13 +376,7 @@ func (e *Engine) abandon(ctx context.Context, inst *instance, cp *checkpoint, wh
 // since dropped: its inputs come back like the failed commit's.
 func (e *Engine) discard(ctx context.Context, inst *instance, cp *checkpoint) {
 	delay := retryDelay(max(inst.failures, 1))
-	void := cp.scheduledIn()
-	for _, in := range cp.inputs {
-		if in.local && void[in.msg.Event.TaskScheduledID] {
-			continue
-		}
-		e.retryLater(ctx, in, delay)
-	}
+	cp.eachReturned(func(in *inbound) { e.retryLater(ctx, in, delay) })
 }
 
 // appendCommitted reports whether stored history holds exactly the events
@@ -416,13 +410,7 @@ func (e *Engine) handBackEpisode(ctx context.Context, inst *instance, cp *checkp
 		inst.anchor = nil
 	}
 	inst.forget()
-	void := cp.scheduledIn()
-	for _, in := range append(cp.inputs, cp.start) {
-		if in != nil && in.local && void[in.msg.Event.TaskScheduledID] {
-			continue
-		}
-		e.handBack(ctx, in)
-	}
+	cp.eachReturned(func(in *inbound) { e.handBack(ctx, in) })
 }
 
 // handBack makes one event that this worker will not process available to
@@ -504,13 +492,7 @@ func (e *Engine) abandonEpisode(ctx context.Context, inst *instance, cp *checkpo
 		inst.anchor = nil
 	}
 	inst.forget()
-	void := cp.scheduledIn()
-	for _, in := range append(cp.inputs, cp.start) {
-		if in != nil && in.local && void[in.msg.Event.TaskScheduledID] {
-			continue
-		}
-		e.retryLater(ctx, in, delay)
-	}
+	cp.eachReturned(func(in *inbound) { e.retryLater(ctx, in, delay) })
 }
 
 // send makes the checkpoint's messages durable before history records the

@@ -266,6 +266,20 @@ func (cp *checkpoint) scheduledIn() map[int32]bool {
 	return ids
 }
 
+// eachReturned calls f for each input (and the start) of an abandoned
+// checkpoint that must come back, leaving out the results of calls the
+// checkpoint itself scheduled: history does not record those calls, so
+// they run again.
+func (cp *checkpoint) eachReturned(f func(in *inbound)) {
+	void := cp.scheduledIn()
+	for _, in := range append(cp.inputs[:len(cp.inputs):len(cp.inputs)], cp.start) {
+		if in == nil || in.local && void[in.msg.Event.TaskScheduledID] {
+			continue
+		}
+		f(in)
+	}
+}
+
 // payloadBytes estimates the payload events carry.
 func payloadBytes(events []history.Event) int {
 	n := 0
