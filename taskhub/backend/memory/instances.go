@@ -58,14 +58,10 @@ func (b *Backend) GetInstance(ctx context.Context, instanceID string, withInput 
 	if err := checkInstanceID(op, instanceID); err != nil {
 		return backend.InstanceState{}, err
 	}
-	if err := ctxErr(ctx, op); err != nil {
+	if err := b.enter(ctx, op); err != nil {
 		return backend.InstanceState{}, err
 	}
-	b.h.mu.Lock()
 	defer b.h.mu.Unlock()
-	if err := b.requireHub(op); err != nil {
-		return backend.InstanceState{}, err
-	}
 	r := b.h.instances[instanceID]
 	if r == nil {
 		return backend.InstanceState{}, fmt.Errorf("memory: %s: %w", op, backend.ErrNotFound)
@@ -80,14 +76,10 @@ func (b *Backend) CreateInstance(ctx context.Context, st backend.InstanceState) 
 	if err := checkInstanceID(op, st.InstanceID); err != nil {
 		return "", err
 	}
-	if err := ctxErr(ctx, op); err != nil {
+	if err := b.enter(ctx, op); err != nil {
 		return "", err
 	}
-	b.h.mu.Lock()
 	defer b.h.mu.Unlock()
-	if err := b.requireHub(op); err != nil {
-		return "", err
-	}
 	if b.h.instances[st.InstanceID] != nil {
 		return "", fmt.Errorf("memory: %s: the row exists: %w", op, backend.ErrExists)
 	}
@@ -117,14 +109,10 @@ func (b *Backend) writeInstance(ctx context.Context, op string, st backend.Insta
 	if err := checkInstanceID(op, st.InstanceID); err != nil {
 		return "", err
 	}
-	if err := ctxErr(ctx, op); err != nil {
+	if err := b.enter(ctx, op); err != nil {
 		return "", err
 	}
-	b.h.mu.Lock()
 	defer b.h.mu.Unlock()
-	if err := b.requireHub(op); err != nil {
-		return "", err
-	}
 	r := b.h.instances[st.InstanceID]
 	switch {
 	case st.ETag != "" && r == nil:
@@ -236,14 +224,10 @@ func (b *Backend) PurgeInstance(ctx context.Context, instanceID string) error {
 	if err := checkInstanceID(op, instanceID); err != nil {
 		return err
 	}
-	if err := ctxErr(ctx, op); err != nil {
+	if err := b.enter(ctx, op); err != nil {
 		return err
 	}
-	b.h.mu.Lock()
 	defer b.h.mu.Unlock()
-	if err := b.requireHub(op); err != nil {
-		return err
-	}
 	_, hadHistory := b.h.history[instanceID]
 	_, hadRow := b.h.instances[instanceID]
 	delete(b.h.history, instanceID)

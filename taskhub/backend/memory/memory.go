@@ -142,6 +142,20 @@ func (b *Backend) Storage() *Storage { return b.st }
 // AppName returns the app name this backend takes the app lease for.
 func (b *Backend) AppName() string { return b.app }
 
+// enter checks ctx and that the hub exists for op, and locks the hub; the
+// caller unlocks it (b.h.mu) when it returns nil.
+func (b *Backend) enter(ctx context.Context, op string) error {
+	if err := ctxErr(ctx, op); err != nil {
+		return err
+	}
+	b.h.mu.Lock()
+	if err := b.requireHub(op); err != nil {
+		b.h.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
 // HubName returns the task hub name as configured.
 func (b *Backend) HubName() string { return b.name }
 

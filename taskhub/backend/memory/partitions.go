@@ -24,14 +24,10 @@ type leaseRow struct {
 // ordered by partition.
 func (b *Backend) ReadPartitions(ctx context.Context) ([]backend.PartitionLease, error) {
 	const op = "read partitions"
-	if err := ctxErr(ctx, op); err != nil {
+	if err := b.enter(ctx, op); err != nil {
 		return nil, err
 	}
-	b.h.mu.Lock()
 	defer b.h.mu.Unlock()
-	if err := b.requireHub(op); err != nil {
-		return nil, err
-	}
 	out := make([]backend.PartitionLease, 0, len(b.h.leases))
 	for _, r := range b.h.leases {
 		l := r.lease
@@ -108,14 +104,10 @@ type appLease struct {
 // a live lease of another app is refused with a *backend.HubInUseError.
 func (b *Backend) AcquireAppLease(ctx context.Context) error {
 	const op = "acquire the app lease"
-	if err := ctxErr(ctx, op); err != nil {
+	if err := b.enter(ctx, op); err != nil {
 		return err
 	}
-	b.h.mu.Lock()
 	defer b.h.mu.Unlock()
-	if err := b.requireHub(op); err != nil {
-		return err
-	}
 	l, now := &b.h.appLease, b.st.now()
 	if l.held && l.app != b.app && now.Before(l.expires) {
 		return b.appLeaseHeld()
@@ -129,14 +121,10 @@ func (b *Backend) AcquireAppLease(ctx context.Context) error {
 // or not held at all, is lost: a *backend.HubInUseError.
 func (b *Backend) RenewAppLease(ctx context.Context) error {
 	const op = "renew the app lease"
-	if err := ctxErr(ctx, op); err != nil {
+	if err := b.enter(ctx, op); err != nil {
 		return err
 	}
-	b.h.mu.Lock()
 	defer b.h.mu.Unlock()
-	if err := b.requireHub(op); err != nil {
-		return err
-	}
 	l := &b.h.appLease
 	if !l.held || l.app != b.app {
 		return b.appLeaseHeld()
