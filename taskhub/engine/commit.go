@@ -25,7 +25,6 @@ func (e *Engine) step(ctx context.Context, inst *instance, plan batchPlan) {
 		} else if !e.commit(ctx, inst, w) {
 			// The window's failure handling released its inputs and dropped
 			// the cached state; this episode was decided on that state.
-			e.unreserve(&cp)
 			e.discard(ctx, inst, &cp)
 			return
 		}
@@ -54,18 +53,16 @@ func (e *Engine) salvage(ctx context.Context, inst *instance, batch []*inbound, 
 			continue
 		}
 		e.unreserve(cp)
-		void := cp.scheduledIn()
-		for _, in := range append(cp.inputs, cp.start) {
-			switch {
-			case in == nil, inBatch[in], in.local && void[in.msg.Event.TaskScheduledID]:
-			default:
-				inBatch[in] = true
-				if in.ack != nil && in.ack == inst.anchor {
-					inst.anchor = nil
-				}
-				e.retryLater(ctx, in, delay)
+		cp.eachReturned(func(in *inbound) {
+			if inBatch[in] {
+				return
 			}
-		}
+			inBatch[in] = true
+			if in.ack != nil && in.ack == inst.anchor {
+				inst.anchor = nil
+			}
+			e.retryLater(ctx, in, delay)
+		})
 	}
 	inst.window, inst.committing = nil, nil
 }
@@ -82,9 +79,9 @@ func (e *Engine) seal(ctx context.Context, inst *instance) {
 // openWindow keeps cp uncommitted as the instance's window and starts its
 // activities at once; their results feed the next episode, and the window
 // is committed with it. Nothing of the window is durable yet except the
-// instance's anchor (held, so that a crash brings the instance back: the
-// activities then run again) and the queue copies of its inputs, which stay
-// held until the commit.
+// instance's anchor, held so that a crash brings the instance back (the
+// activities then run again); its inputs have no queue copies (see
+// coalescible).
 func (e *Engine) openWindow(ctx context.Context, inst *instance, cp *checkpoint) {
 	if !e.ownsNow(inst.partition) {
 		e.abandon(ctx, inst, cp, "lost the partition before the checkpoint", errNotOwner)
@@ -373,8 +370,10 @@ func (e *Engine) abandon(ctx context.Context, inst *instance, cp *checkpoint, wh
 }
 
 // discard drops a checkpoint decided on state that a failed commit has
-// since dropped: its inputs come back like the failed commit's.
+// since dropped: its slots are given back and its inputs come back like the
+// failed commit's.
 func (e *Engine) discard(ctx context.Context, inst *instance, cp *checkpoint) {
+	e.unreserve(cp)
 	delay := retryDelay(max(inst.failures, 1))
 	cp.eachReturned(func(in *inbound) { e.retryLater(ctx, in, delay) })
 }
@@ -503,11 +502,12 @@ func (e *Engine) abandonEpisode(ctx context.Context, inst *instance, cp *checkpo
 func (e *Engine) send(ctx context.Context, inst *instance, cp *checkpoint) error {
 	var wg sync.WaitGroup
 	errs := make([]error, len(cp.workItems)+len(cp.control)+1)
+	var anchor *held // set by its goroutine; inst is only touched after Wait
 	if len(cp.local) > cp.running && inst.anchor == nil {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[len(errs)-1] = e.ensureAnchor(ctx, inst)
+			anchor, errs[len(errs)-1] = e.sendAnchor(ctx, inst.id, inst.executionID, inst.partition)
 		}()
 	}
 	for i := range cp.workItems {
@@ -525,6 +525,9 @@ func (e *Engine) send(ctx context.Context, inst *instance, cp *checkpoint) error
 		}()
 	}
 	wg.Wait()
+	if anchor != nil {
+		inst.anchor = anchor // released with the rest if another send failed
+	}
 	return errors.Join(errs...)
 }
 
@@ -533,15 +536,25 @@ func (e *Engine) ensureAnchor(ctx context.Context, inst *instance) error {
 	if inst.anchor != nil {
 		return nil
 	}
-	self := history.OrchestrationInstance{InstanceID: inst.id, ExecutionID: inst.executionID}
-	anchor := history.NewEvent(history.GenericEvent, now())
-	anchor.Data = anchorData
-	r, err := e.be.SendControl(ctx, backend.Message{Event: anchor, Target: self}, e.opts.MessageVisibility)
+	h, err := e.sendAnchor(ctx, inst.id, inst.executionID, inst.partition)
 	if err != nil {
 		return err
 	}
-	inst.anchor = e.held.hold(r, inst.partition)
+	inst.anchor = h
 	return nil
+}
+
+// sendAnchor sends a recovery anchor for the execution, hidden for
+// MessageVisibility, and holds it.
+func (e *Engine) sendAnchor(ctx context.Context, id, executionID string, partition int) (*held, error) {
+	anchor := history.NewEvent(history.GenericEvent, now())
+	anchor.Data = anchorData
+	self := history.OrchestrationInstance{InstanceID: id, ExecutionID: executionID}
+	r, err := e.be.SendControl(ctx, backend.Message{Event: anchor, Target: self}, e.opts.MessageVisibility)
+	if err != nil {
+		return nil, err
+	}
+	return e.held.hold(r, partition), nil
 }
 
 // controlSend is a control-queue message an episode sends.
