@@ -23,6 +23,7 @@ import (
 	"github.com/go-durable/durablefunctions/handler/durableapi"
 	"github.com/go-durable/durablefunctions/internal/azuritetest"
 	"github.com/go-durable/durablefunctions/internal/invariants"
+	"github.com/go-durable/durablefunctions/internal/rawstorage"
 	"github.com/go-durable/durablefunctions/taskhub/azurestorage"
 	"github.com/go-durable/durablefunctions/taskhub/history"
 )
@@ -326,12 +327,7 @@ func storageAccount(t *testing.T) azurestorage.Account {
 // tableService returns a plain SDK client for the test account's tables.
 func tableService(t *testing.T) *aztables.ServiceClient {
 	t.Helper()
-	acct := storageAccount(t)
-	cred, err := aztables.NewSharedKeyCredential(acct.Name, acct.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := aztables.NewServiceClientWithSharedKey(acct.TableEndpoint, cred, nil)
+	svc, err := rawstorage.Tables(azuritetest.ConnectionString(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -341,12 +337,7 @@ func tableService(t *testing.T) *aztables.ServiceClient {
 // queueService returns a plain SDK client for the test account's queues.
 func queueService(t *testing.T) *azqueue.ServiceClient {
 	t.Helper()
-	acct := storageAccount(t)
-	cred, err := azqueue.NewSharedKeyCredential(acct.Name, acct.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := azqueue.NewServiceClientWithSharedKeyCredential(acct.QueueEndpoint, cred, nil)
+	svc, err := rawstorage.Queues(azuritetest.ConnectionString(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,6 +27,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue"
 
+	"github.com/go-durable/durablefunctions/internal/rawstorage"
 	"github.com/go-durable/durablefunctions/taskhub/azurestorage"
 	"github.com/go-durable/durablefunctions/taskhub/backend"
 	"github.com/go-durable/durablefunctions/taskhub/history"
@@ -163,25 +164,13 @@ func New(opts Options) (*Checker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("invariants: %w", err)
 	}
-	acct, err := azurestorage.ParseConnectionString(opts.ConnectionString)
+	tables, err := rawstorage.Tables(opts.ConnectionString)
 	if err != nil {
 		return nil, fmt.Errorf("invariants: %w", err)
 	}
-	tcred, err := aztables.NewSharedKeyCredential(acct.Name, acct.Key)
+	queues, err := rawstorage.Queues(opts.ConnectionString)
 	if err != nil {
-		return nil, fmt.Errorf("invariants: table credential: %w", err)
-	}
-	tables, err := aztables.NewServiceClientWithSharedKey(acct.TableEndpoint, tcred, nil)
-	if err != nil {
-		return nil, fmt.Errorf("invariants: table client: %w", err)
-	}
-	qcred, err := azqueue.NewSharedKeyCredential(acct.Name, acct.Key)
-	if err != nil {
-		return nil, fmt.Errorf("invariants: queue credential: %w", err)
-	}
-	queues, err := azqueue.NewServiceClientWithSharedKeyCredential(acct.QueueEndpoint, qcred, nil)
-	if err != nil {
-		return nil, fmt.Errorf("invariants: queue client: %w", err)
+		return nil, fmt.Errorf("invariants: %w", err)
 	}
 	c := &Checker{
 		store:     store,

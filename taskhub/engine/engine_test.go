@@ -16,6 +16,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue"
 
 	"github.com/go-durable/durablefunctions/internal/azuritetest"
+	"github.com/go-durable/durablefunctions/internal/rawstorage"
 	"github.com/go-durable/durablefunctions/taskhub/azurestorage"
 	"github.com/go-durable/durablefunctions/taskhub/client"
 	"github.com/go-durable/durablefunctions/taskhub/durable"
@@ -375,12 +376,7 @@ func TestNonDeterminismFailsWithPreciseMessage(t *testing.T) {
 // tests that look at (or put) messages behind the engine's back.
 func rawQueueService(t *testing.T) *azqueue.ServiceClient {
 	t.Helper()
-	acct := testAccount(t)
-	cred, err := azqueue.NewSharedKeyCredential(acct.Name, acct.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := azqueue.NewServiceClientWithSharedKeyCredential(acct.QueueEndpoint, cred, nil)
+	svc, err := rawstorage.Queues(azuritetest.ConnectionString(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -390,12 +386,7 @@ func rawQueueService(t *testing.T) *azqueue.ServiceClient {
 // rawTableService is a plain SDK client for the test account's tables.
 func rawTableService(t *testing.T) *aztables.ServiceClient {
 	t.Helper()
-	acct := testAccount(t)
-	cred, err := aztables.NewSharedKeyCredential(acct.Name, acct.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := aztables.NewServiceClientWithSharedKey(acct.TableEndpoint, cred, nil)
+	svc, err := rawstorage.Tables(azuritetest.ConnectionString(t))
 	if err != nil {
 		t.Fatal(err)
 	}
