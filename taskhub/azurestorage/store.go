@@ -230,12 +230,12 @@ func (s *Store) PartitionOf(instanceID string) int {
 // ControlQueueName returns the name of control queue partition, e.g.
 // "xyz-control-03".
 func (s *Store) ControlQueueName(partition int) string {
-	return fmt.Sprintf("%s-control-%02d", strings.ToLower(s.hub), partition)
+	return routing.ControlQueue(s.hub, partition)
 }
 
 // WorkItemQueueName returns the name of the activity queue, e.g.
 // "xyz-workitems".
-func (s *Store) WorkItemQueueName() string { return strings.ToLower(s.hub) + "-workitems" }
+func (s *Store) WorkItemQueueName() string { return routing.WorkItemQueue(s.hub) }
 
 // HistoryTableName returns the name of the History table, e.g. "xyzHistory".
 func (s *Store) HistoryTableName() string { return s.hub + "History" }

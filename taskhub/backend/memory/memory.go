@@ -171,12 +171,12 @@ func (b *Backend) PartitionOf(instanceID string) int {
 // ControlQueueName returns the name of control queue partition, e.g.
 // "xyz-control-03" (the Azure Storage name).
 func (b *Backend) ControlQueueName(partition int) string {
-	return fmt.Sprintf("%s-control-%02d", strings.ToLower(b.name), partition)
+	return routing.ControlQueue(b.name, partition)
 }
 
 // WorkItemQueueName returns the name of the activity queue, e.g.
 // "xyz-workitems".
-func (b *Backend) WorkItemQueueName() string { return strings.ToLower(b.name) + "-workitems" }
+func (b *Backend) WorkItemQueueName() string { return routing.WorkItemQueue(b.name) }
 
 // hub is the state of one task hub, shared by the backends opened on it.
 type hub struct {

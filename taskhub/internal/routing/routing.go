@@ -1,8 +1,13 @@
 // Package routing is the Durable Task routing of orchestration instances to
 // control queues, shared by every backend so that all of them put an
-// instance on the same partition: FNV-1a (32 bits) of the instance ID's
-// UTF-8 bytes, modulo the partition count.
+// instance on the same partition (FNV-1a, 32 bits, of the instance ID's
+// UTF-8 bytes, modulo the partition count) and name the queues alike.
 package routing
+
+import (
+	"fmt"
+	"strings"
+)
 
 // FNV1a32 is the 32-bit FNV-1a hash of the UTF-8 bytes of s, the hash
 // Durable Task uses to route instances to control queues (and to derive app
@@ -25,3 +30,13 @@ func FNV1a32(s string) uint32 {
 func Partition(instanceID string, partitions int) int {
 	return int(FNV1a32(instanceID) % uint32(partitions))
 }
+
+// ControlQueue returns the name of control queue partition of hub, as
+// Durable Task names it, e.g. "xyz-control-03".
+func ControlQueue(hub string, partition int) string {
+	return fmt.Sprintf("%s-control-%02d", strings.ToLower(hub), partition)
+}
+
+// WorkItemQueue returns the name of hub's activity queue, e.g.
+// "xyz-workitems".
+func WorkItemQueue(hub string) string { return strings.ToLower(hub) + "-workitems" }
