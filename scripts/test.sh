@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command: installs Azurite if needed, starts a private Azurite on
-# free loopback ports (on disk, in a temp dir), checks formatting and vet,
+# free loopback ports (on disk, in a temp dir), checks formatting, vet and
+# the determinism analyzer (cmd/durable-vet),
 # runs every test with the race detector, and stops Azurite.
 # Extra arguments go to `go test` (e.g. scripts/test.sh -run TestSeed -v).
 set -euo pipefail
@@ -28,4 +29,8 @@ if [ -n "$unformatted" ]; then
   exit 1
 fi
 go vet ./...
+# The determinism analyzer over the project's own orchestrators (see
+# "Checking determinism at build time" in the README).
+go build -o "$tmp/durable-vet" ./cmd/durable-vet
+go vet -vettool="$tmp/durable-vet" ./...
 go test -race -count=1 -timeout 20m "$@" ./...
