@@ -100,14 +100,18 @@ func (c *checker) checkedFiles() []*ast.File {
 func (c *checker) prepare(f *ast.File) {
 	tf := c.pass.Fset.File(f.FileStart)
 	lines := map[int]bool{}
+	var src []byte // read at the first directive
 	for _, cg := range f.Comments {
 		for _, cm := range cg.List {
 			if !isDirective(cm.Text) {
 				continue
 			}
+			if src == nil {
+				src = c.source(tf)
+			}
 			line := tf.Line(cm.Pos())
 			lines[line] = true
-			if c.aloneOnLine(tf, cm) {
+			if aloneOnLine(tf, src, cm) {
 				lines[line+1] = true
 			}
 		}
@@ -159,18 +163,25 @@ func isDirective(text string) bool {
 	return ok && (rest == "" || rest[0] == ' ' || rest[0] == '\t')
 }
 
+// source returns a file's text, or an empty slice when it cannot be read
+// (then every directive counts as standing alone on its line).
+func (c *checker) source(tf *token.File) []byte {
+	if c.pass.ReadFile != nil {
+		if src, err := c.pass.ReadFile(tf.Name()); err == nil {
+			return src
+		}
+	}
+	return []byte{}
+}
+
 // aloneOnLine reports whether only blanks precede the comment on its line,
 // so that it applies to the next line too.
-func (c *checker) aloneOnLine(tf *token.File, cm *ast.Comment) bool {
-	if c.pass.ReadFile == nil {
-		return true
-	}
-	src, err := c.pass.ReadFile(tf.Name())
-	if err != nil {
-		return true
-	}
+func aloneOnLine(tf *token.File, src []byte, cm *ast.Comment) bool {
 	start, off := tf.Offset(tf.LineStart(tf.Line(cm.Pos()))), tf.Offset(cm.Pos())
-	return off <= len(src) && strings.TrimSpace(string(src[start:off])) == ""
+	if off > len(src) {
+		return true
+	}
+	return strings.TrimSpace(string(src[start:off])) == ""
 }
 
 // silencedAt reports whether a directive covers the line of pos.
