@@ -36,11 +36,14 @@
 //   - go statements; select statements; channel sends, receives and ranges
 //     over channels: use tasks with durable.WhenAll and durable.WhenAny, or
 //     external events.
-//   - ranges over maps that bind a key or a value, and ranges over
-//     maps.Keys, maps.Values and maps.All: Go randomizes their order, so
-//     every such loop is reported (not only those that schedule work: an
-//     append or a first match depends on the order just as much); range over
-//     slices.Sorted(maps.Keys(m)) instead.
+//   - ranges over maps, and over maps.Keys, maps.Values and maps.All: Go
+//     randomizes their order, so every such loop is reported, not only those
+//     that schedule work (an append, a first match or a log line depends on
+//     the order just as much); range over slices.Sorted(maps.Keys(m))
+//     instead. Left alone are the loops whose order cannot matter: those
+//     that bind neither key nor value, and those whose body only stores
+//     into maps (m2[k] = v) or deletes from them, calling nothing but
+//     builtins and conversions.
 //   - I/O: the functions of os (file system, environment such as os.Getenv,
 //     process identity; not the error predicates os.IsNotExist and the
 //     like), os.Stdin, os.Stdout, os.Stderr and os.Args, methods of

@@ -305,8 +305,9 @@ func (c *checker) walk(body ast.Node, sc scope) {
 }
 
 // checkRange flags ranges over channels and maps (and over the iterators of
-// maps.Keys, maps.Values and maps.All). A map range that binds neither key
-// nor value only counts, and its order does not matter.
+// maps.Keys, maps.Values and maps.All). A map range whose order cannot
+// matter is left alone: one that binds neither key nor value (it counts),
+// and one whose body only copies into maps or deletes (orderFree).
 func (c *checker) checkRange(r *ast.RangeStmt, sc scope) {
 	t := c.pass.TypesInfo.TypeOf(r.X)
 	if t == nil {
@@ -316,7 +317,7 @@ func (c *checker) checkRange(r *ast.RangeStmt, sc scope) {
 	case *types.Chan:
 		c.report(r.Pos(), "range over a channel", sc, adviceChannel)
 	case *types.Map:
-		if !isBlank(r.Key) || !isBlank(r.Value) {
+		if (!isBlank(r.Key) || !isBlank(r.Value)) && !c.orderFree(r.Body) {
 			c.report(r.Pos(), "range over a map", sc, adviceMap)
 		}
 	case *types.Signature:
@@ -330,6 +331,69 @@ func (c *checker) checkRange(r *ast.RangeStmt, sc scope) {
 			c.report(r.Pos(), "range over maps."+fn.Name(), sc, adviceMap)
 		}
 	}
+}
+
+// orderFree reports whether a loop body only stores into maps or deletes
+// from them, without calling functions: copying or filtering a map gives the
+// same map in any order. Anything else (a call, an append, a return) may
+// depend on the order.
+func (c *checker) orderFree(body *ast.BlockStmt) bool {
+	info := c.pass.TypesInfo
+	for _, st := range body.List {
+		switch st := st.(type) {
+		case *ast.AssignStmt:
+			if st.Tok != token.ASSIGN {
+				return false
+			}
+			for _, lhs := range st.Lhs {
+				ix, ok := ast.Unparen(lhs).(*ast.IndexExpr)
+				if !ok {
+					return false
+				}
+				if _, ok := info.TypeOf(ix.X).Underlying().(*types.Map); !ok {
+					return false
+				}
+			}
+		case *ast.ExprStmt:
+			call, ok := ast.Unparen(st.X).(*ast.CallExpr)
+			if !ok {
+				return false
+			}
+			if id, ok := ast.Unparen(call.Fun).(*ast.Ident); !ok || info.Uses[id] != types.Universe.Lookup("delete") {
+				return false
+			}
+		default:
+			return false
+		}
+		if !c.callFree(st) {
+			return false
+		}
+	}
+	return true
+}
+
+// callFree reports whether a statement calls nothing but builtins and
+// conversions.
+func (c *checker) callFree(st ast.Stmt) bool {
+	free := true
+	ast.Inspect(st, func(n ast.Node) bool {
+		call, ok := n.(*ast.CallExpr)
+		if !ok || !free {
+			return free
+		}
+		fun := ast.Unparen(call.Fun)
+		if tv, ok := c.pass.TypesInfo.Types[fun]; ok && tv.IsType() {
+			return true
+		}
+		if id, ok := fun.(*ast.Ident); ok {
+			if _, ok := c.pass.TypesInfo.Uses[id].(*types.Builtin); ok {
+				return true
+			}
+		}
+		free = false
+		return false
+	})
+	return free
 }
 
 func isBlank(e ast.Expr) bool {

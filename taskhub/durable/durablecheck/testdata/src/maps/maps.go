@@ -42,3 +42,30 @@ var Cities = durable.NewOrchestrator("Cities", func(ctx *durable.Context, in map
 	}
 	return out, durable.WhenAll(ctx, tasks...)
 })
+
+var Copy = durable.NewOrchestrator("Copy", func(ctx *durable.Context, in map[string]int) (map[string]int, error) {
+	// Copying, filtering or inverting a map gives the same map in any order.
+	out := map[string]int{}
+	inv := map[int]string{}
+	for k, v := range in {
+		out[k] = v * 2
+		inv[v] = string([]byte(k))
+	}
+	for k := range in {
+		delete(out, k+"x")
+	}
+	// A call, an append or anything else in the body may depend on the order.
+	tasks := map[string]*durable.Task[string]{}
+	for k := range in { // want `range over a map in orchestrator "Copy"`
+		tasks[k] = durable.CallActivity[string](ctx, "Hello", k)
+	}
+	var keys []string
+	for k := range in { // want `range over a map`
+		out[k] = 1
+		keys = append(keys, k)
+	}
+	for k, v := range in { // want `range over a map`
+		out[k] += v
+	}
+	return out, nil
+})
