@@ -209,21 +209,24 @@ func (c *checker) checkRoots(f *ast.File) {
 	ast.Inspect(f, func(n ast.Node) bool {
 		switch x := n.(type) {
 		case *ast.FuncDecl:
+			if c.silencedDecl(x) {
+				return false // with the literals inside
+			}
 			fn, _ := c.pass.TypesInfo.Defs[x.Name].(*types.Func)
-			if fn == nil || x.Body == nil || !takesContext(fn.Signature()) || c.silencedDecl(x) {
+			if fn == nil || x.Body == nil || !takesContext(fn.Signature()) {
 				return true
 			}
-			label, where := funcLabel(fn), "in "+funcLabel(fn)
+			root := funcLabel(fn)
 			if name, ok := c.orchNames[fn]; ok {
-				where = "in " + name
+				root = name
 			}
-			c.walk(x.Body, scope{root: strings.TrimPrefix(where, "in "), path: []string{label}, where: where})
+			c.walk(x.Body, scope{root: root, path: []string{funcLabel(fn)}, where: "in " + root})
 		case *ast.FuncLit:
-			if c.activities[x] {
+			if c.activities[x] || c.silencedAt(x.Pos()) {
 				return false
 			}
 			sig, _ := c.pass.TypesInfo.TypeOf(x).(*types.Signature)
-			if sig == nil || !takesContext(sig) || c.silencedAt(x.Pos()) {
+			if sig == nil || !takesContext(sig) {
 				return true
 			}
 			root, label := "a function literal taking a *durable.Context", "func literal"

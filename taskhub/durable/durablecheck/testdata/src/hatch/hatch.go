@@ -24,6 +24,8 @@ var Lines = durable.NewOrchestrator("Lines", func(ctx *durable.Context, _ any) (
 //durable:nondeterministic-ok a test orchestrator that must fail replay
 func Whole(ctx *durable.Context, _ any) (int64, error) {
 	go func() {}()
+	step := func(ctx *durable.Context) { time.Sleep(1) } // a literal inside is silenced too
+	step(ctx)
 	return time.Now().Unix(), nil
 }
 
@@ -46,6 +48,15 @@ var Calls = durable.NewOrchestrator("Calls", func(ctx *durable.Context, _ any) (
 })
 
 func config() string { return os.Getenv("X") }
+
+// A test function (not orchestrator code) holding a silenced orchestrator.
+//
+//durable:nondeterministic-ok
+func holder() {
+	_ = durable.NewOrchestrator("Held", func(ctx *durable.Context, _ any) (int64, error) {
+		return time.Now().Unix(), nil
+	})
+}
 
 //durable:nondeterministic-ok a helper silenced whole
 func quiet() string { return os.Getenv("Q") }
