@@ -10,17 +10,13 @@ import (
 )
 
 // TestAnalyzer checks every rule, the escape hatch and the cases that must
-// not be reported against the // want comments of the testdata packages.
+// not be reported against the // want comments of the testdata packages
+// (one load for all of them: loading the standard library from source is
+// the test's main cost).
 func TestAnalyzer(t *testing.T) {
-	pkgs := []string{
+	analysistest.Run(t, analysistest.TestData(), durablecheck.Analyzer,
 		"clock", "random", "concurrency", "maps", "io", "helpers", "hatch", "clean",
-		"github.com/go-durable/durablefunctions/taskhub/durable/durablelib",
-	}
-	for _, p := range pkgs {
-		t.Run(p, func(t *testing.T) {
-			analysistest.Run(t, analysistest.TestData(), durablecheck.Analyzer, p)
-		})
-	}
+		"github.com/go-durable/durablefunctions/taskhub/durable/durablelib")
 }
 
 // TestNamesMatchTheRealPackage keeps the testdata stand-in and the
