@@ -44,6 +44,8 @@ type executor struct {
 	held         []history.Event // deliveries held while suspended
 	customStatus string
 
+	httpPollInterval time.Duration // the app's default for CallHTTP (0 = DefaultHTTPPollInterval)
+
 	// coroutine plumbing: exactly one of executor and coroutine runs at a time.
 	alive    bool
 	aborting bool

@@ -12,11 +12,17 @@ import (
 func init() {
 	replay.Install(replay.Hooks{
 		Orchestrator: func(reg any, name string) (replay.Orchestrator, bool) {
-			fn, ok := registryOf(reg).orchestrator(name)
+			r := registryOf(reg)
+			fn, ok := r.orchestrator(name)
 			if !ok {
 				return nil, false
 			}
-			return fn.executors(), true
+			poll := r.httpPollInterval()
+			return func(instanceID string) replay.Executor {
+				ex := newExecutor(fn, instanceID)
+				ex.httpPollInterval = poll
+				return ex
+			}, true
 		},
 		Activity: func(reg any, name string) (replay.ActivityFunc, bool) {
 			return registryOf(reg).activity(name)

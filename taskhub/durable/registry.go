@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/go-durable/durablefunctions/taskhub/internal/replay"
 )
@@ -30,6 +31,7 @@ type Registry struct {
 	mu            sync.RWMutex
 	orchestrators map[string]orchestratorFunc
 	activities    map[string]activityFunc
+	httpPoll      time.Duration // see SetHTTPPollInterval
 }
 
 // NewRegistry returns an empty registry.
@@ -70,6 +72,23 @@ func (r *Registry) addActivity(name string, fn activityFunc) error {
 	}
 	r.activities[name] = fn
 	return nil
+}
+
+// SetHTTPPollInterval sets the app's default wait between the polls of a
+// 202 that CallHTTP follows when the response has no Retry-After (0 =
+// DefaultHTTPPollInterval). Orchestrators replayed after a change wait the
+// new interval for the polls they have not scheduled yet.
+func (r *Registry) SetHTTPPollInterval(d time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.httpPoll = d
+}
+
+// httpPollInterval returns the interval SetHTTPPollInterval set.
+func (r *Registry) httpPollInterval() time.Duration {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.httpPoll
 }
 
 // orchestrator returns the orchestrator registered under name.
