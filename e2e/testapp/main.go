@@ -14,6 +14,8 @@
 //   - Orchestrator and Hello behave as the sample's (Hello/, Orchestrator/):
 //     Orchestrator calls Hello for Tokyo, Seattle and London in sequence;
 //     they are copies, so that the tests do not depend on the sample app;
+//   - CallHTTP makes one durable HTTP call (durable.CallHTTP) described by
+//     its input and returns the final status and body;
 //   - HttpStart is the library's generic starter, as in the sample.
 package main
 
@@ -164,8 +166,41 @@ var orchestrator = durable.NewOrchestrator("Orchestrator", func(ctx *durable.Con
 	return outputs, nil
 })
 
+// httpCallInput is the input of CallHTTP.
+type httpCallInput struct {
+	Method   string            `json:"method"`
+	URL      string            `json:"url"`
+	Body     string            `json:"body,omitempty"`
+	Headers  map[string]string `json:"headers,omitempty"`
+	Resource string            `json:"resource,omitempty"` // managed-identity token for this resource
+}
+
+// httpCallOutput is the output of CallHTTP.
+type httpCallOutput struct {
+	Status int    `json:"status"`
+	Body   string `json:"body"`
+}
+
+var callHTTP = durable.NewOrchestrator("CallHTTP", func(ctx *durable.Context, in httpCallInput) (httpCallOutput, error) {
+	req := durable.HTTPRequest{Method: in.Method, URL: in.URL, Body: in.Body}
+	for k, v := range in.Headers {
+		if req.Headers == nil {
+			req.Headers = durable.HTTPHeaders{}
+		}
+		req.Headers[k] = []string{v}
+	}
+	if in.Resource != "" {
+		req.TokenSource = durable.ManagedIdentityToken(in.Resource)
+	}
+	resp, err := durable.CallHTTP(ctx, req).Await()
+	if err != nil {
+		return httpCallOutput{}, err
+	}
+	return httpCallOutput{Status: resp.StatusCode, Body: resp.Body}, nil
+})
+
 func main() {
 	funcapp.Main(func(app *funcapp.App) error {
 		return app.Handler.HandleHTTP("HttpStart", app.API.HandleStart)
-	}, crashTest, step, waiter, echo, fragile, flaky, load, work, orchestrator, hello)
+	}, crashTest, step, waiter, echo, fragile, flaky, load, work, orchestrator, hello, callHTTP)
 }

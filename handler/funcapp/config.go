@@ -33,6 +33,10 @@ const (
 	SettingStopGrace         = "DURABLE_STOP_GRACE"
 	SettingAppName           = "DURABLE_APP_NAME"
 	SettingCoalesceBudget    = "DURABLE_COALESCE_BUDGET"
+	// SettingHTTPPollInterval is the wait between polls of a 202 that
+	// durable.CallHTTP follows when the response has no Retry-After
+	// (Durable Functions' defaultHttpAsyncRequestSleepTimeMillseconds).
+	SettingHTTPPollInterval = "DURABLE_HTTP_POLL_INTERVAL"
 	// Where Durable Task takes the app name from, in this order, when
 	// DURABLE_APP_NAME is not set: apps that agree on it share a task hub.
 	envSiteName                = "WEBSITE_SITE_NAME"
@@ -73,6 +77,9 @@ type Config struct {
 	// may share one history transaction; negative commits each episode on
 	// its own ("0" in the setting), zero takes the engine's default.
 	CoalesceBudget time.Duration
+	// HTTPPollInterval is CallHTTP's default wait between polls (0 =
+	// durable.DefaultHTTPPollInterval, 30 s).
+	HTTPPollInterval time.Duration
 }
 
 // LoadConfig parses flags (-addr, -root) and settings. getenv reads the
@@ -158,6 +165,7 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	durSetting(SettingLeaseInterval, &cfg.LeaseInterval)
 	durSetting(SettingStatusFlushDelay, &cfg.StatusFlushDelay)
 	durSetting(SettingStopGrace, &cfg.StopGrace)
+	durSetting(SettingHTTPPollInterval, &cfg.HTTPPollInterval)
 	if v := get(SettingCoalesceBudget); v != "" {
 		d, err := time.ParseDuration(v)
 		switch {

@@ -120,6 +120,22 @@ func TestLoadConfig(t *testing.T) {
 			wantErr: `DURABLE_COALESCE_BUDGET="soon"`,
 		},
 		{
+			name: "durable HTTP poll interval",
+			args: []string{"-root", root},
+			env:  map[string]string{"DURABLE_HTTP_POLL_INTERVAL": "2s"},
+			check: func(t *testing.T, c Config) {
+				if c.HTTPPollInterval != 2*time.Second {
+					t.Errorf("HTTPPollInterval %v, want 2s", c.HTTPPollInterval)
+				}
+			},
+		},
+		{
+			name:    "a bad durable HTTP poll interval is named",
+			args:    []string{"-root", root},
+			env:     map[string]string{"DURABLE_HTTP_POLL_INTERVAL": "-1s"},
+			wantErr: `DURABLE_HTTP_POLL_INTERVAL="-1s"`,
+		},
+		{
 			name:    "a bad stop grace is named",
 			args:    []string{"-root", root},
 			env:     map[string]string{"DURABLE_STOP_GRACE": "ten"},

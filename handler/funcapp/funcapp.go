@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/go-durable/durablefunctions/taskhub/azurestorage"
 	"github.com/go-durable/durablefunctions/taskhub/client"
 	"github.com/go-durable/durablefunctions/taskhub/durable"
+	"github.com/go-durable/durablefunctions/taskhub/durablehttp"
 	"github.com/go-durable/durablefunctions/taskhub/engine"
 )
 
@@ -49,6 +51,14 @@ func New(cfg Config, log *slog.Logger, defs ...durable.Definition) (*App, error)
 	if err := reg.Add(defs...); err != nil {
 		return nil, err
 	}
+	// durable.CallHTTP needs the built-in HTTP activity; an app may bring
+	// its own under that name (a stand-in in tests, say).
+	if !slices.ContainsFunc(defs, func(d durable.Definition) bool { return d.Name() == durable.HTTPActivityName }) {
+		if err := reg.Add(durablehttp.Activity()); err != nil {
+			return nil, err
+		}
+	}
+	reg.SetHTTPPollInterval(cfg.HTTPPollInterval)
 	if cfg.StopGrace <= 0 {
 		cfg.StopGrace = defaultStopGrace
 	}
