@@ -139,12 +139,9 @@ func (h HTTPHeaders) Get(name string) string {
 	return ""
 }
 
-// Values returns all values of the header name (case-insensitive), joining
-// the entries whose names differ only in case in sorted name order.
+// Values returns all values of the header name (case-insensitive): those
+// of every entry whose name matches, in sorted name order.
 func (h HTTPHeaders) Values(name string) []string {
-	if v, ok := h[name]; ok {
-		return v
-	}
 	var out []string
 	for _, k := range h.sortedNames() {
 		if strings.EqualFold(k, name) {
