@@ -168,11 +168,11 @@ var orchestrator = durable.NewOrchestrator("Orchestrator", func(ctx *durable.Con
 
 // httpCallInput is the input of CallHTTP.
 type httpCallInput struct {
-	Method   string            `json:"method"`
-	URL      string            `json:"url"`
-	Body     string            `json:"body,omitempty"`
-	Headers  map[string]string `json:"headers,omitempty"`
-	Resource string            `json:"resource,omitempty"` // managed-identity token for this resource
+	Method   string              `json:"method"`
+	URL      string              `json:"url"`
+	Body     string              `json:"body,omitempty"`
+	Headers  durable.HTTPHeaders `json:"headers,omitempty"`  // {"name":"value"} or {"name":["v1","v2"]}
+	Resource string              `json:"resource,omitempty"` // managed-identity token for this resource
 }
 
 // httpCallOutput is the output of CallHTTP.
@@ -183,12 +183,7 @@ type httpCallOutput struct {
 
 var callHTTP = durable.NewOrchestrator("CallHTTP", func(ctx *durable.Context, in httpCallInput) (httpCallOutput, error) {
 	req := durable.HTTPRequest{Method: in.Method, URL: in.URL, Body: in.Body}
-	for k, v := range in.Headers {
-		if req.Headers == nil {
-			req.Headers = durable.HTTPHeaders{}
-		}
-		req.Headers[k] = []string{v}
-	}
+	req.Headers = in.Headers
 	if in.Resource != "" {
 		req.TokenSource = durable.ManagedIdentityToken(in.Resource)
 	}
