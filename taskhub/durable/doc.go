@@ -24,5 +24,6 @@
 // code cannot intercept.
 //
 // The package knows nothing about storage, queues or HTTP, and exports the
-// programming model only.
+// programming model only: CallHTTP describes requests that the built-in
+// activity of package taskhub/durablehttp makes.
 package durable
