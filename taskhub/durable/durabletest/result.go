@@ -209,7 +209,9 @@ type PanicError struct {
 }
 
 // Error implements error.
-func (e *PanicError) Error() string { return fmt.Sprintf("durabletest: %s panicked: %v", e.What, e.Value) }
+func (e *PanicError) Error() string {
+	return fmt.Sprintf("durabletest: %s panicked: %v", e.What, e.Value)
+}
 
 func orNone(s string) string {
 	if s == "" {

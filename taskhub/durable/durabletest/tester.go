@@ -228,7 +228,9 @@ func (tr *Tester) RaiseEventAfter(d time.Duration, name string, payload any) {
 // the current virtual time (right after the start before Run). An
 // instance that does not exist when the event is due ends the run with an
 // error.
-func (tr *Tester) RaiseEventTo(instanceID, name string, payload any) { tr.raise(0, instanceID, name, payload) }
+func (tr *Tester) RaiseEventTo(instanceID, name string, payload any) {
+	tr.raise(0, instanceID, name, payload)
+}
 
 func (tr *Tester) raise(d time.Duration, instanceID, name string, payload any) {
 	what := fmt.Sprintf("RaiseEvent(%q)", name)

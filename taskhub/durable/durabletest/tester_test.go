@@ -327,7 +327,9 @@ func TestSubOrchestrations(t *testing.T) {
 		failure string
 	}{
 		{"real child", nil, "[Hello Oslo! (from test-instance) Hello Rome! (from test-instance)]", ""},
-		{"mocked child", func(ctx *durable.Context, city string) (string, error) { return "mock " + city + " " + ctx.InstanceID(), nil },
+		{"mocked child", func(ctx *durable.Context, city string) (string, error) {
+			return "mock " + city + " " + ctx.InstanceID(), nil
+		},
 			"[mock Oslo <exec>:0 mock Rome rome]", ""},
 		{"failing child", func(ctx *durable.Context, city string) (string, error) { return "", errors.New("child broke") },
 			"", "errors.errorString: child broke"},
