@@ -29,8 +29,8 @@ import (
 // whenever the orchestration ran, with everything it did so far; it is nil
 // only when the run could not start.
 func Run[In, Out any](ctx context.Context, tr *Tester, orch *durable.Orchestrator[In, Out], input In, opts ...RunOption) (*Result[Out], error) {
-	if orch == nil {
-		return nil, errors.New("durabletest: Run needs an orchestrator definition")
+	if tr == nil || orch == nil {
+		return nil, errors.New("durabletest: Run needs a Tester (from New) and an orchestrator definition")
 	}
 	if _, ok := replay.LookupOrchestrator(tr.defs, orch.Name()); !ok {
 		if err := tr.defs.Add(orch); err != nil {
