@@ -882,3 +882,45 @@ func TestRunErrors(t *testing.T) {
 		})
 	}
 }
+
+// The untyped forms: an orchestrator run by name with raw JSON input, a
+// sub-orchestrator mocked by name, an event raised to a child instance,
+// and the output decoded afterwards.
+func TestByName(t *testing.T) {
+	waiter := durable.NewOrchestrator("Waiter", func(ctx *durable.Context, _ any) (string, error) {
+		return durable.WaitForExternalEvent[string](ctx, "Poke").Await()
+	})
+	top := durable.NewOrchestrator("Top", func(ctx *durable.Context, cities []string) (map[string]string, error) {
+		dyn, err := durable.CallSubOrchestrator[string](ctx, "Dyn", cities[0]).Await()
+		if err != nil {
+			return nil, err
+		}
+		poked, err := waiter.Call(ctx, nil, durable.WithInstanceID("waiter")).Await()
+		return map[string]string{"dyn": dyn, "poked": poked}, err
+	})
+	tr := durabletest.New(top, waiter)
+	m := durabletest.OnOrchestratorName(tr, "Dyn", func(ctx *durable.Context, in json.RawMessage) (any, error) {
+		return "dyn got " + string(in), nil
+	})
+	tr.After(time.Minute, func() { tr.RaiseEventTo("waiter", "Poke", "ouch") })
+	inst, err := tr.RunByName(ctx, "Top", json.RawMessage(`["Oslo","Rome"]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := durabletest.Output[map[string]string](inst)
+	if err != nil || out["dyn"] != `dyn got "Oslo"` || out["poked"] != "ouch" {
+		t.Errorf("output %v, %v", out, err)
+	}
+	if m.Calls() != 1 || inst.Child("waiter") == nil || inst.Child("waiter").Elapsed != time.Minute {
+		t.Errorf("mock calls %d, children %+v", m.Calls(), inst.Children)
+	}
+	if _, err := durabletest.Output[int](inst); err == nil {
+		t.Error("decoding a map output into an int succeeded")
+	}
+	if _, err := tr.RunByName(ctx, "Top", nil); !errors.Is(err, durabletest.ErrAlreadyRun) {
+		t.Errorf("second run: %v", err)
+	}
+	if _, err := durabletest.New().RunByName(ctx, "Nobody", nil); err == nil || !strings.Contains(err.Error(), `orchestrator "Nobody" is neither given to New nor mocked`) {
+		t.Errorf("unknown orchestrator: %v", err)
+	}
+}
