@@ -21,7 +21,8 @@
 //
 // The orchestration under test and its sub-orchestrations run as instances
 // of one run, each with its own history (Instance.Children). Activities
-// run on the run's goroutine, one at a time, when they are scheduled; an
+// run one at a time, as soon as they are scheduled (in the order of their
+// sequence numbers); an
 // activity name that is neither given to New nor mocked fails its task as
 // the engine fails it (NotRegisteredError, non-retriable). Errors of
 // activities and orchestrators become failure details exactly as in the

@@ -90,11 +90,10 @@ func (tr *Tester) RunByName(ctx context.Context, name string, input any, opts ..
 	}
 
 	runErr := r.loop()
+	// After a BlockedError, user code still holds an executor: leave it.
 	abandoned := errors.As(runErr, new(*BlockedError))
-	if !abandoned {
-		r.closeAll()
-	}
-	root := r.root.record(r.now)
+	r.closeAll(!abandoned)
+	root := r.root.rec
 	if runErr == nil {
 		runErr = root.Err()
 	}
@@ -623,8 +622,8 @@ func (r *runner) waitingFor(in *instState, depth int) []string {
 	return out
 }
 
-// record returns the instance's public record as of virtual time now.
-func (in *instState) record(now time.Time) *Instance {
+// record completes the instance's public record as of virtual time now.
+func (in *instState) record(now time.Time) {
 	rec := in.rec
 	rec.History = in.hist
 	rec.RawCustomStatus = in.exec.RawCustomStatus
@@ -635,13 +634,13 @@ func (in *instState) record(now time.Time) *Instance {
 	} else {
 		rec.Elapsed = now.Sub(rec.Started)
 	}
-	return rec
 }
 
-// closeAll unwinds the executors still parked and completes the records.
-func (r *runner) closeAll() {
+// closeAll completes the records and, if unwind, unwinds the executors
+// still parked.
+func (r *runner) closeAll(unwind bool) {
 	for _, in := range r.all {
-		if in.ex != nil {
+		if unwind && in.ex != nil {
 			in.ex.Close()
 		}
 		in.record(r.now)

@@ -24,8 +24,10 @@ var ErrAlreadyRun = errors.New("durabletest: this Tester has already run; make a
 //
 // A Tester is driven from one goroutine: its methods may be called before
 // Run and, during Run, from callbacks registered with After (which run on
-// Run's goroutine). Mock functions and activities run on Run's goroutine
-// too, one at a time.
+// Run's goroutine). Orchestrator code, activities and mocks run one at a
+// time, never concurrently with each other or with callbacks (on helper
+// goroutines, so that code blocking for longer than BlockTimeout cannot
+// hang the run); they must not call the Tester's methods.
 type Tester struct {
 	defs  *durable.Registry // real code
 	mocks *durable.Registry // mock code, looked up first
