@@ -533,7 +533,7 @@ func TestDeterminismCheck(t *testing.T) {
 	var runs atomic.Int32
 	drifting := durable.NewOrchestrator("Drifting", func(ctx *durable.Context, _ any) (string, error) {
 		name := "Greet"
-		if runs.Add(1) > 1 { // like time.Now or rand: another answer the second time
+		if runs.Add(1) > 1 { //durable:nondeterministic-ok like time.Now or rand, another answer the second time, on purpose
 			name = "Other"
 		}
 		return durable.CallActivity[string](ctx, name, "Oslo").Await()
@@ -810,7 +810,7 @@ func TestRunErrors(t *testing.T) {
 	block := make(chan struct{})
 	defer close(block)
 	blocking := durable.NewOrchestrator("Blocking", func(ctx *durable.Context, _ any) (string, error) {
-		<-block
+		<-block //durable:nondeterministic-ok blocks outside the durable API on purpose, to test BlockTimeout
 		return "", nil
 	})
 	for _, tc := range []struct {
