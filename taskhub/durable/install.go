@@ -2,6 +2,7 @@ package durable
 
 import (
 	"fmt"
+	"sort"
 
 	"github.com/go-durable/durablefunctions/taskhub/history"
 	"github.com/go-durable/durablefunctions/taskhub/internal/replay"
@@ -31,7 +32,26 @@ func init() {
 			return orchestratorFunc(func(*Context) (string, error) { return "", err }).executors()
 		},
 		FailureFromError: func(err error) *history.FailureDetails { return failureFromError(err) },
+		EventsAwaited: func(ex replay.Executor) []string {
+			if e, ok := ex.(*executor); ok {
+				return e.eventsAwaited()
+			}
+			return nil
+		},
 	})
+}
+
+// eventsAwaited returns the names of the external events the code waits
+// for, sorted.
+func (e *executor) eventsAwaited() []string {
+	var names []string
+	for _, q := range e.waiters {
+		for _, t := range q {
+			names = append(names, t.name)
+		}
+	}
+	sort.Strings(names)
+	return names
 }
 
 // registryOf returns reg as the *Registry it must be.

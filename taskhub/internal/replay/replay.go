@@ -104,6 +104,9 @@ type Hooks struct {
 	Failing func(err error) Orchestrator
 	// FailureFromError converts an error of user code into failure details.
 	FailureFromError func(err error) *history.FailureDetails
+	// EventsAwaited returns the names of the external events ex's
+	// orchestrator waits for, sorted (nil for an executor of another kind).
+	EventsAwaited func(ex Executor) []string
 }
 
 var hooks Hooks
@@ -140,6 +143,17 @@ func Failing(err error) Orchestrator { return installed().Failing(err) }
 // orchestrator) into failure details, as recorded in history.
 func FailureFromError(err error) *history.FailureDetails {
 	return installed().FailureFromError(err)
+}
+
+// EventsAwaited returns the names of the external events the orchestrator
+// behind ex is waiting for, sorted, as they were named in the waits. The
+// test harness (taskhub/durable/durabletest) names them when an
+// orchestration can never finish.
+func EventsAwaited(ex Executor) []string {
+	if h := installed(); h.EventsAwaited != nil {
+		return h.EventsAwaited(ex)
+	}
+	return nil
 }
 
 // ActivityInfo describes the activity call an activity function is

@@ -178,3 +178,37 @@ func TestLookupNeedsRegistry(t *testing.T) {
 		}()
 	}
 }
+
+// EventsAwaited names the events a parked orchestrator waits for, as the
+// code named them, and nothing once they have arrived.
+func TestEventsAwaited(t *testing.T) {
+	waits := durable.NewOrchestrator("Waits", func(ctx *durable.Context, _ any) (string, error) {
+		a := durable.WaitForExternalEvent[string](ctx, "Approval")
+		b := durable.WaitForExternalEvent[string](ctx, "Badge")
+		if _, err := a.Await(); err != nil {
+			return "", err
+		}
+		return b.Await()
+	})
+	reg := durable.NewRegistry()
+	if err := reg.Add(waits); err != nil {
+		t.Fatal(err)
+	}
+	o, _ := replay.LookupOrchestrator(reg, "Waits")
+	ex := replay.NewExecutor(o, "inst1")
+	defer ex.Close()
+	if _, _, err := ex.Step(clock, []history.Event{started("Waits", "")}); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(replay.EventsAwaited(ex)); got != "[Approval Badge]" {
+		t.Fatalf("waiting for %s, want [Approval Badge]", got)
+	}
+	raised := history.NewEvent(history.EventRaised, t0)
+	raised.Name, raised.Input = "approval", `"yes"`
+	if _, _, err := ex.Step(clock, []history.Event{raised}); err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(replay.EventsAwaited(ex)); got != "[Badge]" {
+		t.Fatalf("after Approval: waiting for %s, want [Badge]", got)
+	}
+}

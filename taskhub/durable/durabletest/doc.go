@@ -1,0 +1,52 @@
+// Package durabletest unit-tests orchestrations without storage: it runs
+// an orchestrator in process on the real replay core of taskhub/durable,
+// with real or mocked activities and sub-orchestrations, on a virtual
+// clock, and checks that the history it produced replays
+// deterministically.
+//
+//	func TestOrchestrator(t *testing.T) {
+//		tr := durabletest.New(hello.Activity) // the code the orchestrator calls
+//		greet := durabletest.OnActivity(tr, hello.Activity, func(_ context.Context, city string) (string, error) {
+//			return "Hi " + city, nil // optional: a mock instead of the real activity
+//		})
+//		res, err := durabletest.Run(context.Background(), tr, orchestrator.Orchestrator, nil)
+//		if err != nil {
+//			t.Fatal(err) // failed, stuck, or not deterministic
+//		}
+//		// res.Output is the typed output; res.History the history the
+//		// engine would have written; greet.Calls() counts the calls.
+//	}
+//
+// # What runs
+//
+// The orchestration under test and its sub-orchestrations run as instances
+// of one run, each with its own history (Instance.Children). Activities
+// run one at a time, as soon as they are scheduled (in the order of their
+// sequence numbers); an
+// activity name that is neither given to New nor mocked fails its task as
+// the engine fails it (NotRegisteredError, non-retriable). Errors of
+// activities and orchestrators become failure details exactly as in the
+// engine, so the orchestrator sees the same *durable.TaskFailedError.
+//
+// # Virtual time
+//
+// The clock starts at DefaultStartTime (or StartAt) and stands still while
+// code runs. When nothing can run, it jumps to the next thing due: a
+// durable timer, a mock's result (ActivityMock.Takes), a callback
+// registered with After, an event raised with RaiseEventAfter. A retry
+// policy waiting days between attempts, or a 72-hour event timeout, takes
+// no real time. Result.Elapsed says how much virtual time passed.
+//
+// # Outcomes
+//
+// Run returns the typed output, and an error that is nil only when the
+// orchestration completed and its histories replay deterministically:
+// *FailedError for a failed or terminated orchestration, *NotFinishedError
+// for one that can never finish (naming what it waits for, such as an
+// external event nobody raises) or that hit StopAfter or MaxEpisodes,
+// *DeterminismError (see Check), *BlockedError for orchestrator code that
+// blocks outside the durable API, *PanicError for a panicking callback.
+// Nothing hangs and no panic escapes.
+//
+// The package needs no *testing.T; MustRun is a shorthand for tests.
+package durabletest
