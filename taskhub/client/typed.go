@@ -145,6 +145,8 @@ func (i *Instance[Out]) typed(ctx context.Context, st Status) (*InstanceStatus[O
 	switch st.Status {
 	case history.StatusCompleted:
 		if err := decodeText(st.Output, &ts.Output); err != nil {
+			var zero Out
+			ts.Output = zero // not half decoded
 			return ts, newDecodeError[Out](st, "output", st.Output, err)
 		}
 	case history.StatusFailed:
