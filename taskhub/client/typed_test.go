@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-durable/durablefunctions/internal/azuritetest"
+	"github.com/go-durable/durablefunctions/taskhub/azurestorage"
+	"github.com/go-durable/durablefunctions/taskhub/backend"
 	"github.com/go-durable/durablefunctions/taskhub/backend/memory"
 	"github.com/go-durable/durablefunctions/taskhub/client"
 	"github.com/go-durable/durablefunctions/taskhub/durable"
@@ -82,11 +85,25 @@ var anyInput = durable.NewOrchestrator("AnyInput", func(*durable.Context, any) (
 // typedHub runs an engine on the in-memory backend and returns the
 // client of its process (hand-over and completion notices in memory) and
 // a client that only shares the storage, as another process would.
-func typedHub(t *testing.T) (local, remote *client.Client) {
+func typedHub(t *testing.T, storage string) (local, remote *client.Client) {
 	t.Helper()
-	be, err := memory.New(memory.Options{HubName: "TypedHub"})
-	if err != nil {
-		t.Fatal(err)
+	var be backend.Backend
+	switch storage {
+	case "memory":
+		m, err := memory.New(memory.Options{HubName: "TypedHub"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		be = m
+	case "azurite":
+		store, err := azurestorage.New(azurestorage.Options{ConnectionString: azuritetest.ConnectionString(t), HubName: azuritetest.HubName(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { store.DeleteTaskHub(context.Background()) })
+		be = store
+	default:
+		t.Fatalf("unknown storage %q", storage)
 	}
 	reg := durable.NewRegistry()
 	if err := reg.Add(fulfil, pack, other, anyInput); err != nil {
@@ -108,14 +125,23 @@ func typedHub(t *testing.T) (local, remote *client.Client) {
 	return client.New(be, reg, eng), client.New(be, reg, nil)
 }
 
+// onBothBackends runs test on the in-memory backend and on Azurite.
+func onBothBackends(t *testing.T, test func(t *testing.T, storage string)) {
+	for _, storage := range []string{"memory", "azurite"} {
+		t.Run(storage, func(t *testing.T) { test(t, storage) })
+	}
+}
+
 func testCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return ctx
 }
 
-func TestTypedStartAndWait(t *testing.T) {
-	local, remote := typedHub(t)
+func TestTypedStartAndWait(t *testing.T) { onBothBackends(t, testTypedStartAndWait) }
+
+func testTypedStartAndWait(t *testing.T, storage string) {
+	local, remote := typedHub(t, storage)
 	for name, c := range map[string]*client.Client{"local": local, "remote": remote} {
 		t.Run(name, func(t *testing.T) {
 			ctx := testCtx(t)
@@ -159,8 +185,10 @@ func TestTypedStartAndWait(t *testing.T) {
 	}
 }
 
-func TestTypedCustomStatus(t *testing.T) {
-	c, _ := typedHub(t)
+func TestTypedCustomStatus(t *testing.T) { onBothBackends(t, testTypedCustomStatus) }
+
+func testTypedCustomStatus(t *testing.T, storage string) {
+	c, _ := typedHub(t, storage)
 	ctx := testCtx(t)
 	inst, err := client.Start(ctx, c, fulfil, order{Item: "wait", Count: 1})
 	if err != nil {
@@ -215,8 +243,10 @@ func TestTypedCustomStatus(t *testing.T) {
 	}
 }
 
-func TestTypedFailureAndTermination(t *testing.T) {
-	c, _ := typedHub(t)
+func TestTypedFailureAndTermination(t *testing.T) { onBothBackends(t, testTypedFailureAndTermination) }
+
+func testTypedFailureAndTermination(t *testing.T, storage string) {
+	c, _ := typedHub(t, storage)
 	ctx := testCtx(t)
 
 	t.Run("failed", func(t *testing.T) {
@@ -292,7 +322,7 @@ func TestTypedFailureAndTermination(t *testing.T) {
 }
 
 func TestTypedGetAndBadInput(t *testing.T) {
-	c, _ := typedHub(t)
+	c, _ := typedHub(t, "memory")
 	ctx := testCtx(t)
 	inst, err := client.Start(ctx, c, other, nil, client.WithInstanceID("the-other"))
 	if err != nil {
