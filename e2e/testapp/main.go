@@ -14,6 +14,11 @@
 //   - Orchestrator and Hello behave as the sample's (Hello/, Orchestrator/):
 //     Orchestrator calls Hello for Tokyo, Seattle and London in sequence;
 //     they are copies, so that the tests do not depend on the sample app;
+//   - Ticket (typed input and output, for the typed clients) publishes the
+//     custom status {"stage":"waiting"}, waits for the event "Go", then
+//     issues two tickets in parallel with Issue (which fails when the
+//     input says so) and returns them, with the custom status
+//     {"stage":"issued"};
 //   - HttpStart is the library's generic starter, as in the sample.
 package main
 
@@ -164,8 +169,42 @@ var orchestrator = durable.NewOrchestrator("Orchestrator", func(ctx *durable.Con
 	return outputs, nil
 })
 
+// TicketRequest is the input of Ticket and Issue.
+type TicketRequest struct {
+	Name string `json:"name"`
+	Fail bool   `json:"fail"`
+}
+
+// TicketProgress is Ticket's custom status.
+type TicketProgress struct {
+	Stage string `json:"stage"`
+	Name  string `json:"name"`
+}
+
+var issue = durable.NewActivity("Issue", func(ctx context.Context, r TicketRequest) (string, error) {
+	if r.Fail {
+		return "", errors.New("no seats left for " + r.Name)
+	}
+	return "ticket for " + r.Name, nil
+})
+
+var ticket = durable.NewOrchestrator("Ticket", func(ctx *durable.Context, r TicketRequest) ([]string, error) {
+	if err := ctx.SetCustomStatus(TicketProgress{Stage: "waiting", Name: r.Name}); err != nil {
+		return nil, err
+	}
+	if _, err := durable.WaitForExternalEvent[bool](ctx, "Go").Await(); err != nil {
+		return nil, err
+	}
+	tickets, err := durable.All(ctx, issue.Call(ctx, r), issue.Call(ctx, TicketRequest{Name: r.Name + " (guest)", Fail: r.Fail}))
+	if err != nil {
+		return nil, err
+	}
+	return tickets, ctx.SetCustomStatus(TicketProgress{Stage: "issued", Name: r.Name})
+})
+
 func main() {
 	funcapp.Main(func(app *funcapp.App) error {
 		return app.Handler.HandleHTTP("HttpStart", app.API.HandleStart)
-	}, crashTest, step, waiter, echo, fragile, flaky, load, work, orchestrator, hello)
+	}, crashTest, step, waiter, echo, fragile, flaky, load, work, orchestrator, hello,
+		ticket, issue)
 }
