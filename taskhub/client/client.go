@@ -1,5 +1,10 @@
 // Package client starts orchestration instances and reads their status. It
 // is what client functions (such as HttpStart) and the management API use.
+//
+// Start and Get are the typed form: they take an orchestrator definition
+// and return an Instance whose Wait and Status give its output as the
+// definition's output type. StartNew, GetStatus and WaitForCompletion work
+// by name with JSON text, for orchestrators only known at run time.
 package client
 
 import (
@@ -81,7 +86,9 @@ func New(be backend.Backend, catalog Catalog, local LocalEngine) *Client {
 	return &Client{be: be, catalog: catalog, local: local}
 }
 
-// StartOptions tune StartNew.
+// StartOptions tune StartNew. The input comes either as JSON text
+// (RawInput: what the management API receives) or as a Go value (Input);
+// Start, the typed form, encodes its input itself.
 type StartOptions struct {
 	// InstanceID is the caller's choice of ID; empty generates one.
 	InstanceID string
