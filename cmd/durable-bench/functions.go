@@ -73,20 +73,15 @@ var sequenceOrchestrator = durable.NewOrchestrator("Sequence", func(ctx *durable
 // n(n+1)/2.
 var fanOutOrchestrator = durable.NewOrchestrator("FanOut", func(ctx *durable.Context, n int) (int, error) {
 	tasks := make([]*durable.Task[int], n)
-	all := make([]durable.Awaitable, n)
 	for i := range tasks {
 		tasks[i] = echoActivity.Call(ctx, i+1)
-		all[i] = tasks[i]
 	}
-	if err := durable.WhenAll(ctx, all...); err != nil {
+	values, err := durable.All(ctx, tasks...)
+	if err != nil {
 		return 0, err
 	}
 	sum := 0
-	for _, t := range tasks {
-		v, err := t.Await()
-		if err != nil {
-			return 0, err
-		}
+	for _, v := range values {
 		sum += v
 	}
 	return sum, nil

@@ -16,6 +16,11 @@
 //     they are copies, so that the tests do not depend on the sample app;
 //   - CallHTTP makes one durable HTTP call (durable.CallHTTP) described by
 //     its input and returns the final status and body;
+//   - Ticket (typed input and output, for the typed clients) publishes the
+//     custom status {"stage":"waiting"}, waits for the event "Go", then
+//     issues two tickets in parallel with Issue (which fails when the
+//     input says so) and returns them, with the custom status
+//     {"stage":"issued"};
 //   - HttpStart is the library's generic starter, as in the sample.
 package main
 
@@ -194,8 +199,42 @@ var callHTTP = durable.NewOrchestrator("CallHTTP", func(ctx *durable.Context, in
 	return httpCallOutput{Status: resp.StatusCode, Body: resp.Body}, nil
 })
 
+// TicketRequest is the input of Ticket and Issue.
+type TicketRequest struct {
+	Name string `json:"name"`
+	Fail bool   `json:"fail"`
+}
+
+// TicketProgress is Ticket's custom status.
+type TicketProgress struct {
+	Stage string `json:"stage"`
+	Name  string `json:"name"`
+}
+
+var issue = durable.NewActivity("Issue", func(ctx context.Context, r TicketRequest) (string, error) {
+	if r.Fail {
+		return "", errors.New("no seats left for " + r.Name)
+	}
+	return "ticket for " + r.Name, nil
+})
+
+var ticket = durable.NewOrchestrator("Ticket", func(ctx *durable.Context, r TicketRequest) ([]string, error) {
+	if err := ctx.SetCustomStatus(TicketProgress{Stage: "waiting", Name: r.Name}); err != nil {
+		return nil, err
+	}
+	if _, err := durable.WaitForExternalEvent[bool](ctx, "Go").Await(); err != nil {
+		return nil, err
+	}
+	tickets, err := durable.All(ctx, issue.Call(ctx, r), issue.Call(ctx, TicketRequest{Name: r.Name + " (guest)", Fail: r.Fail}))
+	if err != nil {
+		return nil, err
+	}
+	return tickets, ctx.SetCustomStatus(TicketProgress{Stage: "issued", Name: r.Name})
+})
+
 func main() {
 	funcapp.Main(func(app *funcapp.App) error {
 		return app.Handler.HandleHTTP("HttpStart", app.API.HandleStart)
-	}, crashTest, step, waiter, echo, fragile, flaky, load, work, orchestrator, hello, callHTTP)
+	}, crashTest, step, waiter, echo, fragile, flaky, load, work, orchestrator, hello, callHTTP,
+		ticket, issue)
 }

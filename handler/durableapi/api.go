@@ -568,7 +568,7 @@ func rawJSON(s string) json.RawMessage {
 }
 
 // NewStatusPayload renders an instance status.
-func NewStatusPayload(st backend.InstanceState, showInput bool) StatusPayload {
+func NewStatusPayload(st client.Status, showInput bool) StatusPayload {
 	p := StatusPayload{
 		Name:            st.Name,
 		InstanceID:      st.InstanceID,

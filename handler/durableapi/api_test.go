@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/go-durable/durablefunctions/handler"
-	"github.com/go-durable/durablefunctions/taskhub/backend"
+	"github.com/go-durable/durablefunctions/taskhub/client"
 	"github.com/go-durable/durablefunctions/taskhub/history"
 )
 
@@ -54,19 +54,19 @@ func TestStatusPayload(t *testing.T) {
 	created := time.Date(2026, 1, 2, 3, 4, 5, 600_000_000, time.UTC)
 	tests := []struct {
 		name      string
-		st        backend.InstanceState
+		st        client.Status
 		showInput bool
 		want      string
 	}{
 		{
 			name:      "completed with JSON output",
-			st:        backend.InstanceState{Name: "O", InstanceID: "i", Status: history.StatusCompleted, Input: `{"a":1}`, Output: `["x"]`, CreatedTime: created, LastUpdatedTime: created},
+			st:        client.Status{Name: "O", InstanceID: "i", Status: history.StatusCompleted, Input: `{"a":1}`, Output: `["x"]`, CreatedTime: created, LastUpdatedTime: created},
 			showInput: true,
 			want:      `{"name":"O","instanceId":"i","runtimeStatus":"Completed","input":{"a":1},"customStatus":null,"output":["x"],"createdTime":"2026-01-02T03:04:05Z","lastUpdatedTime":"2026-01-02T03:04:05Z"}`,
 		},
 		{
 			name: "failed output is text, input hidden",
-			st:   backend.InstanceState{Name: "O", InstanceID: "i", Status: history.StatusFailed, Input: `1`, Output: `TaskFailedError: boom`, CreatedTime: created, LastUpdatedTime: created},
+			st:   client.Status{Name: "O", InstanceID: "i", Status: history.StatusFailed, Input: `1`, Output: `TaskFailedError: boom`, CreatedTime: created, LastUpdatedTime: created},
 			want: `{"name":"O","instanceId":"i","runtimeStatus":"Failed","input":null,"customStatus":null,"output":"TaskFailedError: boom","createdTime":"2026-01-02T03:04:05Z","lastUpdatedTime":"2026-01-02T03:04:05Z"}`,
 		},
 	}

@@ -1,5 +1,10 @@
 // Package client starts orchestration instances and reads their status. It
 // is what client functions (such as HttpStart) and the management API use.
+//
+// Start and Get are the typed form: they take an orchestrator definition
+// and return an Instance whose Wait and Status give its output as the
+// definition's output type. StartNew, GetStatus and WaitForCompletion work
+// by name with JSON text, for orchestrators only known at run time.
 package client
 
 import (
@@ -81,7 +86,9 @@ func New(be backend.Backend, catalog Catalog, local LocalEngine) *Client {
 	return &Client{be: be, catalog: catalog, local: local}
 }
 
-// StartOptions tune StartNew.
+// StartOptions tune StartNew. The input comes either as JSON text
+// (RawInput: what the management API receives) or as a Go value (Input);
+// Start, the typed form, encodes its input itself.
 type StartOptions struct {
 	// InstanceID is the caller's choice of ID; empty generates one.
 	InstanceID string
@@ -346,7 +353,39 @@ func (c *Client) checkOrchestrator(name string) error {
 }
 
 // Status is the state of an instance as the management API reports it.
-type Status = backend.InstanceState
+// Input, Output and CustomStatus are JSON text ("" = null); the output of
+// a Failed instance is its failure ("ErrorType: message") and of a
+// Terminated one the reason, as Durable Functions stores them. For typed
+// values use Start or Get and the Instance they return.
+type Status struct {
+	InstanceID   string
+	Name         string // the orchestrator's name
+	Version      string
+	ExecutionID  string // the current execution (ContinueAsNew and restarts begin new ones)
+	Input        string
+	Output       string
+	CustomStatus string
+	Status       history.OrchestrationStatus
+	CreatedTime  time.Time
+	// LastUpdatedTime is the time of the last recorded event.
+	LastUpdatedTime time.Time
+	// CompletedTime is zero until the instance has finished.
+	CompletedTime time.Time
+	// ScheduledStartTime is zero when the start was not deferred.
+	ScheduledStartTime time.Time
+	Tags               map[string]string
+}
+
+// statusOf is the client's view of an Instances row: the fields that fence
+// storage writes (ETag, generation, history position) stay behind.
+func statusOf(st backend.InstanceState) Status {
+	return Status{
+		InstanceID: st.InstanceID, Name: st.Name, Version: st.Version, ExecutionID: st.ExecutionID,
+		Input: st.Input, Output: st.Output, CustomStatus: st.CustomStatus, Status: st.Status,
+		CreatedTime: st.CreatedTime, LastUpdatedTime: st.LastUpdatedTime, CompletedTime: st.CompletedTime,
+		ScheduledStartTime: st.ScheduledStartTime, Tags: st.Tags,
+	}
+}
 
 // GetStatus reads an instance's status; ErrNotFound if it does not exist.
 func (c *Client) GetStatus(ctx context.Context, id string, withInput bool) (Status, error) {
@@ -358,14 +397,17 @@ func (c *Client) GetStatus(ctx context.Context, id string, withInput bool) (Stat
 			if !withInput {
 				st.Input = ""
 			}
-			return st, nil
+			return statusOf(st), nil
 		}
 	}
 	st, err := c.be.GetInstance(ctx, id, withInput)
 	if errors.Is(err, backend.ErrNotFound) {
 		return Status{}, fmt.Errorf("%w: no instance has ID %q", ErrNotFound, id)
 	}
-	return st, err
+	if err != nil {
+		return Status{}, err
+	}
+	return statusOf(st), nil
 }
 
 // GetHistory reads the current execution's history of an instance.
@@ -409,7 +451,7 @@ func (c *Client) WaitForCompletion(ctx context.Context, id string, pollInterval 
 		select {
 		case st := <-done:
 			t.Stop()
-			return st, nil
+			return statusOf(st), nil
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
@@ -510,12 +552,35 @@ var ErrInstanceRunning = errors.New("instance is still running")
 var ErrNotFailed = errors.New("instance has not failed")
 
 // Query filters ListInstances and PurgeBy.
-type Query = backend.InstanceQuery
+type Query struct {
+	Statuses         []history.OrchestrationStatus // empty = all
+	CreatedFrom      time.Time                     // zero = unbounded
+	CreatedTo        time.Time                     // zero = unbounded
+	InstanceIDPrefix string
+	PageSize         int32  // 0 = the backend's default
+	Continuation     string // from a previous page
+	WithInput        bool
+}
+
+func (q Query) backend() backend.InstanceQuery {
+	return backend.InstanceQuery{
+		Statuses: q.Statuses, CreatedFrom: q.CreatedFrom, CreatedTo: q.CreatedTo, InstanceIDPrefix: q.InstanceIDPrefix,
+		PageSize: q.PageSize, Continuation: q.Continuation, WithInput: q.WithInput,
+	}
+}
 
 // ListInstances returns one page of instances matching q and the
 // continuation for the next page ("" on the last page).
 func (c *Client) ListInstances(ctx context.Context, q Query) ([]Status, string, error) {
-	return c.be.QueryInstances(ctx, q)
+	rows, next, err := c.be.QueryInstances(ctx, q.backend())
+	if err != nil {
+		return nil, "", err
+	}
+	out := make([]Status, len(rows))
+	for i, r := range rows {
+		out[i] = statusOf(r)
+	}
+	return out, next, nil
 }
 
 // Purge deletes everything stored about a finished instance: its status,
@@ -546,7 +611,7 @@ func (c *Client) PurgeBy(ctx context.Context, q Query) (int, error) {
 	q.Continuation, q.WithInput = "", false
 	n := 0
 	for {
-		page, next, err := c.be.QueryInstances(ctx, q)
+		page, next, err := c.be.QueryInstances(ctx, q.backend())
 		if err != nil {
 			return n, err
 		}

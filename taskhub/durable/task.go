@@ -11,6 +11,8 @@ var (
 	ErrCanceled = errors.New("durable: canceled")
 	// ErrTimeout: an event did not arrive within its timeout.
 	ErrTimeout = errors.New("durable: timed out")
+	// ErrNoTasks: Any (or WhenAny) was given no task to wait for.
+	ErrNoTasks = errors.New("durable: no tasks to wait for")
 )
 
 // task is the untyped state shared by every kind of durable task.
@@ -106,11 +108,17 @@ func (c *Context) waitUntil(cond func() bool) {
 // fails fast with the error of the first task to fail (in completion
 // order). Tasks still running keep running; await them to see their results.
 func WhenAll(ctx *Context, tasks ...Awaitable) error {
+	return whenAll(ctx, len(tasks), func(i int) *task { return tasks[i].base() })
+}
+
+// whenAll is WhenAll over n tasks given by index, so that All needs no
+// second slice.
+func whenAll(ctx *Context, n int, at func(int) *task) error {
 	var failed *task
 	ctx.waitUntil(func() bool {
 		all := true
-		for _, a := range tasks {
-			t := a.base()
+		for i := range n {
+			t := at(i)
 			if t.done && t.err != nil && (failed == nil || t.doneSeq < failed.doneSeq) {
 				failed = t
 			}
@@ -124,22 +132,68 @@ func WhenAll(ctx *Context, tasks ...Awaitable) error {
 	return nil
 }
 
+// All waits for every task and returns their results in the order of
+// tasks. Like WhenAll it fails fast: as soon as one task fails it returns
+// that task's error (the first failure in completion order) and no
+// results; tasks still running keep running. A result that does not fit T
+// is a *ResultError (the first such in the order of tasks). No tasks give
+// an empty slice.
+func All[T any](ctx *Context, tasks ...*Task[T]) ([]T, error) {
+	if err := whenAll(ctx, len(tasks), func(i int) *task { return tasks[i].t }); err != nil {
+		return nil, err
+	}
+	out := make([]T, len(tasks))
+	for i, tk := range tasks {
+		v, err := tk.Await() // done: decodes without parking
+		if err != nil {
+			return nil, err
+		}
+		out[i] = v
+	}
+	return out, nil
+}
+
+// Any waits until the first of tasks finishes and returns its index in
+// tasks with its outcome: its typed result, or its error (a failure is an
+// outcome too; the other tasks keep running and can still be awaited).
+// When several are already done, the one that finished first wins. No
+// tasks give index -1 and ErrNoTasks.
+func Any[T any](ctx *Context, tasks ...*Task[T]) (int, T, error) {
+	i := whenAny(ctx, len(tasks), func(i int) *task { return tasks[i].t })
+	if i < 0 {
+		var zero T
+		return -1, zero, fmt.Errorf("%w: Any needs at least one task", ErrNoTasks)
+	}
+	v, err := tasks[i].Await()
+	return i, v, err
+}
+
 // WhenAny waits until one of the tasks completes and returns its index (the
 // first to complete, successfully or not; inspect or Await it for its
 // outcome). It fails only for an empty list.
 func WhenAny(ctx *Context, tasks ...Awaitable) (int, error) {
-	if len(tasks) == 0 {
-		return -1, errors.New("durable: WhenAny needs at least one task")
+	i := whenAny(ctx, len(tasks), func(i int) *task { return tasks[i].base() })
+	if i < 0 {
+		return -1, fmt.Errorf("%w: WhenAny needs at least one task", ErrNoTasks)
+	}
+	return i, nil
+}
+
+// whenAny waits for the first of n tasks given by index to finish and
+// returns its index; -1 at once when n is 0.
+func whenAny(ctx *Context, n int, at func(int) *task) int {
+	if n == 0 {
+		return -1
 	}
 	winner := -1
 	ctx.waitUntil(func() bool {
-		for i, a := range tasks {
-			t := a.base()
-			if t.done && (winner < 0 || t.doneSeq < tasks[winner].base().doneSeq) {
+		for i := range n {
+			t := at(i)
+			if t.done && (winner < 0 || t.doneSeq < at(winner).doneSeq) {
 				winner = i
 			}
 		}
 		return winner >= 0
 	})
-	return winner, nil
+	return winner
 }

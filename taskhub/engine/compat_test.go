@@ -230,8 +230,12 @@ func TestDurableTaskStyleRestartWaitsForItsRow(t *testing.T) {
 
 	st := waitExecution(t, c, id, execID)
 	t.Logf("restart deferred %d times, completed %v after the row write", eng.Stats().DeferredMessages-before.DeferredMessages, time.Since(written).Round(time.Millisecond))
-	if st.Status != history.StatusCompleted || st.ExecutionID != execID || st.Output != `"second"` || st.Generation != 1 {
-		t.Fatalf("after the restart: status %s execution %s (want %s) output %s generation %d", st.Status, st.ExecutionID, execID, st.Output, st.Generation)
+	stored, err := h.store.GetInstance(ctx, id, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Status != history.StatusCompleted || st.ExecutionID != execID || st.Output != `"second"` || stored.Generation != 1 {
+		t.Fatalf("after the restart: status %s execution %s (want %s) output %s generation %d", st.Status, st.ExecutionID, execID, st.Output, stored.Generation)
 	}
 	h2, err := h.store.LoadHistory(ctx, id)
 	if err != nil {
@@ -255,9 +259,12 @@ func TestStaleStartOfTheSameGenerationIsDropped(t *testing.T) {
 	raw := rawStorage(t, h)
 	ctx := context.Background()
 	id := start(t, c, "Echo", "winner", "stale-start")
-	first := wait(t, c, id)
-	if first.Status != history.StatusCompleted {
-		t.Fatalf("first run: %s", first.Status)
+	if st := wait(t, c, id); st.Status != history.StatusCompleted {
+		t.Fatalf("first run: %s", st.Status)
+	}
+	first, err := h.store.GetInstance(ctx, id, true)
+	if err != nil {
+		t.Fatal(err)
 	}
 	eventually(t, "the control queue to drain", 30*time.Second, func() bool { return raw.queuedMessages(t, h, id) == 0 })
 	before := eng.Stats()
@@ -276,7 +283,7 @@ func TestStaleStartOfTheSameGenerationIsDropped(t *testing.T) {
 	if s := eng.Stats(); s.DroppedMessages-before.DroppedMessages != 1 || s.DeferredMessages != before.DeferredMessages {
 		t.Errorf("dropped %d deferred %d, want 1 and 0", s.DroppedMessages-before.DroppedMessages, s.DeferredMessages-before.DeferredMessages)
 	}
-	st, err := c.GetStatus(ctx, id, true)
+	st, err := h.store.GetInstance(ctx, id, true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -178,17 +178,15 @@ func TestFanOutFanIn1000(t *testing.T) {
 	square := durable.NewActivity("Square", func(ctx context.Context, n int) (int, error) { return n * n, nil })
 	fan := durable.NewOrchestrator("FanOut", func(ctx *durable.Context, n int) (int, error) {
 		tasks := make([]*durable.Task[int], n)
-		all := make([]durable.Awaitable, n)
 		for i := range tasks {
 			tasks[i] = square.Call(ctx, i)
-			all[i] = tasks[i]
 		}
-		if err := durable.WhenAll(ctx, all...); err != nil {
+		squares, err := durable.All(ctx, tasks...)
+		if err != nil {
 			return 0, err
 		}
 		sum := 0
-		for _, tk := range tasks {
-			v, _ := tk.Await()
+		for _, v := range squares {
 			sum += v
 		}
 		return sum, nil

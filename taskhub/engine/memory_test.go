@@ -31,13 +31,11 @@ func TestOrchestrationOnMemoryBackend(t *testing.T) {
 		if err := ctx.Sleep(pause); err != nil {
 			return nil, err
 		}
-		b, c := greet.Call(ctx, "b"), greet.Call(ctx, "c")
-		if err := durable.WhenAll(ctx, b, c); err != nil {
+		rest, err := durable.All(ctx, greet.Call(ctx, "b"), greet.Call(ctx, "c"))
+		if err != nil {
 			return nil, err
 		}
-		second, _ := b.Await()
-		third, _ := c.Await()
-		return []string{first, second, third}, nil
+		return append([]string{first}, rest...), nil
 	})
 	h := &hub{t: t, name: be.HubName()}
 	_, c := h.start(engine.Options{Backend: be}, orch, greet)

@@ -197,7 +197,11 @@ func TestStalledWorkerNeverOverwritesTheNewOwner(t *testing.T) {
 	if st.Status != history.StatusCompleted || st.Output != `"Hi Tokyo"` {
 		t.Fatalf("instance: %s %s", st.Status, st.Output)
 	}
-	completed := st.ETag
+	finished, err := h.store.GetInstance(ctx, id, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	completed := finished.ETag
 
 	sa.thaw()
 	deadline = time.Now().Add(30 * time.Second)

@@ -10,6 +10,13 @@
 //	var out []string
 //	err = st.DecodeOutput(&out)
 //
+// The typed layer names an orchestrator with its input and output types
+// and gives the output, failure and custom status as Go values:
+//
+//	hello := apiclient.Orchestrator[map[string]int, []string]{Name: "Orchestrator"}
+//	inst, err := apiclient.Start(ctx, c, hello, map[string]int{"n": 3})
+//	out, err := inst.Wait(ctx) // []string, or a *FailedError, *TerminatedError, *DecodeError
+//
 // Every error answer of the API is an [*APIError]; test for the common
 // ones with errors.Is and [ErrNotFound], [ErrConflict], [ErrGone],
 // [ErrBadRequest] and [ErrUnauthorized]. The package depends on the

@@ -19,7 +19,7 @@ import (
 
 	"github.com/go-durable/durablefunctions/handler"
 	"github.com/go-durable/durablefunctions/handler/durableapi"
-	"github.com/go-durable/durablefunctions/taskhub/backend"
+	"github.com/go-durable/durablefunctions/taskhub/client"
 	"github.com/go-durable/durablefunctions/taskhub/history"
 )
 
@@ -107,13 +107,13 @@ var (
 	updated = created.Add(90 * time.Second)
 )
 
-func state(id string, s history.OrchestrationStatus, input, output string) backend.InstanceState {
-	return backend.InstanceState{Name: "Echo", InstanceID: id, Status: s, Input: input, Output: output, CreatedTime: created.Add(400 * time.Millisecond), LastUpdatedTime: updated}
+func state(id string, s history.OrchestrationStatus, input, output string) client.Status {
+	return client.Status{Name: "Echo", InstanceID: id, Status: s, Input: input, Output: output, CreatedTime: created.Add(400 * time.Millisecond), LastUpdatedTime: updated}
 }
 
 // status answers like GET instances/{id}: 202 with Location and
 // Retry-After for unfinished instances, else 200.
-func status(st backend.InstanceState, events ...history.Event) reply {
+func status(st client.Status, events ...history.Event) reply {
 	return func(r *http.Request) *handler.Response {
 		showInput := r.URL.Query().Get("showInput") != "false"
 		p := durableapi.NewStatusPayload(st, showInput)
@@ -900,7 +900,7 @@ func TestList(t *testing.T) {
 
 func TestWaitForCompletion(t *testing.T) {
 	running := state("w", history.StatusRunning, "", "")
-	noRetryAfter := func(st backend.InstanceState) reply {
+	noRetryAfter := func(st client.Status) reply {
 		return func(r *http.Request) *handler.Response {
 			resp := status(st)(r)
 			resp.Header.Del("Retry-After")

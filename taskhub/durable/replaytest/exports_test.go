@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/go-durable/durablefunctions/handler/durableapi"
-	"github.com/go-durable/durablefunctions/taskhub/backend"
+	"github.com/go-durable/durablefunctions/taskhub/client"
 	"github.com/go-durable/durablefunctions/taskhub/durable"
 	"github.com/go-durable/durablefunctions/taskhub/history"
 	"github.com/go-durable/durablefunctions/taskhub/internal/replay"
@@ -158,7 +158,7 @@ func jsonString(s string) (string, error) {
 // export renders the instance as GET .../instances/{id}?showHistory=true&showHistoryOutput=true.
 func (r *recorder) export() []byte {
 	r.t.Helper()
-	st := backend.InstanceState{InstanceID: r.id, Name: r.name, Input: r.input, CreatedTime: r.created,
+	st := client.Status{InstanceID: r.id, Name: r.name, Input: r.input, CreatedTime: r.created,
 		LastUpdatedTime: r.last, Status: history.StatusRunning}
 	if r.ex.Suspended() {
 		st.Status = history.StatusSuspended
