@@ -34,6 +34,17 @@ type AppConfig struct {
 	FunctionTimeout time.Duration
 	// Functions lists the functions sorted by name.
 	Functions []FunctionInfo
+	// DurableTask is what host.json's extensions.durableTask says of
+	// orchestration versioning (handler/funcapp validates it).
+	DurableTask DurableTaskSettings
+}
+
+// DurableTaskSettings are the extensions.durableTask settings of host.json
+// that this app reads, as written (nil when absent).
+type DurableTaskSettings struct {
+	DefaultVersion         *string // defaultVersion
+	VersionMatchStrategy   *string // versionMatchStrategy
+	VersionFailureStrategy *string // versionFailureStrategy
 }
 
 // CustomHandlerConfig is host.json's customHandler section.
@@ -204,6 +215,20 @@ func LoadAppConfig(root string) (*AppConfig, error) {
 	return cfg, nil
 }
 
+// ReadHostJSON reads root/host.json alone (no function folders): its
+// settings in an AppConfig without Functions.
+func ReadHostJSON(root string) (*AppConfig, error) {
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("app root %q: %w", root, err)
+	}
+	cfg := &AppConfig{Root: abs}
+	if err := cfg.readHostJSON(filepath.Join(abs, "host.json")); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
 // Function returns the function with the given name, matched exactly first
 // and then case-insensitively.
 func (c *AppConfig) Function(name string) (FunctionInfo, bool) {
@@ -226,6 +251,11 @@ type hostJSON struct {
 		HTTP struct {
 			RoutePrefix *string `json:"routePrefix"`
 		} `json:"http"`
+		DurableTask struct {
+			DefaultVersion         *string `json:"defaultVersion"`
+			VersionMatchStrategy   *string `json:"versionMatchStrategy"`
+			VersionFailureStrategy *string `json:"versionFailureStrategy"`
+		} `json:"durableTask"`
 	} `json:"extensions"`
 	CustomHandler *customHandlerJSON `json:"customHandler"`
 	HTTPWorker    *customHandlerJSON `json:"httpWorker"`
@@ -255,6 +285,9 @@ func (c *AppConfig) readHostJSON(path string) error {
 	if err := json.Unmarshal(stripBOM(data), &h); err != nil {
 		return fmt.Errorf("%s: malformed JSON: %w", path, err)
 	}
+	dt := h.Extensions.DurableTask
+	c.DurableTask = DurableTaskSettings{DefaultVersion: dt.DefaultVersion,
+		VersionMatchStrategy: dt.VersionMatchStrategy, VersionFailureStrategy: dt.VersionFailureStrategy}
 	c.RoutePrefix = DefaultRoutePrefix
 	if h.Extensions.HTTP.RoutePrefix != nil {
 		c.RoutePrefix = strings.Trim(*h.Extensions.HTTP.RoutePrefix, "/")

@@ -148,7 +148,10 @@ func (a *API) start(ctx context.Context, req *handler.Request, name, id string) 
 	if errResp != nil {
 		return errResp
 	}
-	got, err := a.c.StartNew(ctx, name, client.StartOptions{InstanceID: id, RawInput: strings.TrimSpace(string(req.Body))})
+	// version: the JavaScript client's startNew({version}) sends it as a
+	// query parameter; absent, the app's default version applies.
+	got, err := a.c.StartNew(ctx, name, client.StartOptions{InstanceID: id, RawInput: strings.TrimSpace(string(req.Body)),
+		Version: req.Query.Get("version")})
 	if err != nil {
 		return a.clientError(err)
 	}
@@ -737,7 +740,9 @@ const StartRouteParam = "functionName"
 // HandleStart is a complete client function, the Go counterpart of the
 // JavaScript sample's HttpStart: it starts the orchestrator named by the
 // route parameter StartRouteParam with the request body as its input (JSON,
-// surrounding white space ignored; empty for null) under a new instance ID, and answers 202 with the
+// surrounding white space ignored; empty for null) under a new instance ID
+// (with the orchestration version of the query parameter version, else the
+// app's default version), and answers 202 with the
 // check-status payload (CheckStatusResponse). Errors are the management
 // API's: 404 for an orchestrator this app does not register, 400 for a
 // body that is not JSON or a route without a name. Bind it to a function
@@ -750,7 +755,7 @@ func (a *API) HandleStart(ctx context.Context, req *handler.Request) *handler.Re
 		return handler.Error(http.StatusBadRequest, CodeBadRequest,
 			"the route needs an orchestrator name: orchestrators/{"+StartRouteParam+"}")
 	}
-	id, err := a.c.StartNew(ctx, name, client.StartOptions{RawInput: strings.TrimSpace(string(req.Body))})
+	id, err := a.c.StartNew(ctx, name, client.StartOptions{RawInput: strings.TrimSpace(string(req.Body)), Version: req.Query.Get("version")})
 	if err != nil {
 		return a.clientError(err)
 	}

@@ -12,6 +12,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/go-durable/durablefunctions/handler"
+	"github.com/go-durable/durablefunctions/taskhub/engine"
 )
 
 // App settings read from the environment (under the Functions host they are
@@ -37,6 +40,12 @@ const (
 	// durable.CallHTTP follows when the response has no Retry-After
 	// (Durable Functions' defaultHttpAsyncRequestSleepTimeMillseconds).
 	SettingHTTPPollInterval = "DURABLE_HTTP_POLL_INTERVAL"
+	// Orchestration versioning; each overrides the host.json key
+	// extensions.durableTask.defaultVersion, versionMatchStrategy,
+	// versionFailureStrategy.
+	SettingDefaultVersion = "DURABLE_DEFAULT_VERSION"
+	SettingVersionMatch   = "DURABLE_VERSION_MATCH"
+	SettingVersionFailure = "DURABLE_VERSION_FAILURE"
 	// Where Durable Task takes the app name from, in this order, when
 	// DURABLE_APP_NAME is not set: apps that agree on it share a task hub.
 	envSiteName                = "WEBSITE_SITE_NAME"
@@ -80,6 +89,15 @@ type Config struct {
 	// HTTPPollInterval is CallHTTP's default wait between polls (0 =
 	// durable.DefaultHTTPPollInterval, 30 s).
 	HTTPPollInterval time.Duration
+	// DefaultVersion is the app's orchestration version: stamped on new
+	// instances started without one, and what VersionMatch compares with.
+	DefaultVersion string
+	// VersionMatch says which instance versions this app runs: default
+	// CurrentOrOlder when DefaultVersion is set, else None.
+	VersionMatch engine.VersionMatch
+	// VersionFailure says what happens to instances VersionMatch refuses:
+	// default Reject.
+	VersionFailure engine.VersionFailure
 }
 
 // LoadConfig parses flags (-addr, -root) and settings. getenv reads the
@@ -177,12 +195,65 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 			cfg.CoalesceBudget = d
 		}
 	}
+	if err := cfg.loadVersioning(get); err != nil {
+		errs = append(errs, err)
+	}
 	if v := get(SettingLogLevel); v != "" {
 		if err := cfg.LogLevel.UnmarshalText([]byte(v)); err != nil {
 			errs = append(errs, fmt.Errorf("setting %s=%q: want debug, info, warn or error", SettingLogLevel, v))
 		}
 	}
 	return cfg, errors.Join(errs...)
+}
+
+// loadVersioning resolves the orchestration versioning settings: each
+// setting in the environment overrides its host.json key
+// (extensions.durableTask). Durable Functions' default match strategy is
+// CurrentOrOlder; without a default version that would refuse every
+// instance started with an explicit version, so versioning then stays off
+// (None) unless a strategy is set.
+func (cfg *Config) loadVersioning(get func(string) string) error {
+	var host handler.DurableTaskSettings
+	hostFile := filepath.Join(cfg.AppRoot, "host.json")
+	if _, err := os.Stat(hostFile); err == nil {
+		// A host.json that cannot be read is reported by the handler, with
+		// the rest of the app's configuration; only its values matter here.
+		if hc, err := handler.ReadHostJSON(cfg.AppRoot); err == nil {
+			host = hc.DurableTask
+		}
+	}
+	pick := func(setting string, key *string, name string) (string, string, bool) {
+		if v := get(setting); v != "" {
+			return v, "setting " + setting, true
+		}
+		if key != nil {
+			return *key, hostFile + ": extensions.durableTask." + name, true
+		}
+		return "", "", false
+	}
+	var errs []error
+	if v, _, ok := pick(SettingDefaultVersion, host.DefaultVersion, "defaultVersion"); ok {
+		cfg.DefaultVersion = v
+	}
+	cfg.VersionMatch = engine.MatchNone
+	if cfg.DefaultVersion != "" {
+		cfg.VersionMatch = engine.MatchCurrentOrOlder
+	}
+	if v, where, ok := pick(SettingVersionMatch, host.VersionMatchStrategy, "versionMatchStrategy"); ok {
+		m, err := engine.ParseVersionMatch(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: %w", where, v, err))
+		}
+		cfg.VersionMatch = m
+	}
+	if v, where, ok := pick(SettingVersionFailure, host.VersionFailureStrategy, "versionFailureStrategy"); ok {
+		f, err := engine.ParseVersionFailure(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s=%q: %w", where, v, err))
+		}
+		cfg.VersionFailure = f
+	}
+	return errors.Join(errs...)
 }
 
 // readLocalSettings returns the Values of local.settings.json (none if the

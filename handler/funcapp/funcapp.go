@@ -80,6 +80,7 @@ func New(cfg Config, log *slog.Logger, defs ...durable.Definition) (*App, error)
 		LeaseInterval: cfg.LeaseInterval, StatusFlushDelay: cfg.StatusFlushDelay,
 		MaxDequeueCount: int64(cfg.MaxDequeueCount),
 		CoalesceBudget:  cfg.CoalesceBudget,
+		Version:         cfg.DefaultVersion, VersionMatch: cfg.VersionMatch, VersionFailure: cfg.VersionFailure,
 	})
 	if err != nil {
 		return nil, err
@@ -88,6 +89,7 @@ func New(cfg Config, log *slog.Logger, defs ...durable.Definition) (*App, error)
 	// waiting for the engine's first start attempt, at most startWait).
 	ready := func(ctx context.Context) error { return eng.AwaitReady(ctx, startWait) }
 	c := client.New(gatedBackend{Backend: store, ready: ready}, reg, eng)
+	c.SetDefaultVersion(cfg.DefaultVersion)
 	base := "/" + h.Config().RoutePrefix + "/durabletask"
 	if h.Config().RoutePrefix == "" {
 		base = "/durabletask"

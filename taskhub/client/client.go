@@ -74,9 +74,10 @@ type LocalEngine interface {
 
 // Client talks to a task hub.
 type Client struct {
-	be      backend.Backend
-	catalog Catalog
-	local   LocalEngine
+	be             backend.Backend
+	catalog        Catalog
+	local          LocalEngine
+	defaultVersion string
 }
 
 // New returns a client for the task hub behind be. catalog (may be nil)
@@ -85,6 +86,15 @@ type Client struct {
 func New(be backend.Backend, catalog Catalog, local LocalEngine) *Client {
 	return &Client{be: be, catalog: catalog, local: local}
 }
+
+// SetDefaultVersion sets the orchestration version StartNew stamps on
+// instances started without StartOptions.Version (Durable Functions'
+// host.json defaultVersion); "" by default. Call it before the client is
+// used.
+func (c *Client) SetDefaultVersion(v string) { c.defaultVersion = v }
+
+// DefaultVersion returns the version set by SetDefaultVersion.
+func (c *Client) DefaultVersion() string { return c.defaultVersion }
 
 // StartOptions tune StartNew. The input comes either as JSON text
 // (RawInput: what the management API receives) or as a Go value (Input);
@@ -97,6 +107,11 @@ type StartOptions struct {
 	RawInput string
 	// Input is encoded as JSON when RawInput is empty.
 	Input any
+	// Version is the instance's orchestration version (ExecutionStarted.
+	// Version, the Instances Version column, durable.Context.Version); ""
+	// takes the client's default version (SetDefaultVersion), as in Durable
+	// Functions.
+	Version string
 }
 
 // ValidateInstanceID applies the Durable Functions instance ID rules: at
@@ -191,8 +206,12 @@ func (c *Client) StartNew(ctx context.Context, name string, opts StartOptions) (
 	start.Instance = history.OrchestrationInstance{InstanceID: id, ExecutionID: execID}
 	start.Name = name
 	start.Input = input
+	start.Version = opts.Version
+	if start.Version == "" {
+		start.Version = c.defaultVersion
+	}
 	row := backend.InstanceState{
-		InstanceID: id, Name: name, ExecutionID: execID, Input: input,
+		InstanceID: id, Name: name, Version: start.Version, ExecutionID: execID, Input: input,
 		CreatedTime: t, LastUpdatedTime: t, Status: history.StatusPending,
 	}
 	if existing != nil {

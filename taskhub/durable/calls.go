@@ -17,6 +17,7 @@ type CallOption func(*callOptions)
 type callOptions struct {
 	retry      *RetryPolicy
 	instanceID string
+	version    *string
 }
 
 // WithRetry retries a failed call according to p, with durable timers
@@ -29,6 +30,15 @@ func WithRetry(p RetryPolicy) CallOption {
 // derived from the parent's execution ID and the call's sequence number).
 func WithInstanceID(id string) CallOption {
 	return func(o *callOptions) { o.instanceID = id }
+}
+
+// WithVersion starts a sub-orchestration with orchestration version v
+// (recorded in SubOrchestrationInstanceCreated.Version and the child's
+// ExecutionStarted.Version; "" is a version too, the oldest). Without it the
+// child gets the calling orchestration's version (Context.Version). It has
+// no effect on activity calls.
+func WithVersion(v string) CallOption {
+	return func(o *callOptions) { o.version = &v }
 }
 
 // RetryPolicy says how to retry a failed activity or sub-orchestration.
@@ -96,6 +106,10 @@ func CallSubOrchestrator[Out any](ctx *Context, name string, input any, opts ...
 	return callWith[Out](ctx, "sub-orchestration", name, in, err, opts, func(o *callOptions) *task {
 		ev := history.NewEvent(history.SubOrchestrationInstanceCreated, ctx.currentTime)
 		ev.Name, ev.Input = name, in
+		ev.Version = ctx.version // the parent's, unless the call names one
+		if o.version != nil {
+			ev.Version = *o.version
+		}
 		ev.InstanceID = o.instanceID
 		if ev.InstanceID == "" {
 			// Durable Task's default: stable across replays and retries' attempts differ.

@@ -22,6 +22,7 @@ type Context struct {
 	instanceID  string
 	executionID string
 	name        string
+	version     string // the instance's orchestration version (ExecutionStarted.Version)
 	input       string
 	parent      string // parent instance ID of a sub-orchestration
 	currentTime time.Time
@@ -42,6 +43,14 @@ func (c *Context) ParentInstanceID() string { return c.parent }
 
 // Name returns the orchestrator name.
 func (c *Context) Name() string { return c.name }
+
+// Version returns the instance's orchestration version, fixed when it was
+// started: the client's explicit version, else the app's default version
+// (Durable Functions' host.json defaultVersion), else "" (see the README's
+// "Orchestration versioning"). Sub-orchestrations and ContinueAsNew keep it
+// unless a call says otherwise (WithVersion). Orchestrators branch on it to
+// keep running old instances on the code paths they started with.
+func (c *Context) Version() string { return c.version }
 
 // CurrentTime returns the deterministic current time: the timestamp of the
 // OrchestratorStarted event of the episode being run or replayed, exactly as

@@ -260,6 +260,7 @@ func (e *executor) apply(ev history.Event, replaying bool) error {
 			e.ctx.parent = ev.Parent.Instance.InstanceID
 		}
 		e.ctx.name = ev.Name
+		e.ctx.version = ev.Version
 		e.ctx.input = ev.Input
 		if e.completion != nil {
 			return nil // terminated before it started: the code never runs

@@ -178,6 +178,9 @@ func (e *Engine) route(inst *instance, cp *checkpoint, actions []history.Event) 
 			// Deterministic: a replayed parent re-sends the very same start.
 			child.Instance = history.OrchestrationInstance{InstanceID: a.InstanceID, ExecutionID: derivedID(inst.executionID, a.EventID)}
 			child.Parent = &history.ParentInstance{Name: inst.startName(), TaskScheduleID: a.EventID, Instance: self}
+			if inst.start != nil {
+				child.Parent.Version = inst.start.Version // as Durable Task records it
+			}
 			cp.control = append(cp.control, controlSend{msg: backend.Message{Event: child, Target: child.Instance, Sender: self}})
 		case history.ExecutionCompleted:
 			if p := inst.parent(); p != nil {

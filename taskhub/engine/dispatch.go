@@ -195,6 +195,9 @@ func (e *Engine) processBatch(inst *instance, batch []*inbound) {
 			return
 		}
 	}
+	if e.rejectVersion(ctx, inst, batch) {
+		return
+	}
 	plan := e.plan(inst, batch, e.readStartRow(ctx, inst, batch))
 	if inst.terminal && inst.row == nil && !inst.rowDirty && len(plan.drop)+len(plan.recover) > 0 {
 		// A finished instance read from storage gets messages: a crash or a

@@ -89,6 +89,17 @@ type Options struct {
 	// history transaction (see the README's "Coalesced checkpoints"). A
 	// negative value commits every episode on its own. Default 20 ms.
 	CoalesceBudget time.Duration
+	// Version is this app's orchestration version (Durable Functions'
+	// host.json defaultVersion), which VersionMatch compares instance
+	// versions with. The engine does not stamp it on anything: clients
+	// stamp new instances (client.Client.SetDefaultVersion).
+	Version string
+	// VersionMatch says which instance versions the engine runs. Default
+	// MatchNone: all.
+	VersionMatch VersionMatch
+	// VersionFailure says what happens to an instance VersionMatch refuses.
+	// Default FailureReject.
+	VersionFailure VersionFailure
 }
 
 func (o *Options) setDefaults() error {
@@ -191,6 +202,7 @@ type Engine struct {
 	stopped      bool
 	leaseLost    bool // the app lease went to another app: no partition work
 	statistics   Stats
+	rejected     map[string]string // instance → version whose rejection was logged
 }
 
 // startState is what Ready reports while Start is retrying.
@@ -211,6 +223,7 @@ type Stats struct {
 	DeferredMessages  int64 // out-of-order messages put back for later
 	CheckpointRetries int64 // episodes abandoned on an ETag conflict
 	ActivitiesRun     int64
+	VersionRejections int64 // messages put back because their instance's version does not match (FailureReject)
 }
 
 // New returns an engine; call Start to run it.

@@ -38,6 +38,10 @@ func (e *Engine) load(ctx context.Context, inst *instance) error {
 	if inst.terminal || inst.start == nil {
 		return nil
 	}
+	if e.checkVersion(inst.start.Version) != nil && e.opts.VersionFailure == FailureReject {
+		// Never replayed here: processBatch gives the messages back.
+		return nil
+	}
 	inst.ex = e.newExecutor(inst, inst.start.Name)
 	if err := inst.ex.Replay(h.Events); err != nil {
 		// The executor now holds a failed completion that the next episode
@@ -45,6 +49,9 @@ func (e *Engine) load(ctx context.Context, inst *instance) error {
 		e.log.Error("replay disagrees with history; the instance will fail", "instance", inst.id, "err", err)
 	}
 	inst.outstanding = map[int32]history.Event{}
+	if _, failing := inst.ex.(*versionFailedExecutor); failing {
+		return nil // it fails at its next episode: nothing to run again
+	}
 	for id, ev := range scheduled {
 		if inst.ex.TaskState(id) == replay.TaskAwaiting {
 			inst.outstanding[id] = ev
@@ -62,8 +69,19 @@ func (e *Engine) orchestrator(name string) replay.Orchestrator {
 	return replay.Failing(&NotRegisteredError{Kind: "orchestrator", Name: name})
 }
 
-// newExecutor returns an executor for the instance's orchestrator.
+// newExecutor returns an executor for the instance's orchestrator; for an
+// execution (inst.start) whose version the engine refuses, one that runs
+// no code and fails it (see versionFailedExecutor).
 func (e *Engine) newExecutor(inst *instance, name string) replay.Executor {
+	if inst.start != nil {
+		if mm := e.checkVersion(inst.start.Version); mm != nil {
+			e.log.Warn("failing an instance of another orchestration version", "instance", inst.id,
+				"instanceVersion", mm.InstanceVersion, "workerVersion", mm.WorkerVersion, "versionMatch", mm.Match.String())
+			x := newVersionFailedExecutor(mm)
+			x.SetLogger(e.opts.Logger)
+			return x
+		}
+	}
 	ex := replay.NewExecutor(e.orchestrator(name), inst.id)
 	ex.SetLogger(e.opts.Logger)
 	return ex
