@@ -21,6 +21,12 @@
 //     issues two tickets in parallel with Issue (which fails when the
 //     input says so) and returns them, with the custom status
 //     {"stage":"issued"};
+//   - Versioned branches on its orchestration version ("1" or "2"): it
+//     calls StepV1 or StepV2, waits for the event "Go", and calls the same
+//     activity again, returning "<before>|<event>|<after>";
+//   - VersionedParent continues as new once (input 0), then calls
+//     VersionEcho (which returns its version) as a sub-orchestration
+//     "<id>-child" and returns [its version, the child's];
 //   - HttpStart is the library's generic starter, as in the sample.
 package main
 
@@ -232,9 +238,49 @@ var ticket = durable.NewOrchestrator("Ticket", func(ctx *durable.Context, r Tick
 	return tickets, ctx.SetCustomStatus(TicketProgress{Stage: "issued", Name: r.Name})
 })
 
+// stepV1 and stepV2 are the version-specific steps of Versioned.
+var (
+	stepV1 = durable.NewActivity("StepV1", func(ctx context.Context, when string) (string, error) { return "v1 " + when, nil })
+	stepV2 = durable.NewActivity("StepV2", func(ctx context.Context, when string) (string, error) { return "v2 " + when, nil })
+)
+
+var versioned = durable.NewOrchestrator("Versioned", func(ctx *durable.Context, _ any) (string, error) {
+	var step *durable.Activity[string, string]
+	switch ctx.Version() {
+	case "1":
+		step = stepV1
+	case "2":
+		step = stepV2
+	default:
+		return "", fmt.Errorf("no code path for version %q", ctx.Version())
+	}
+	before, err := step.Call(ctx, "before").Await()
+	if err != nil {
+		return "", err
+	}
+	ev, err := durable.WaitForExternalEvent[string](ctx, "Go").Await()
+	if err != nil {
+		return "", err
+	}
+	after, err := step.Call(ctx, "after").Await()
+	return before + "|" + ev + "|" + after, err
+})
+
+var versionEcho = durable.NewOrchestrator("VersionEcho", func(ctx *durable.Context, _ any) (string, error) {
+	return ctx.Version(), nil
+})
+
+var versionedParent = durable.NewOrchestrator("VersionedParent", func(ctx *durable.Context, gen int) ([]string, error) {
+	if gen == 0 {
+		return nil, ctx.ContinueAsNew(1)
+	}
+	child, err := versionEcho.Call(ctx, nil, durable.WithInstanceID(ctx.InstanceID()+"-child")).Await()
+	return []string{ctx.Version(), child}, err
+})
+
 func main() {
 	funcapp.Main(func(app *funcapp.App) error {
 		return app.Handler.HandleHTTP("HttpStart", app.API.HandleStart)
 	}, crashTest, step, waiter, echo, fragile, flaky, load, work, orchestrator, hello, callHTTP,
-		ticket, issue)
+		ticket, issue, versioned, stepV1, stepV2, versionEcho, versionedParent)
 }

@@ -570,6 +570,9 @@ func rowAgainstHistory(id string, row *backend.InstanceState, executionID string
 		if row.Name != start.Name {
 			add("Name %q, history %q", row.Name, start.Name)
 		}
+		if row.Version != start.Version {
+			add("Version %q, history %q", row.Version, start.Version)
+		}
 		if row.Input != start.Input {
 			add("Input %s, history %s", show(row.Input), show(start.Input))
 		}
