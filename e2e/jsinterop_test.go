@@ -48,6 +48,7 @@ var jsScenarioSteps = []string{
 	"rewind",
 	"rewind completed instance rejected",
 	"rewind unknown instance rejected",
+	"startNew with version",
 }
 
 // jsModes are the two ways the script configures the DurableClient.
@@ -97,7 +98,8 @@ func TestJSDurableClientInterop(t *testing.T) {
 	root := moduleRoot(t)
 	node := requireDurableFunctionsJS(t, root)
 	dir := t.TempDir() // the test app's CRASHTEST_DIR: the script heals Flaky there
-	p := startApp(t, binary(t, "./e2e/testapp"), appEnv(t, azuritetest.HubName(t), "CRASHTEST_DIR="+dir)...)
+	hub := azuritetest.HubName(t)
+	p := startApp(t, binary(t, "./e2e/testapp"), appEnv(t, hub, "CRASHTEST_DIR="+dir)...)
 	api := p.base + "/api/durabletask"
 
 	ctx, cancel := context.WithTimeout(t.Context(), 4*time.Minute)
@@ -223,11 +225,17 @@ func TestJSDurableClientInterop(t *testing.T) {
 	}
 	slices.Sort(left)
 	wantLeft := []string{
-		"js-rpc-flaky=Completed", "js-rpc-susp=Completed", "js-rpc-term=Terminated",
-		"js-templates-flaky=Completed", "js-templates-susp=Completed", "js-templates-term=Terminated",
+		"js-rpc-flaky=Completed", "js-rpc-susp=Completed", "js-rpc-term=Terminated", "js-rpc-ver=Completed",
+		"js-templates-flaky=Completed", "js-templates-susp=Completed", "js-templates-term=Terminated", "js-templates-ver=Completed",
 	}
 	if !slices.Equal(left, wantLeft) {
 		t.Fatalf("instances left %v, want %v", left, wantLeft)
+	}
+	// startNew({version}) stamped the version on the instance.
+	for _, mode := range jsModes {
+		if v := instanceColumn(t, hub, "js-"+mode+"-ver", "Version"); v != "3.1" {
+			t.Errorf("js-%s-ver has Version %v in its Instances row, want 3.1", mode, v)
+		}
 	}
 }
 

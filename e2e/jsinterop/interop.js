@@ -482,6 +482,17 @@ async function scenario(mode, client) {
     await step("rewind unknown instance rejected", async () =>
         // 404 from our API; the same message caveat as for 412 above.
         rejects(client.rewind(P + "missing", "x"), /./, "rewind of an unknown instance"));
+
+    // startNew({version}) sends ?version= (the Go test checks the stored
+    // version: the status payload has none).
+    await step("startNew with version", async () => {
+        const id = await client.startNew("Echo", { instanceId: P + "ver", input: "versioned", version: "3.1" });
+        assert.equal(id, P + "ver");
+        assert.ok(exchanges.some((x) => x.includes("version=3.1")), "the start request carried no version");
+        const st = await waitFor(client, id, "Completed");
+        assert.equal(st.output, "versioned");
+        return st.runtimeStatus;
+    });
 }
 
 async function main() {
