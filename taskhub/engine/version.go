@@ -325,13 +325,20 @@ func (x *versionFailedExecutor) note(ev history.Event) {
 	}
 }
 
-// Run applies events and ends the execution as Failed.
+// Run applies events and ends the execution: as Terminated if they
+// terminate it, else as Failed.
 func (x *versionFailedExecutor) Run(events []history.Event) ([]history.Event, error) {
 	at := time.Time{}
-	for _, ev := range events {
+	var terminated *history.Event
+	for i, ev := range events {
 		x.note(ev)
-		if ev.Type == history.OrchestratorStarted {
+		switch ev.Type {
+		case history.OrchestratorStarted:
 			at = ev.Timestamp
+		case history.ExecutionTerminated:
+			if terminated == nil {
+				terminated = &events[i]
+			}
 		}
 	}
 	if x.completion != nil {
@@ -343,9 +350,14 @@ func (x *versionFailedExecutor) Run(events []history.Event) ([]history.Event, er
 	c := history.NewEvent(history.ExecutionCompleted, history.StorageTime(at))
 	c.EventID = x.nextID
 	x.nextID++
-	c.Status = history.StatusFailed
-	fd := x.failure
-	c.Failure = &fd
+	if terminated != nil {
+		// A termination is honoured as with any instance.
+		c.Status, c.Result = history.StatusTerminated, terminated.Input
+	} else {
+		c.Status = history.StatusFailed
+		fd := x.failure
+		c.Failure = &fd
+	}
 	x.completion = &c
 	return []history.Event{c}, nil
 }

@@ -179,17 +179,19 @@ func TestVersionReject(t *testing.T) {
 
 // TestVersionFail: a Strict worker of version 2 with the Fail strategy
 // fails version-1 instances, new or with history, with a VersionMismatch
-// failure naming both versions, without running their code; its own
-// version runs.
+// failure naming both versions, without running their code (a termination
+// still terminates); its own version runs.
 func TestVersionFail(t *testing.T) {
 	st := memory.NewStorage(memory.StorageOptions{})
 	var ran1, ran2 atomic.Int32
 	ctx := context.Background()
 	eng1, c1 := versionWorker(t, st, "v1", "1", engine.MatchNone, engine.FailureReject, &ran1)
-	if _, err := c1.StartNew(ctx, "Versioned", client.StartOptions{InstanceID: "old"}); err != nil {
-		t.Fatal(err)
+	for _, id := range []string{"old", "doomed"} {
+		if _, err := c1.StartNew(ctx, "Versioned", client.StartOptions{InstanceID: id}); err != nil {
+			t.Fatal(err)
+		}
+		storedRunning(t, st, id)
 	}
-	storedRunning(t, st, "old")
 	stopEngine(t, eng1)
 
 	_, c2 := versionWorker(t, st, "v2", "2", engine.MatchStrict, engine.FailureFail, &ran2)
@@ -216,6 +218,13 @@ func TestVersionFail(t *testing.T) {
 		if last.Type != history.ExecutionCompleted || last.Failure == nil || last.Failure.ErrorType != "VersionMismatch" || !last.Failure.IsNonRetriable {
 			t.Errorf("instance %s ends its history with %+v", id, last)
 		}
+	}
+	// A termination is honoured rather than turned into the mismatch.
+	if err := c2.Terminate(ctx, "doomed", "retired"); err != nil {
+		t.Fatal(err)
+	}
+	if s := wait(t, c2, "doomed"); s.Status != history.StatusTerminated || !strings.Contains(s.Output, "retired") {
+		t.Errorf("instance doomed: %s %q, want Terminated with the reason", s.Status, s.Output)
 	}
 	if err := c2.RaiseEvent(ctx, "current", "Go", `"now"`); err != nil {
 		t.Fatal(err)
