@@ -190,7 +190,7 @@ func waitHistory(t *testing.T, p *process, id, typ string) {
 func historyRows(t *testing.T, hub, id string) []map[string]any {
 	t.Helper()
 	filter := "PartitionKey eq '" + id + "'"
-	pager := tableService(t).NewClient(hub+"History").NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter})
+	pager := tableService(t).NewClient(hub + "History").NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter})
 	var rows []map[string]any
 	for pager.More() {
 		page, err := pager.NextPage(t.Context())
