@@ -42,6 +42,12 @@ func WithInstanceID(id string) StartOption {
 	return func(o *StartOptions) { o.InstanceID = id }
 }
 
+// WithVersion starts the instance at orchestration version v instead of
+// the client's default version (StartOptions.Version).
+func WithVersion(v string) StartOption {
+	return func(o *StartOptions) { o.Version = v }
+}
+
 // Start starts an instance of the orchestrator def with input and returns
 // a handle to read its typed status and output. The errors are those of
 // StartNew; an input that cannot be encoded as JSON is ErrInvalidInput.

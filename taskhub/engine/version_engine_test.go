@@ -21,7 +21,7 @@ import (
 // versioned is an orchestrator named "Versioned" that counts every run of
 // its code (first runs and replays) in ran, waits for the event "Go", and
 // returns its version.
-func versioned(ran *atomic.Int32) durable.Definition {
+func versioned(ran *atomic.Int32) *durable.Orchestrator[any, string] {
 	return durable.NewOrchestrator("Versioned", func(ctx *durable.Context, _ any) (string, error) {
 		ran.Add(1)
 		if _, err := durable.WaitForExternalEvent[string](ctx, "Go").Await(); err != nil {
@@ -196,7 +196,8 @@ func TestVersionFail(t *testing.T) {
 	stopEngine(t, eng1)
 
 	_, c2 := versionWorker(t, st, "v2", "2", engine.MatchStrict, engine.FailureFail, &ran2)
-	if _, err := c2.StartNew(ctx, "Versioned", client.StartOptions{InstanceID: "fresh", Version: "1"}); err != nil {
+	// The typed client's form of an explicit version.
+	if _, err := client.Start(ctx, c2, versioned(&ran2), nil, client.WithInstanceID("fresh"), client.WithVersion("1")); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c2.StartNew(ctx, "Versioned", client.StartOptions{InstanceID: "current"}); err != nil {

@@ -409,10 +409,9 @@ func (r *runner) startChild(parent *instState, a history.Event) error {
 	}
 	self := history.OrchestrationInstance{InstanceID: parent.id, ExecutionID: parent.start.Instance.ExecutionID}
 	child := history.NewEvent(history.ExecutionStarted, r.now)
+	// The call records the child's version: the parent's unless it used
+	// durable.WithVersion, as the engine passes it on.
 	child.Name, child.Version, child.Input = a.Name, a.Version, a.Input
-	if child.Version == "" {
-		child.Version = parent.start.Version // versions are inherited
-	}
 	child.Instance = history.OrchestrationInstance{InstanceID: a.InstanceID, ExecutionID: derivedID(self.ExecutionID, a.EventID)}
 	child.Parent = &history.ParentInstance{Name: parent.start.Name, TaskScheduleID: a.EventID, Instance: self}
 	if m := r.tr.orchestratorMocks[a.Name]; m != nil {
