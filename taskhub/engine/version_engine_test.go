@@ -102,8 +102,8 @@ func until(t *testing.T, what string, cond func() bool) {
 }
 
 // TestVersionReject: a Strict worker of version 2 with the Reject strategy
-// runs no code of version-1 instances, neither a new start nor an instance
-// with history; their messages stay in the queue, come back (more than
+// runs no code of version-1 instances: a new start, an instance with
+// history, or the restart of an instance it has cached; their messages stay in the queue, come back (more than
 // once, so with a backoff rather than parked) and are run by a version-1
 // worker on the same hub.
 func TestVersionReject(t *testing.T) {
@@ -123,6 +123,21 @@ func TestVersionReject(t *testing.T) {
 	// an event for "old".
 	rejectLogs := &countingHandler{prefix: "not running an instance of another orchestration version"}
 	eng2, c2 := versionWorker(t, st, "v2", "2", engine.MatchStrict, engine.FailureReject, &ran2, slog.New(rejectLogs))
+	// "again" runs here at version 2 and stays cached when it finishes; its
+	// restart at version 1 is refused like any other start.
+	if _, err := c2.StartNew(ctx, "Versioned", client.StartOptions{InstanceID: "again"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c2.RaiseEvent(ctx, "again", "Go", `"now"`); err != nil {
+		t.Fatal(err)
+	}
+	if s := wait(t, c2, "again"); s.Status != history.StatusCompleted || s.Output != `"ran version 2"` {
+		t.Fatalf("instance again at version 2: %s %s", s.Status, s.Output)
+	}
+	ranOwn := ran2.Load()
+	if _, err := c2.StartNew(ctx, "Versioned", client.StartOptions{InstanceID: "again", Version: "1"}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := c2.StartNew(ctx, "Versioned", client.StartOptions{InstanceID: "fresh", Version: "1"}); err != nil {
 		t.Fatal(err)
 	}
@@ -130,27 +145,27 @@ func TestVersionReject(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Each message is rejected at least twice: it came back after its delay.
-	until(t, "repeated rejections", func() bool { return eng2.Stats().VersionRejections >= 4 })
+	until(t, "repeated rejections", func() bool { return eng2.Stats().VersionRejections >= 6 })
 	be, _ := st.Open(memory.Options{HubName: "VersionHub"})
 	queued := 0
 	for p := range be.PartitionCount() {
 		queued += be.Len(be.ControlQueueName(p))
 	}
-	for id, want := range map[string]history.OrchestrationStatus{"fresh": history.StatusPending, "old": history.StatusRunning} {
+	for id, want := range map[string]history.OrchestrationStatus{"fresh": history.StatusPending, "again": history.StatusPending, "old": history.StatusRunning} {
 		s, err := c2.GetStatus(ctx, id, false)
 		if err != nil || s.Status != want || s.Version != "1" {
 			t.Errorf("instance %s under the version-2 worker: %s, version %q (%v); want %s at version 1", id, s.Status, s.Version, err, want)
 		}
 	}
-	if n := ran2.Load(); n != 0 {
+	if n := ran2.Load() - ranOwn; n != 0 {
 		t.Errorf("the version-2 worker ran version-1 code %d times", n)
 	}
-	if queued != 2 {
-		t.Errorf("%d control messages queued under the version-2 worker, want 2 (the start and the event)", queued)
+	if queued != 3 {
+		t.Errorf("%d control messages queued under the version-2 worker, want 3 (two starts and the event)", queued)
 	}
 	rejections := eng2.Stats().VersionRejections
-	if n := rejectLogs.n.Load(); n != 2 {
-		t.Errorf("%d rejection log lines for 2 instances and %d rejected deliveries, want one per instance", n, rejections)
+	if n := rejectLogs.n.Load(); n != 3 {
+		t.Errorf("%d rejection log lines for 3 instances and %d rejected deliveries, want one per instance", n, rejections)
 	}
 	if p := eng2.Stats().PoisonMessages; p != 0 {
 		t.Errorf("%d messages parked as poison", p)
@@ -159,20 +174,22 @@ func TestVersionReject(t *testing.T) {
 
 	// A version-1 worker picks both up.
 	_, c3 := versionWorker(t, st, "v1-b", "1", engine.MatchStrict, engine.FailureReject, &ran1)
-	until(t, "fresh to wait", func() bool {
-		s, err := c3.GetStatus(ctx, "fresh", false)
-		return err == nil && s.Status == history.StatusRunning
-	})
-	if err := c3.RaiseEvent(ctx, "fresh", "Go", `"now"`); err != nil {
-		t.Fatal(err)
+	for _, id := range []string{"fresh", "again"} {
+		until(t, id+" to wait", func() bool {
+			s, err := c3.GetStatus(ctx, id, false)
+			return err == nil && s.Status == history.StatusRunning
+		})
+		if err := c3.RaiseEvent(ctx, id, "Go", `"now"`); err != nil {
+			t.Fatal(err)
+		}
 	}
-	for _, id := range []string{"old", "fresh"} {
+	for _, id := range []string{"old", "fresh", "again"} {
 		s := wait(t, c3, id)
 		if s.Status != history.StatusCompleted || s.Output != `"ran version 1"` {
 			t.Errorf("instance %s: %s %s", id, s.Status, s.Output)
 		}
 	}
-	if n := ran2.Load(); n != 0 {
+	if n := ran2.Load() - ranOwn; n != 0 {
 		t.Errorf("the version-2 worker ran version-1 code %d times", n)
 	}
 	t.Logf("%d rejected deliveries under the version-2 worker", rejections)
