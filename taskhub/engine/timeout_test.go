@@ -79,8 +79,9 @@ func TestActivityContextEndsAtTheCallsDeadline(t *testing.T) {
 	t.Logf("deadline %v; the context ended %v after it", want.Format(time.RFC3339Nano), s.ended.Sub(want).Round(time.Millisecond))
 }
 
-// TestActivityPastItsDeadlineDoesNotRun holds the only activity slot until
-// a call made WithTimeout has timed out: when the slot frees, that
+// TestActivityPastItsDeadlineDoesNotRun holds the only activity slot (Hold
+// runs until the test releases it) until a call made WithTimeout has timed
+// out: when the slot frees, that
 // activity is not run, and its failure records why.
 func TestActivityPastItsDeadlineDoesNotRun(t *testing.T) {
 	be, err := memory.New(memory.Options{HubName: "LateHub"})
@@ -90,7 +91,9 @@ func TestActivityPastItsDeadlineDoesNotRun(t *testing.T) {
 	release := make(chan struct{})
 	var mu sync.Mutex
 	quickRuns := 0
+	holding := make(chan struct{}, 1)
 	hold := durable.NewActivity("Hold", func(ctx context.Context, _ any) (string, error) {
+		holding <- struct{}{}
 		select {
 		case <-release:
 			return "held", nil
@@ -106,6 +109,10 @@ func TestActivityPastItsDeadlineDoesNotRun(t *testing.T) {
 	})
 	orch := durable.NewOrchestrator("Late", func(ctx *durable.Context, _ any) (string, error) {
 		held := hold.Call(ctx, nil)
+		// Quick is called once Hold has the only slot.
+		if _, err := durable.WaitForExternalEvent[any](ctx, "Holding").Await(); err != nil {
+			return "", err
+		}
 		_, err := quick.Call(ctx, nil, durable.WithTimeout(time.Second)).Await()
 		if !errors.Is(err, durable.ErrTimeout) {
 			return "", err
@@ -123,6 +130,14 @@ func TestActivityPastItsDeadlineDoesNotRun(t *testing.T) {
 	ctx := context.Background()
 	id, err := c.StartNew(ctx, "Late", client.StartOptions{})
 	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-holding:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Hold never ran")
+	}
+	if err := c.RaiseEvent(ctx, id, "Holding", ""); err != nil {
 		t.Fatal(err)
 	}
 	poll(t, 30*time.Second, "the Quick call to time out", func() bool {
