@@ -5,9 +5,11 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/go-durable/durablefunctions/taskhub/backend"
 	"github.com/go-durable/durablefunctions/taskhub/backend/memory"
 	"github.com/go-durable/durablefunctions/taskhub/client"
 	"github.com/go-durable/durablefunctions/taskhub/durable"
@@ -167,4 +169,85 @@ func TestActivityPastItsDeadlineDoesNotRun(t *testing.T) {
 		!strings.HasPrefix(failure.ErrorMessage, `activity "Quick" (task 1) was not started: its deadline passed before a worker took it`) {
 		t.Fatalf("Quick ran %d times; its failure %+v", quickRuns, failure)
 	}
+}
+
+// TestDeadlineTravelsWithWorkItems fans out three calls WithTimeout on
+// Azurite with a local backlog of one, so that two of them go through the
+// work-item queue: every activity runs under the deadline its call set,
+// and ends with its context's DeadlineExceeded.
+func TestDeadlineTravelsWithWorkItems(t *testing.T) {
+	h := newHub(t)
+	type seen struct {
+		task     int32
+		deadline time.Time
+		err      error
+	}
+	observed := make(chan seen, 3)
+	block := durable.NewActivity("BlockN", func(ctx context.Context, _ int) (string, error) {
+		info, _ := durable.ActivityInfoFrom(ctx)
+		dl, _ := ctx.Deadline()
+		<-ctx.Done()
+		if !dl.Equal(info.Deadline) {
+			return "", errors.New("ctx.Deadline differs from ActivityInfo.Deadline")
+		}
+		observed <- seen{info.TaskID, dl, ctx.Err()}
+		return "", ctx.Err()
+	})
+	fan := durable.NewOrchestrator("FanTimeouts", func(ctx *durable.Context, _ any) (int, error) {
+		var tasks []*durable.Task[string]
+		for i := range 3 {
+			tasks = append(tasks, block.Call(ctx, i, durable.WithTimeout(2*time.Second)))
+		}
+		n := 0
+		for _, tk := range tasks {
+			if _, err := tk.Await(); errors.Is(err, durable.ErrTimeout) {
+				n++
+			}
+		}
+		return n, nil
+	})
+	counted := &workItemCounter{Backend: h.store}
+	eng, c := h.start(engine.Options{Backend: counted, MaxConcurrentActivities: 3, MaxLocalActivityBacklog: 1}, fan, block)
+	id, err := c.StartNew(context.Background(), "FanTimeouts", client.StartOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := wait(t, c, id); st.Status != history.StatusCompleted || st.Output != "3" {
+		t.Fatalf("status %s output %s", st.Status, st.Output)
+	}
+	events, err := c.GetHistory(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[int32]time.Time{}
+	for _, ev := range events {
+		if ev.Type == history.TaskScheduled {
+			want[ev.EventID] = ev.Timestamp.Add(2 * time.Second)
+		}
+	}
+	for range 3 {
+		select {
+		case s := <-observed:
+			if !errors.Is(s.err, context.DeadlineExceeded) || !s.deadline.Equal(want[s.task]) {
+				t.Errorf("task %d: context ended with %v at deadline %v, want DeadlineExceeded at %v", s.task, s.err, s.deadline, want[s.task])
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("an activity's context never ended")
+		}
+	}
+	if n, remote := eng.Stats().ActivitiesRun, counted.received.Load(); n != 3 || remote < 2 {
+		t.Errorf("ran %d activities (%d from the work-item queue), want 3 (at least 2)", n, remote)
+	}
+}
+
+// workItemCounter counts the activity messages received from the work-item queue.
+type workItemCounter struct {
+	backend.Backend
+	received atomic.Int64
+}
+
+func (w *workItemCounter) ReceiveWorkItems(ctx context.Context, max int, visibility time.Duration) ([]backend.Received, []backend.Undecodable, error) {
+	msgs, poison, err := w.Backend.ReceiveWorkItems(ctx, max, visibility)
+	w.received.Add(int64(len(msgs)))
+	return msgs, poison, err
 }
