@@ -27,6 +27,14 @@
 //   - VersionedParent continues as new once (input 0), then calls
 //     VersionEcho (which returns its version) as a sub-orchestration
 //     "<id>-child" and returns [its version, the child's];
+//   - TypedErrors calls Charge, whose typed failures (durable.Error) are
+//     retried or not by their type and NonRetriable marker, directly and
+//     through the sub-orchestration ChargeChild, and reports what errors.Is
+//     and errors.As saw; Charge appends a line to attempts-<key> in
+//     CRASHTEST_DIR on every run;
+//   - Timeouts calls Block (which waits until its context ends and writes
+//     what ended it to cancelled-<key>) and the sub-orchestration Waiter,
+//     each WithTimeout(2s), and reports both timeouts;
 //   - HttpStart is the library's generic starter, as in the sample.
 package main
 
@@ -36,6 +44,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/go-durable/durablefunctions/handler/funcapp"
@@ -278,9 +287,146 @@ var versionedParent = durable.NewOrchestrator("VersionedParent", func(ctx *durab
 	return []string{ctx.Version(), child}, err
 })
 
+// ChargeInput is the input of Charge: Mode "busy" fails Fails times with
+// a retriable GatewayBusy error, then succeeds; "declined" fails with a
+// retriable CardDeclined error; "fatal" fails with a NonRetriable one.
+type ChargeInput struct {
+	Key   string `json:"key"`
+	Mode  string `json:"mode"`
+	Fails int    `json:"fails"`
+}
+
+// DeclineDetails are the details of a CardDeclined error.
+type DeclineDetails struct {
+	Code   int    `json:"code"`
+	Reason string `json:"reason"`
+}
+
+// errDeclined is the sentinel the orchestrators match CardDeclined with.
+var errDeclined = durable.NewError("CardDeclined", "card declined", nil)
+
+var charge = durable.NewActivity("Charge", func(ctx context.Context, in ChargeInput) (string, error) {
+	path := filepath.Join(os.Getenv("CRASHTEST_DIR"), "attempts-"+in.Key)
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return "", err
+	}
+	_, err = f.WriteString("attempt\n")
+	f.Close()
+	if err != nil {
+		return "", err
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	attempt := strings.Count(string(b), "\n")
+	details := DeclineDetails{Code: 51, Reason: "insufficient funds"}
+	switch in.Mode {
+	case "busy":
+		if attempt <= in.Fails {
+			return "", durable.NewError("GatewayBusy", fmt.Sprintf("gateway busy (attempt %d)", attempt), map[string]int{"attempt": attempt})
+		}
+		return fmt.Sprintf("charged %s on attempt %d", in.Key, attempt), nil
+	case "declined":
+		return "", durable.NewError("CardDeclined", "card declined", details)
+	case "fatal":
+		return "", durable.NonRetriable(durable.NewError("CardDeclined", "card declined for good", details))
+	}
+	return "", fmt.Errorf("Charge: unknown mode %q", in.Mode)
+})
+
+// chargeChild charges its input without retries and re-raises the failure.
+var chargeChild = durable.NewOrchestrator("ChargeChild", func(ctx *durable.Context, in ChargeInput) (string, error) {
+	out, err := charge.Call(ctx, in).Await()
+	if err != nil {
+		return "", fmt.Errorf("child could not charge: %w", err)
+	}
+	return out, nil
+})
+
+// Seen is what TypedErrors reports about one failed call.
+type Seen struct {
+	IsDeclined   bool   `json:"isDeclined"`
+	Type         string `json:"type"`
+	Message      string `json:"message"`
+	NonRetriable bool   `json:"nonRetriable"`
+	Code         int    `json:"code"`
+}
+
+func seen(err error) (Seen, error) {
+	var ae *durable.Error
+	if !errors.As(err, &ae) {
+		return Seen{}, fmt.Errorf("not an application error: %w", err)
+	}
+	var d DeclineDetails
+	if err := ae.Details(&d); err != nil {
+		return Seen{}, err
+	}
+	return Seen{IsDeclined: errors.Is(err, errDeclined), Type: ae.Type, Message: ae.Message, NonRetriable: ae.NonRetriable, Code: d.Code}, nil
+}
+
+// TypedErrorsOutput is the output of TypedErrors.
+type TypedErrorsOutput struct {
+	Busy  string `json:"busy"`
+	Fatal Seen   `json:"fatal"`
+	Child Seen   `json:"child"`
+}
+
+var typedErrors = durable.NewOrchestrator("TypedErrors", func(ctx *durable.Context, key string) (TypedErrorsOutput, error) {
+	var out TypedErrorsOutput
+	retryAll := durable.RetryPolicy{MaxAttempts: 5, FirstRetryInterval: 200 * time.Millisecond}
+	busy, err := charge.Call(ctx, ChargeInput{Key: key + "-busy", Mode: "busy", Fails: 2}, durable.WithRetry(retryAll)).Await()
+	if err != nil {
+		return out, err
+	}
+	out.Busy = busy
+	// Retried by the policy, but NonRetriable stops it after one attempt.
+	_, err = charge.Call(ctx, ChargeInput{Key: key + "-fatal", Mode: "fatal"}, durable.WithRetry(retryAll)).Await()
+	if out.Fatal, err = seen(err); err != nil {
+		return out, err
+	}
+	// The README's predicate: a child re-raising CardDeclined is not retried.
+	notDeclined := retryAll
+	notDeclined.Handle = func(err error) bool { return !errors.Is(err, errDeclined) }
+	_, err = chargeChild.Call(ctx, ChargeInput{Key: key + "-child", Mode: "declined"},
+		durable.WithRetry(notDeclined), durable.WithInstanceID(ctx.InstanceID()+"-child")).Await()
+	if out.Child, err = seen(err); err != nil {
+		return out, err
+	}
+	return out, nil
+})
+
+var block = durable.NewActivity("Block", func(ctx context.Context, key string) (string, error) {
+	<-ctx.Done()
+	cause := ctx.Err().Error()
+	if info, ok := durable.ActivityInfoFrom(ctx); ok && !info.Deadline.IsZero() {
+		cause += " at deadline " + info.Deadline.Format(time.RFC3339Nano)
+	}
+	os.WriteFile(filepath.Join(os.Getenv("CRASHTEST_DIR"), "cancelled-"+key), []byte(cause), 0o644)
+	return "", ctx.Err()
+})
+
+var timeouts = durable.NewOrchestrator("Timeouts", func(ctx *durable.Context, key string) ([]string, error) {
+	a := block.Call(ctx, key, durable.WithTimeout(2*time.Second))
+	c := durable.CallSubOrchestrator[any](ctx, "Waiter", nil, durable.WithTimeout(2*time.Second), durable.WithInstanceID(ctx.InstanceID()+"-child"))
+	_, errA := a.Await()
+	_, errC := c.Await()
+	var out []string
+	for _, err := range []error{errA, errC} {
+		var te *durable.TimeoutError
+		if !errors.As(err, &te) || !errors.Is(err, durable.ErrTimeout) {
+			return nil, fmt.Errorf("want a timeout, got %w", err)
+		}
+		out = append(out, te.Error())
+	}
+	return out, nil
+})
+
 func main() {
 	funcapp.Main(func(app *funcapp.App) error {
 		return app.Handler.HandleHTTP("HttpStart", app.API.HandleStart)
 	}, crashTest, step, waiter, echo, fragile, flaky, load, work, orchestrator, hello, callHTTP,
-		ticket, issue, versioned, stepV1, stepV2, versionEcho, versionedParent)
+		ticket, issue, versioned, stepV1, stepV2, versionEcho, versionedParent,
+		charge, chargeChild, typedErrors, block, timeouts)
 }

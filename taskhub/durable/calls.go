@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/go-durable/durablefunctions/taskhub/history"
+	"github.com/go-durable/durablefunctions/taskhub/internal/replay"
 )
 
 // CallOption tunes an activity or sub-orchestration call.
@@ -18,6 +19,27 @@ type callOptions struct {
 	retry      *RetryPolicy
 	instanceID string
 	version    *string
+	timeout    time.Duration
+}
+
+// WithTimeout limits each attempt of an activity or sub-orchestration call
+// to d, measured on the orchestration's clock from the moment the attempt
+// is scheduled. The orchestrator races the attempt against a durable timer,
+// so the outcome is recorded in history and replays the same: if the timer
+// fires first, the attempt fails with a *TimeoutError (errors.Is(err,
+// ErrTimeout) holds); if the call finishes first, the timer is cancelled.
+//
+// With WithRetry the timeout applies to every attempt (Temporal's
+// start-to-close timeout); a timed-out attempt is retried unless the
+// policy's Handle says otherwise. A result that arrives after the timeout
+// is recorded in history once and ignored.
+//
+// An activity's context.Context carries the deadline and is cancelled
+// when it passes; an activity dequeued after its deadline does not run. A
+// timed-out sub-orchestration is not stopped: the parent stops waiting,
+// the child runs on, and its outcome is ignored.
+func WithTimeout(d time.Duration) CallOption {
+	return func(o *callOptions) { o.timeout = d }
 }
 
 // WithRetry retries a failed call according to p, with durable timers
@@ -94,6 +116,11 @@ func CallActivity[Out any](ctx *Context, name string, input any, opts ...CallOpt
 	return callWith[Out](ctx, "activity", name, in, err, opts, func(o *callOptions) *task {
 		ev := history.NewEvent(history.TaskScheduled, ctx.currentTime)
 		ev.Name, ev.Input = name, in
+		if o.timeout > 0 {
+			// The worker cancels the activity's context at the same instant
+			// as the attempt's timer fires.
+			ev.Tags = map[string]string{replay.DeadlineTag: replay.FormatDeadline(ctx.currentTime.Add(o.timeout))}
+		}
 		return ctx.ex.schedule("activity", name, ev)
 	})
 }
@@ -133,6 +160,13 @@ func callWith[Out any](ctx *Context, kind, name, in string, encErr error, opts [
 	if encErr == nil && o.retry != nil {
 		encErr = o.retry.validate()
 	}
+	if encErr == nil && o.timeout < 0 {
+		encErr = fmt.Errorf("durable: WithTimeout needs a positive duration, got %v", o.timeout)
+	}
+	if o.timeout > 0 {
+		plain := attempt
+		attempt = func(o *callOptions) *task { return ctx.withTimeout(plain(o), o.timeout) }
+	}
 	if encErr != nil {
 		t := &task{id: -1, kind: kind, name: name, resultOf: kind + " " + fmt.Sprintf("%q", name)}
 		ctx.ex.completeTask(t, "", encErr)
@@ -167,6 +201,36 @@ func callWith[Out any](ctx *Context, kind, name, in string, encErr error, opts [
 	}
 	run()
 	return &Task[Out]{ctx: ctx, t: user}
+}
+
+// withTimeout returns a task that completes as the call a does, unless a
+// durable timer of length d, started now, fires first: then it fails with a
+// *TimeoutError, and a's late outcome is ignored. A failure that the worker
+// recorded because a's deadline passed (the activity's context was
+// cancelled, or it was dequeued too late) counts as the timeout too, so the
+// outcome does not depend on which of the two messages arrives first.
+func (c *Context) withTimeout(a *task, d time.Duration) *task {
+	if a.done {
+		return a
+	}
+	out := &task{id: -1, kind: a.kind, name: a.name, resultOf: a.resultOf}
+	timeout := func() error { return &TimeoutError{Kind: a.kind, TaskName: a.name, TaskID: a.id, Timeout: d} }
+	timer := c.CreateTimer(c.currentTime.Add(d))
+	a.onDone = append(a.onDone, func() {
+		timer.Cancel()
+		var tf *TaskFailedError
+		if errors.As(a.err, &tf) && tf.Failure.ErrorType == timeoutErrorType {
+			c.ex.completeTask(out, "", timeout())
+			return
+		}
+		c.ex.completeTask(out, a.result, a.err)
+	})
+	timer.t.onDone = append(timer.t.onDone, func() {
+		if timer.t.err == nil {
+			c.ex.completeTask(out, "", timeout())
+		}
+	})
+	return out
 }
 
 // shouldRetry decides whether to retry after the failures-th failure err.

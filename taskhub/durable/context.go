@@ -208,6 +208,9 @@ type ActivityInfo struct {
 	InstanceID  string // the orchestration that called it
 	ExecutionID string
 	TaskID      int32
+	// Deadline is when the call's timeout (WithTimeout) expires; zero
+	// without one. The activity's context ends then too.
+	Deadline time.Time
 }
 
 // ActivityInfoFrom returns the activity call details from an activity's context.

@@ -123,7 +123,7 @@ func TestActivityFailureFailsOrchestration(t *testing.T) {
 	if st.Status != history.StatusFailed {
 		t.Fatalf("status %s, want Failed", st.Status)
 	}
-	if want := `TaskFailedError: activity "Greet" (task 0) failed: errors.errorString: no name given`; st.Output != want {
+	if want := `TaskFailedError: activity "Greet" (task 0) failed: Error: no name given`; st.Output != want {
 		t.Fatalf("output %q, want %q", st.Output, want)
 	}
 	events, err := c.GetHistory(context.Background(), id)

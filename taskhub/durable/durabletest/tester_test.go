@@ -332,7 +332,7 @@ func TestSubOrchestrations(t *testing.T) {
 		},
 			"[mock Oslo <exec>:0 mock Rome rome]", ""},
 		{"failing child", func(ctx *durable.Context, city string) (string, error) { return "", errors.New("child broke") },
-			"", "errors.errorString: child broke"},
+			"", "Error: child broke"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tr := durabletest.New(child, greet)
@@ -441,7 +441,7 @@ func TestFailures(t *testing.T) {
 			return greet.Call(ctx, "").Await()
 		}, nil, func(t *testing.T, fe *durabletest.FailedError) {
 			in := fe.Failure.InnerFailure
-			if fe.Failure.ErrorType != "TaskFailedError" || in == nil || in.String() != "errors.errorString: no city" {
+			if fe.Failure.ErrorType != "TaskFailedError" || in == nil || in.String() != "Error: no city" {
 				t.Errorf("failure %+v", fe.Failure)
 			}
 		}},

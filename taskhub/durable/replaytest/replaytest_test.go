@@ -252,7 +252,7 @@ func TestCheck(t *testing.T) {
 			file: "checkout_declined.json",
 			code: checkout(false, nil),
 			want: &divergence{replaytest.MissingCall, 1, 2, []string{
-				`history records TaskScheduled "Notify" (task 1) with input "payment failed: card declined", but the code produced ExecutionCompleted (Failed: TaskFailedError: activity "Charge" (task 0) failed: errors.errorString: card declined)`,
+				`history records TaskScheduled "Notify" (task 1) with input "payment failed: card declined", but the code produced ExecutionCompleted (Failed: TaskFailedError: activity "Charge" (task 0) failed: Error: card declined)`,
 			}},
 		},
 		{name: "failed orchestration, unchanged code", file: "checkout_failed.json", code: checkout(false, nil)},
@@ -261,7 +261,7 @@ func TestCheck(t *testing.T) {
 			file: "checkout_failed.json",
 			code: checkout(true, nil),
 			want: &divergence{replaytest.OutcomeMismatch, -1, 2, []string{
-				`history records ExecutionCompleted (Failed: TaskFailedError: activity "Charge" (task 0) failed: errors.errorString: card declined), but the code produced no completion (the orchestrator made tasks 0-1 and is waiting for TaskScheduled "Notify" (task 1) with input "payment failed: card declined")`,
+				`history records ExecutionCompleted (Failed: TaskFailedError: activity "Charge" (task 0) failed: Error: card declined), but the code produced no completion (the orchestrator made tasks 0-1 and is waiting for TaskScheduled "Notify" (task 1) with input "payment failed: card declined")`,
 			}},
 		},
 
@@ -281,7 +281,7 @@ func TestCheck(t *testing.T) {
 			file: "retry.json",
 			code: retrying(1),
 			want: &divergence{replaytest.MissingCall, 1, 3, []string{
-				`history records TimerCreated (task 1, fire at 2026-11-26T10:01:00.21Z), but the code produced ExecutionCompleted (Failed: TaskFailedError: activity "Flaky" (task 0) failed: errors.errorString: service unavailable)`,
+				`history records TimerCreated (task 1, fire at 2026-11-26T10:01:00.21Z), but the code produced ExecutionCompleted (Failed: TaskFailedError: activity "Flaky" (task 0) failed: Error: service unavailable)`,
 			}},
 		},
 
@@ -326,7 +326,7 @@ func TestFailedActivityReachesTheCode(t *testing.T) {
 	if err := replaytest.CheckFile(reg, "testdata/checkout_declined.json"); err != nil {
 		t.Fatal(err)
 	}
-	if seen.ErrorType != "errors.errorString" || seen.ErrorMessage != "card declined" {
+	if seen.ErrorType != "Error" || seen.ErrorMessage != "card declined" {
 		t.Fatalf("the code saw failure %+v", seen)
 	}
 }

@@ -10,6 +10,7 @@ package replay
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -164,6 +165,7 @@ type ActivityInfo struct {
 	InstanceID  string // the orchestration that called it
 	ExecutionID string
 	TaskID      int32
+	Deadline    time.Time // of a call made WithTimeout; zero: none
 }
 
 type activityInfoKey struct{}
@@ -178,4 +180,30 @@ func WithActivityInfo(ctx context.Context, info ActivityInfo) context.Context {
 func ActivityInfoFrom(ctx context.Context) (ActivityInfo, bool) {
 	info, ok := ctx.Value(activityInfoKey{}).(ActivityInfo)
 	return info, ok
+}
+
+// DeadlineTag is the TaskScheduled tag that carries the deadline of an
+// activity called WithTimeout: the time its attempt's timer fires, in
+// FormatDeadline's form. The worker runs the activity under a context with
+// that deadline, and does not run it once the deadline has passed.
+const DeadlineTag = "durable.deadline"
+
+// FormatDeadline renders a deadline for DeadlineTag: UTC, RFC 3339 with
+// the storage precision of history times.
+func FormatDeadline(t time.Time) string {
+	return history.StorageTime(t).Format(time.RFC3339Nano)
+}
+
+// Deadline returns the deadline a TaskScheduled event's tags carry (ok
+// false when there is none), or an error naming the malformed tag.
+func Deadline(tags map[string]string) (deadline time.Time, ok bool, err error) {
+	s, ok := tags[DeadlineTag]
+	if !ok {
+		return time.Time{}, false, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("replay: tag %s = %q is not an RFC 3339 time: %w", DeadlineTag, s, err)
+	}
+	return t, true, nil
 }

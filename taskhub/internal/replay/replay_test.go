@@ -129,7 +129,8 @@ func TestFailureFromError(t *testing.T) {
 		wantType  string
 		wantInner string
 	}{
-		{"plain", errors.New("boom"), "errors.errorString", ""},
+		{"plain", errors.New("boom"), "Error", ""},
+		{"wrapped plain", fmt.Errorf("step: %w", errors.New("boom")), "Error", ""},
 		{"typed", typedError{}, "NotRegisteredError", ""},
 		{"a task failure re-raised", fmt.Errorf("step: %w", inner), "TaskFailedError", "Timeout"},
 	}
