@@ -100,7 +100,8 @@ func startCallHTTP(t *testing.T, base string, in map[string]any) (string, status
 // is followed with a POST and two GETs (x-functions-key dropped), each
 // poll after a recorded 1 s durable timer; and a call with a
 // managed-identity token source reaches the target with the bearer token
-// the loopback App Service identity endpoint issued.
+// the loopback App Service identity endpoint issued, well within its
+// Timeout.
 func TestCallHTTPEndToEnd(t *testing.T) {
 	hub := azuritetest.HubName(t)
 	target := startHTTPTarget(t)
@@ -169,6 +170,9 @@ func TestCallHTTPEndToEnd(t *testing.T) {
 	t.Run("managed-identity token", func(t *testing.T) {
 		id, st := startCallHTTP(t, p.base, map[string]any{
 			"method": "GET", "url": target.srv.URL + "/echo-auth", "resource": "https://target.example.test",
+			// In time: the timeout's timer is cancelled, and leaves the
+			// queue (the invariant check below sees it drained).
+			"timeoutSeconds": 3600,
 		})
 		outputs[id] = `{"status":200,"body":"{\"job\":\"/echo-auth\",\"done\":true}"}`
 		if st.RuntimeStatus != "Completed" || string(st.Output) != outputs[id] {

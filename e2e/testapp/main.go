@@ -193,6 +193,9 @@ type httpCallInput struct {
 	Body     string              `json:"body,omitempty"`
 	Headers  durable.HTTPHeaders `json:"headers,omitempty"`  // {"name":"value"} or {"name":["v1","v2"]}
 	Resource string              `json:"resource,omitempty"` // managed-identity token for this resource
+	// TimeoutSeconds bounds the whole call (0 = none); the timer of a call
+	// that finishes in time is cancelled.
+	TimeoutSeconds int `json:"timeoutSeconds,omitempty"`
 }
 
 // httpCallOutput is the output of CallHTTP.
@@ -204,6 +207,7 @@ type httpCallOutput struct {
 var callHTTP = durable.NewOrchestrator("CallHTTP", func(ctx *durable.Context, in httpCallInput) (httpCallOutput, error) {
 	req := durable.HTTPRequest{Method: in.Method, URL: in.URL, Body: in.Body}
 	req.Headers = in.Headers
+	req.Timeout = time.Duration(in.TimeoutSeconds) * time.Second
 	if in.Resource != "" {
 		req.TokenSource = durable.ManagedIdentityToken(in.Resource)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-durable/durablefunctions/taskhub/backend"
 	"github.com/go-durable/durablefunctions/taskhub/history"
+	"github.com/go-durable/durablefunctions/taskhub/internal/replay"
 )
 
 // step decides the episode a plan calls for and either keeps it in the
@@ -179,6 +180,7 @@ func (e *Engine) commit(ctx context.Context, inst *instance, cp *checkpoint) boo
 		}
 	}
 	inst.failures = 0
+	e.sweepTimers(inst, cp)
 	e.settleAnswers(inst, cp)
 	e.startLocal(inst, cp)
 	e.handOver(cp)
@@ -563,6 +565,8 @@ type controlSend struct {
 	at       time.Time // when it is due (timers); zero = now
 	handOver bool      // sent hidden, to be handed over in memory
 	held     *held
+	timer    bool            // a TimerFired of the sending instance
+	receipt  backend.Receipt // of a message sent hidden until due
 }
 
 // sendControl sends one control message. A due message for a partition
@@ -588,6 +592,7 @@ func (e *Engine) sendControl(ctx context.Context, c *controlSend) error {
 	case local:
 		c.handOver, c.held = true, e.held.hold(r, p)
 	case delay > 0:
+		c.receipt = r
 		// Queue visibility has whole seconds: wake the poller once it is visible.
 		wake := time.Until(r.NextVisible) + 20*time.Millisecond
 		if r.NextVisible.IsZero() {
@@ -596,6 +601,57 @@ func (e *Engine) sendControl(ctx context.Context, c *controlSend) error {
 		time.AfterFunc(wake, func() { e.wakePartition(p) })
 	}
 	return nil
+}
+
+// sweepTimers keeps track of the timer messages a committed checkpoint sent
+// and deletes those whose timers no longer matter: cancelled by the code
+// (a call that beat its timeout, a cancelled Timer), or left behind by a
+// completed or continued execution. Durable Task leaves them in the queue
+// until they are due, to be dropped on arrival; deleting them keeps queues
+// drained and saves their delivery. It is best effort: a message already
+// received (its receipt is stale) or a crash before the delete only means
+// the TimerFired arrives and is dropped as before.
+func (e *Engine) sweepTimers(inst *instance, cp *checkpoint) {
+	var stale []backend.Receipt
+	if cp.from == 0 {
+		// A new execution: the previous one's timers are void.
+		for _, r := range inst.timers {
+			stale = append(stale, r)
+		}
+		inst.timers = nil
+	}
+	for i := range cp.control {
+		c := &cp.control[i]
+		if !c.timer || c.receipt.MessageID == "" {
+			continue
+		}
+		if inst.timers == nil {
+			inst.timers = map[int32]backend.Receipt{}
+		}
+		inst.timers[c.msg.Event.TimerID] = c.receipt
+	}
+	for _, ev := range cp.events {
+		if ev.Type == history.TimerFired {
+			delete(inst.timers, ev.TimerID) // consumed through its own message
+		}
+	}
+	for id, r := range inst.timers {
+		if cp.completion != nil || inst.ex == nil || inst.ex.TaskState(id) == replay.TaskResolved {
+			stale = append(stale, r)
+			delete(inst.timers, id)
+		}
+	}
+	if len(stale) == 0 {
+		return
+	}
+	e.background(func(ctx context.Context) {
+		for _, r := range stale {
+			if err := e.be.DeleteMessage(ctx, r); err != nil && !errors.Is(err, backend.ErrConflict) {
+				e.log.Debug("could not delete a cancelled timer's message; it will be dropped when it fires",
+					"instance", inst.id, "err", err)
+			}
+		}
+	})
 }
 
 // parentNotice builds the message telling a parent how its child ended.

@@ -171,7 +171,7 @@ func (e *Engine) route(inst *instance, cp *checkpoint, actions []history.Event) 
 		case history.TimerCreated:
 			fired := history.NewEvent(history.TimerFired, a.Timestamp)
 			fired.TimerID, fired.FireAt = a.EventID, a.FireAt
-			cp.control = append(cp.control, controlSend{msg: backend.Message{Event: fired, Target: self, Sender: self}, at: a.FireAt})
+			cp.control = append(cp.control, controlSend{msg: backend.Message{Event: fired, Target: self, Sender: self}, at: a.FireAt, timer: true})
 		case history.SubOrchestrationInstanceCreated:
 			child := history.NewEvent(history.ExecutionStarted, now())
 			child.Name, child.Version, child.Input = a.Name, a.Version, a.Input

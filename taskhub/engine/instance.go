@@ -122,6 +122,11 @@ type instance struct {
 	window *checkpoint
 	// committing is the checkpoint being committed, for salvage.
 	committing *checkpoint
+	// timers are the receipts of timer messages this process sent for the
+	// current execution and that have not fired yet, by timer ID, so that a
+	// timer the code cancels (or leaves behind when it completes) is
+	// deleted from the queue instead of waiting there until it is due.
+	timers map[int32]backend.Receipt
 	// status is the Instances row that committed history implies, for
 	// status queries answered from memory; nil = ask storage.
 	status atomic.Pointer[backend.InstanceState]
