@@ -208,10 +208,11 @@ func (e *TaskFailedError) ErrorType() string { return "TaskFailedError" }
 // Is reports whether target is an *Error whose Type is the ErrorType of the
 // failure or of one of its inner failures (so a sub-orchestration that
 // re-raised an activity's failure still matches the activity's type), or
-// ErrTimeout for a call that failed because it timed out.
+// ErrTimeout for a call that failed because it timed out, or
+// ErrInvalidHTTPRequest for a durable HTTP request the activity refused.
 func (e *TaskFailedError) Is(target error) bool {
-	typ := timeoutErrorType
-	if target != ErrTimeout {
+	typ := sentinelType(target)
+	if typ == "" {
 		t, ok := target.(*Error)
 		if !ok || t == nil || t.Type == "" {
 			return false
@@ -224,6 +225,20 @@ func (e *TaskFailedError) Is(target error) bool {
 		}
 	}
 	return false
+}
+
+// sentinelType returns the failure type that one of the package's sentinel
+// errors stands for when a failure comes back across the activity or
+// sub-orchestration boundary, or "". (A switch, not a map: target may be
+// of a type that cannot be a map key.)
+func sentinelType(target error) string {
+	switch target {
+	case ErrTimeout:
+		return timeoutErrorType
+	case ErrInvalidHTTPRequest:
+		return "HTTPRequestError"
+	}
+	return ""
 }
 
 // As sets target, a **Error, to the application error the failure records:

@@ -201,3 +201,33 @@ func TestRebuiltErrorKeepsItsCause(t *testing.T) {
 		t.Logf("mismatched details: %v", err)
 	}
 }
+
+// TestSentinelsMatchFailuresFromAcrossTheBoundary: the package's own
+// sentinels match a rebuilt TaskFailedError by the failure type they stand
+// for, in the failure or behind it, and nothing else.
+func TestSentinelsMatchFailuresFromAcrossTheBoundary(t *testing.T) {
+	failed := func(types ...string) error {
+		var f *FailureDetails
+		for i := len(types) - 1; i >= 0; i-- {
+			f = &FailureDetails{ErrorType: types[i], ErrorMessage: "m", InnerFailure: f}
+		}
+		return &TaskFailedError{Kind: "activity", TaskName: "A", Failure: *f}
+	}
+	for _, tc := range []struct {
+		err      error
+		sentinel error
+		want     bool
+	}{
+		{failed("TimeoutError"), ErrTimeout, true},
+		{failed("TaskFailedError", "TimeoutError"), ErrTimeout, true},
+		{failed("HTTPRequestError"), ErrInvalidHTTPRequest, true},
+		{failed("TaskFailedError", "HTTPRequestError"), ErrInvalidHTTPRequest, true},
+		{failed("HTTPRequestError"), ErrTimeout, false},
+		{failed("Error"), ErrInvalidHTTPRequest, false},
+		{failed("Error"), ErrCanceled, false},
+	} {
+		if got := errors.Is(tc.err, tc.sentinel); got != tc.want {
+			t.Errorf("errors.Is(%v, %v) = %v, want %v", tc.err, tc.sentinel, got, tc.want)
+		}
+	}
+}
