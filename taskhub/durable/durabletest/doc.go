@@ -37,6 +37,21 @@
 // policy waiting days between attempts, or a 72-hour event timeout, takes
 // no real time. Result.Elapsed says how much virtual time passed.
 //
+// A call made with durable.WithTimeout races a durable timer on this clock,
+// so a mock that Takes longer than the timeout times out deterministically
+// (its late result is recorded and ignored, as in the engine). An activity
+// called with a timeout gets its deadline as the engine's worker gives it:
+// durable.ActivityInfoFrom(ctx).Deadline is the virtual time the timer
+// fires, and ctx's own deadline is the timeout away in real time, since
+// the code runs in real time; a real activity that works past it is
+// cancelled, and its failure is recorded as a TimeoutError.
+//
+// durable.CallHTTP runs through the built-in activity
+// durable.HTTPActivityName: mock it with OnActivityName (the input decodes
+// into a durable.HTTPActivityRequest; return a durable.HTTPResponse), or
+// give New the real one (durablehttp.Activity()) to make real requests.
+// The waits between polls of a 202 are durable timers on the virtual clock.
+//
 // # Outcomes
 //
 // Run returns the typed output, and an error that is nil only when the

@@ -438,12 +438,9 @@ func (r *runner) runActivity(in *instState, a history.Event) error {
 		err := &notRegisteredError{kind: "activity", name: a.Name}
 		failure = &durable.FailureDetails{ErrorType: err.ErrorType(), ErrorMessage: err.Error(), IsNonRetriable: true}
 	} else {
-		ctx := replay.WithActivityInfo(r.ctx, replay.ActivityInfo{
-			Name: a.Name, InstanceID: in.id, ExecutionID: in.start.Instance.ExecutionID, TaskID: a.EventID,
-		})
-		if err := r.guard(fmt.Sprintf("activity %q (task %d of instance %q)", a.Name, a.EventID, in.id), func() {
-			result, failure = callActivity(ctx, fn, a)
-		}); err != nil {
+		var err error
+		result, failure, err = r.callWithDeadline(in, fn, a)
+		if err != nil {
 			return err
 		}
 	}
@@ -459,6 +456,51 @@ func (r *runner) runActivity(in *instState, a history.Event) error {
 	resp.TaskScheduledID = a.EventID
 	r.schedule(at, item{target: in.id, execution: in.start.Instance.ExecutionID, ev: resp, what: "the result of activity " + a.Name})
 	return nil
+}
+
+// callWithDeadline runs an activity call as the engine's worker does,
+// with the deadline of a call made WithTimeout (the TaskScheduled tag
+// replay.DeadlineTag). ActivityInfo.Deadline is that deadline as recorded,
+// in virtual time. The activity runs in real time, though, so its context
+// gets a real deadline as far away as the virtual one is (the call's
+// timeout, since activities run as soon as they are scheduled): an activity
+// that works longer than its timeout is cancelled, and its failure is then
+// recorded as the engine records it, as a TimeoutError.
+func (r *runner) callWithDeadline(in *instState, fn replay.ActivityFunc, a history.Event) (result string, failure *durable.FailureDetails, err error) {
+	deadline, hasDeadline, derr := replay.Deadline(a.Tags)
+	switch {
+	case derr != nil:
+		return "", &durable.FailureDetails{ErrorType: "InvalidWorkItem", IsNonRetriable: true,
+			ErrorMessage: fmt.Sprintf("activity %q (task %d) of instance %q: %v", a.Name, a.EventID, in.id, derr)}, nil
+	case hasDeadline && !r.now.Before(deadline):
+		return "", deadlineFailure(a, deadline, "was not started: its deadline passed before a worker took it", nil), nil
+	}
+	ctx := r.ctx
+	if hasDeadline {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, deadline.Sub(r.now))
+		defer cancel()
+	}
+	actx := replay.WithActivityInfo(ctx, replay.ActivityInfo{
+		Name: a.Name, InstanceID: in.id, ExecutionID: in.start.Instance.ExecutionID, TaskID: a.EventID, Deadline: deadline,
+	})
+	err = r.guard(fmt.Sprintf("activity %q (task %d of instance %q)", a.Name, a.EventID, in.id), func() {
+		result, failure = callActivity(actx, fn, a)
+	})
+	if err == nil && failure != nil && hasDeadline && errors.Is(ctx.Err(), context.DeadlineExceeded) && r.ctx.Err() == nil {
+		// As the engine: most likely the cancellation ended it; either way
+		// the orchestration counts the attempt as timed out.
+		failure = deadlineFailure(a, deadline, "was cancelled at its deadline", failure)
+	}
+	return result, failure, err
+}
+
+// deadlineFailure is the engine's failure for an activity stopped by the
+// deadline of a call made WithTimeout: of type TimeoutError, which the
+// orchestrator reports as the call's *durable.TimeoutError.
+func deadlineFailure(a history.Event, deadline time.Time, what string, cause *durable.FailureDetails) *durable.FailureDetails {
+	return &durable.FailureDetails{ErrorType: "TimeoutError", InnerFailure: cause,
+		ErrorMessage: fmt.Sprintf("activity %q (task %d) %s (%s)", a.Name, a.EventID, what, replay.FormatDeadline(deadline))}
 }
 
 // callActivity runs activity code, turning errors and panics into failure
