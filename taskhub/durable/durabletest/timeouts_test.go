@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -207,5 +208,29 @@ func TestActivityDeadline(t *testing.T) {
 	}
 	if want := `activity "Hang" (task 3) was cancelled at its deadline (2030-05-01T12:00:00.05Z)`; failed.Failure.ErrorMessage != want {
 		t.Errorf("failure message %q, want %q", failed.Failure.ErrorMessage, want)
+	}
+}
+
+// TestActivityDeadlineAlreadyPassed: a timeout below history's 100 ns
+// precision gives a deadline that has passed when the activity would
+// start, and, as the engine's worker, the harness does not run it.
+func TestActivityDeadlineAlreadyPassed(t *testing.T) {
+	ran := 0
+	act := durable.NewActivity("Never", func(context.Context, any) (string, error) { ran++; return "ran", nil })
+	orch := durable.NewOrchestrator("Tiny", func(ctx *durable.Context, _ any) (string, error) {
+		_, err := act.Call(ctx, nil, durable.WithTimeout(50*time.Nanosecond)).Await()
+		return timeoutText(err), nil
+	})
+	res := durabletest.MustRun(t, durabletest.New(act), orch, nil)
+	if want := `timeout of activity "Never" task 0 after 50ns`; res.Output != want || ran != 0 {
+		t.Fatalf("%q, activity ran %d times", res.Output, ran)
+	}
+	for _, ev := range res.History {
+		if ev.Type == history.TaskFailed && !strings.Contains(ev.Failure.ErrorMessage, "was not started: its deadline passed") {
+			t.Fatalf("failure %q", ev.Failure.ErrorMessage)
+		}
+	}
+	if count(res.History, history.TaskFailed) != 1 {
+		t.Fatalf("no TaskFailed:\n%s", durabletest.FormatHistory(res.History))
 	}
 }
