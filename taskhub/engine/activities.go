@@ -252,15 +252,9 @@ func (a *activityRunner) call(msg backend.Message) (result string, failure *dura
 			failure = &durable.FailureDetails{ErrorType: "panic", ErrorMessage: fmt.Sprintf("activity %q panicked: %v", ev.Name, r), StackTrace: string(debug.Stack())}
 		}
 	}()
-	deadline, hasDeadline, err := replay.Deadline(ev.Tags)
-	if err != nil {
-		return "", &durable.FailureDetails{ErrorType: "InvalidWorkItem", IsNonRetriable: true,
-			ErrorMessage: fmt.Sprintf("activity %q (task %d) of instance %q: %v", ev.Name, ev.EventID, msg.Target.InstanceID, err)}
-	}
-	if hasDeadline && !now().Before(deadline) {
-		// Called WithTimeout, and the orchestration has stopped waiting (or
-		// is about to): running it would only produce a result nobody uses.
-		return "", deadlineFailure(ev, deadline, "was not started: its deadline passed before a worker took it", nil)
+	deadline, hasDeadline, refuse := replay.ActivityDeadline(ev, msg.Target.InstanceID, now())
+	if refuse != nil {
+		return "", refuse
 	}
 	// The context ends when Stop runs out of grace (Options.ReleaseTimeout
 	// after that, Stop returns whether or not the activity has), and at the
@@ -278,19 +272,9 @@ func (a *activityRunner) call(msg backend.Message) (result string, failure *dura
 	out, err := fn(ctx, ev.Input)
 	if err != nil {
 		if hasDeadline && errors.Is(ctx.Err(), context.DeadlineExceeded) && a.e.work.Err() == nil {
-			// Most likely the cancellation ended it; either way the
-			// orchestration counts the attempt as timed out.
-			return "", deadlineFailure(ev, deadline, "was cancelled at its deadline", replay.FailureFromError(err))
+			return "", replay.CancelledAtDeadline(ev, deadline, replay.FailureFromError(err))
 		}
 		return "", replay.FailureFromError(err)
 	}
 	return out, nil
-}
-
-// deadlineFailure is the failure recorded for an activity stopped by the
-// deadline of a call made WithTimeout: of type TimeoutError, which the
-// orchestrator reports as the call's *durable.TimeoutError.
-func deadlineFailure(ev history.Event, deadline time.Time, what string, cause *durable.FailureDetails) *durable.FailureDetails {
-	return &durable.FailureDetails{ErrorType: "TimeoutError", InnerFailure: cause,
-		ErrorMessage: fmt.Sprintf("activity %q (task %d) %s (%s)", ev.Name, ev.EventID, what, replay.FormatDeadline(deadline))}
 }

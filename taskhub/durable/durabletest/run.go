@@ -467,13 +467,9 @@ func (r *runner) runActivity(in *instState, a history.Event) error {
 // that works longer than its timeout is cancelled, and its failure is then
 // recorded as the engine records it, as a TimeoutError.
 func (r *runner) callWithDeadline(in *instState, fn replay.ActivityFunc, a history.Event) (result string, failure *durable.FailureDetails, err error) {
-	deadline, hasDeadline, derr := replay.Deadline(a.Tags)
-	switch {
-	case derr != nil:
-		return "", &durable.FailureDetails{ErrorType: "InvalidWorkItem", IsNonRetriable: true,
-			ErrorMessage: fmt.Sprintf("activity %q (task %d) of instance %q: %v", a.Name, a.EventID, in.id, derr)}, nil
-	case hasDeadline && !r.now.Before(deadline):
-		return "", deadlineFailure(a, deadline, "was not started: its deadline passed before a worker took it", nil), nil
+	deadline, hasDeadline, refuse := replay.ActivityDeadline(a, in.id, r.now)
+	if refuse != nil {
+		return "", refuse, nil
 	}
 	ctx := r.ctx
 	if hasDeadline {
@@ -488,19 +484,9 @@ func (r *runner) callWithDeadline(in *instState, fn replay.ActivityFunc, a histo
 		result, failure = callActivity(actx, fn, a)
 	})
 	if err == nil && failure != nil && hasDeadline && errors.Is(ctx.Err(), context.DeadlineExceeded) && r.ctx.Err() == nil {
-		// As the engine: most likely the cancellation ended it; either way
-		// the orchestration counts the attempt as timed out.
-		failure = deadlineFailure(a, deadline, "was cancelled at its deadline", failure)
+		failure = replay.CancelledAtDeadline(a, deadline, failure) // as the engine records it
 	}
 	return result, failure, err
-}
-
-// deadlineFailure is the engine's failure for an activity stopped by the
-// deadline of a call made WithTimeout: of type TimeoutError, which the
-// orchestrator reports as the call's *durable.TimeoutError.
-func deadlineFailure(a history.Event, deadline time.Time, what string, cause *durable.FailureDetails) *durable.FailureDetails {
-	return &durable.FailureDetails{ErrorType: "TimeoutError", InnerFailure: cause,
-		ErrorMessage: fmt.Sprintf("activity %q (task %d) %s (%s)", a.Name, a.EventID, what, replay.FormatDeadline(deadline))}
 }
 
 // callActivity runs activity code, turning errors and panics into failure

@@ -207,3 +207,38 @@ func Deadline(tags map[string]string) (deadline time.Time, ok bool, err error) {
 	}
 	return t, true, nil
 }
+
+// ActivityDeadline applies the deadline rules shared by the engine's
+// worker and the test harness to an activity call ev (a TaskScheduled of
+// instance instanceID) about to run at now: it returns the call's deadline
+// (has is false for a call without one) or, when the call must not run,
+// the failure to record instead: a malformed deadline tag, or a deadline
+// that has already passed (the orchestration has stopped waiting, or is
+// about to; running it would only produce a result nobody uses).
+func ActivityDeadline(ev history.Event, instanceID string, now time.Time) (deadline time.Time, has bool, refuse *history.FailureDetails) {
+	deadline, has, err := Deadline(ev.Tags)
+	switch {
+	case err != nil:
+		return time.Time{}, false, &history.FailureDetails{ErrorType: "InvalidWorkItem", IsNonRetriable: true,
+			ErrorMessage: fmt.Sprintf("activity %q (task %d) of instance %q: %v", ev.Name, ev.EventID, instanceID, err)}
+	case has && !now.Before(deadline):
+		return deadline, true, deadlineFailure(ev, deadline, "was not started: its deadline passed before a worker took it", nil)
+	}
+	return deadline, has, nil
+}
+
+// CancelledAtDeadline is the failure recorded for an activity that failed
+// (with cause) after its context reached the call's deadline: most likely
+// the cancellation ended it; either way the orchestration counts the
+// attempt as timed out.
+func CancelledAtDeadline(ev history.Event, deadline time.Time, cause *history.FailureDetails) *history.FailureDetails {
+	return deadlineFailure(ev, deadline, "was cancelled at its deadline", cause)
+}
+
+// deadlineFailure is the failure of an activity stopped by the deadline of
+// a call made WithTimeout: of type TimeoutError, which the orchestrator
+// reports as the call's *durable.TimeoutError.
+func deadlineFailure(ev history.Event, deadline time.Time, what string, cause *history.FailureDetails) *history.FailureDetails {
+	return &history.FailureDetails{ErrorType: "TimeoutError", InnerFailure: cause,
+		ErrorMessage: fmt.Sprintf("activity %q (task %d) %s (%s)", ev.Name, ev.EventID, what, FormatDeadline(deadline))}
+}
