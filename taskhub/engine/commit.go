@@ -654,23 +654,6 @@ func (e *Engine) sweepTimers(inst *instance, cp *checkpoint) {
 	})
 }
 
-// parentNotice builds the message telling a parent how its child ended.
-func parentNotice(p *history.ParentInstance, c history.Event) history.Event {
-	if c.Status == history.StatusCompleted {
-		ev := history.NewEvent(history.SubOrchestrationInstanceCompleted, now())
-		ev.TaskScheduledID, ev.Result = p.TaskScheduleID, c.Result
-		return ev
-	}
-	ev := history.NewEvent(history.SubOrchestrationInstanceFailed, now())
-	ev.TaskScheduledID = p.TaskScheduleID
-	fd := c.Failure
-	if fd == nil {
-		fd = &history.FailureDetails{ErrorType: c.Status.String(), ErrorMessage: "the sub-orchestration was " + c.Status.String() + ": " + c.Result}
-	}
-	ev.Reason, ev.Failure = fd.ErrorMessage, fd
-	return ev
-}
-
 // derivedID derives a stable execution ID for a child from its parent's
 // execution and the call's sequence number.
 func derivedID(parentExecution string, seq int32) string {

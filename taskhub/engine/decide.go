@@ -5,6 +5,7 @@ import (
 
 	"github.com/go-durable/durablefunctions/taskhub/backend"
 	"github.com/go-durable/durablefunctions/taskhub/history"
+	"github.com/go-durable/durablefunctions/taskhub/internal/replay"
 )
 
 // checkpoint is what one episode, or a coalesced run of episodes, needs
@@ -184,7 +185,7 @@ func (e *Engine) route(inst *instance, cp *checkpoint, actions []history.Event) 
 			cp.control = append(cp.control, controlSend{msg: backend.Message{Event: child, Target: child.Instance, Sender: self}})
 		case history.ExecutionCompleted:
 			if p := inst.parent(); p != nil {
-				cp.control = append(cp.control, controlSend{msg: backend.Message{Event: parentNotice(p, a), Target: p.Instance, Sender: self}})
+				cp.control = append(cp.control, controlSend{msg: backend.Message{Event: replay.ParentNotice(p, a, now()), Target: p.Instance, Sender: self}})
 			}
 		}
 	}

@@ -259,7 +259,7 @@ func keyOf(e history.Event) actionKey {
 func describe(a history.Event) string {
 	switch a.Type {
 	case history.TaskScheduled, history.SubOrchestrationInstanceCreated:
-		s := fmt.Sprintf("%s %q (task %d) with input %s", a.Type, a.Name, a.EventID, abbrev(a.Input))
+		s := fmt.Sprintf("%s %q (task %d) with input %s", a.Type, a.Name, a.EventID, replay.Abbrev(a.Input))
 		if a.InstanceID != "" {
 			s += fmt.Sprintf(" for instance %q", a.InstanceID)
 		}
@@ -267,37 +267,18 @@ func describe(a history.Event) string {
 	case history.TimerCreated:
 		return fmt.Sprintf("TimerCreated (task %d) due at %s", a.EventID, a.FireAt.Format(time.RFC3339Nano))
 	case history.EventSent:
-		return fmt.Sprintf("EventSent %q (task %d) to %q with input %s", a.Name, a.EventID, a.InstanceID, abbrev(a.Input))
+		return fmt.Sprintf("EventSent %q (task %d) to %q with input %s", a.Name, a.EventID, a.InstanceID, replay.Abbrev(a.Input))
 	case history.ContinueAsNew:
-		return "ContinueAsNew with input " + abbrev(a.Result)
+		return "ContinueAsNew with input " + replay.Abbrev(a.Result)
 	case history.ExecutionCompleted:
 		switch a.Status {
 		case history.StatusCompleted:
-			return "ExecutionCompleted (Completed) with output " + abbrev(a.Result)
+			return "ExecutionCompleted (Completed) with output " + replay.Abbrev(a.Result)
 		case history.StatusFailed:
-			return fmt.Sprintf("ExecutionCompleted (Failed: %s)", abbrevText(a.Failure.String()))
+			return fmt.Sprintf("ExecutionCompleted (Failed: %s)", replay.AbbrevText(a.Failure.String()))
 		default:
 			return fmt.Sprintf("ExecutionCompleted (%s)", a.Status)
 		}
 	}
 	return fmt.Sprintf("%s (event %d)", a.Type, a.EventID)
-}
-
-func abbrev(s string) string {
-	if s == "" {
-		return "null"
-	}
-	return abbrevText(s)
-}
-
-func abbrevText(s string) string {
-	const limit = 120
-	if len(s) <= limit {
-		return s
-	}
-	cut := limit
-	for cut > 0 && (s[cut]&0xC0) == 0x80 { // do not split a UTF-8 sequence
-		cut--
-	}
-	return s[:cut] + "…"
 }

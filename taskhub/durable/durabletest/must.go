@@ -8,6 +8,7 @@ import (
 
 	"github.com/go-durable/durablefunctions/taskhub/durable"
 	"github.com/go-durable/durablefunctions/taskhub/history"
+	"github.com/go-durable/durablefunctions/taskhub/internal/replay"
 )
 
 // MustRun is Run for tests: it runs with tb's context and stops the test
@@ -48,14 +49,14 @@ func FormatHistory(events []history.Event) string {
 		}
 		for _, p := range []struct{ k, v string }{{"input", ev.Input}, {"result", ev.Result}, {"instance", ev.InstanceID}} {
 			if p.v != "" {
-				fmt.Fprintf(&b, " %s=%s", p.k, abbrevText(p.v))
+				fmt.Fprintf(&b, " %s=%s", p.k, replay.AbbrevText(p.v))
 			}
 		}
 		if !ev.FireAt.IsZero() {
 			fmt.Fprintf(&b, " fireAt=%s", ev.FireAt.Format(time.RFC3339Nano))
 		}
 		if ev.Failure != nil {
-			fmt.Fprintf(&b, " failure=%q", abbrevText(ev.Failure.String()))
+			fmt.Fprintf(&b, " failure=%q", replay.AbbrevText(ev.Failure.String()))
 		}
 		b.WriteByte('\n')
 	}

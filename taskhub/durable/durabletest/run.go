@@ -542,26 +542,9 @@ func (r *runner) finish(in *instState, c history.Event) {
 	in.ex.Close()
 	in.rec.Finished = r.now
 	if p := in.parent; p != nil {
-		r.schedule(r.now, item{target: p.id, execution: in.parentX, ev: parentNotice(in.start.Parent, c),
+		r.schedule(r.now, item{target: p.id, execution: in.parentX, ev: replay.ParentNotice(in.start.Parent, c, c.Timestamp),
 			what: fmt.Sprintf("the outcome of sub-orchestration %q", in.id)})
 	}
-}
-
-// parentNotice is the event that tells a parent how its child ended.
-func parentNotice(p *history.ParentInstance, c history.Event) history.Event {
-	if c.Status == history.StatusCompleted {
-		ev := history.NewEvent(history.SubOrchestrationInstanceCompleted, c.Timestamp)
-		ev.TaskScheduledID, ev.Result = p.TaskScheduleID, c.Result
-		return ev
-	}
-	ev := history.NewEvent(history.SubOrchestrationInstanceFailed, c.Timestamp)
-	ev.TaskScheduledID = p.TaskScheduleID
-	fd := c.Failure
-	if fd == nil {
-		fd = &history.FailureDetails{ErrorType: c.Status.String(), ErrorMessage: "the sub-orchestration was " + c.Status.String() + ": " + c.Result}
-	}
-	ev.Reason, ev.Failure = fd.ErrorMessage, fd
-	return ev
 }
 
 // guard runs f, user code, and gives up on it after the run's

@@ -425,7 +425,7 @@ func recordedCall(e *entry) string {
 		s = fmt.Sprintf("%s (task %d)", st, e.taskID)
 	}
 	if e.hasInput {
-		s += " with input " + abbrev(e.input)
+		s += " with input " + replay.Abbrev(e.input)
 	}
 	return s
 }
@@ -434,23 +434,23 @@ func recordedCall(e *entry) string {
 func describeAction(a history.Event) string {
 	switch a.Type {
 	case history.TaskScheduled, history.SubOrchestrationInstanceCreated:
-		return fmt.Sprintf("%s %q (task %d) with input %s", a.Type, a.Name, a.EventID, abbrev(a.Input))
+		return fmt.Sprintf("%s %q (task %d) with input %s", a.Type, a.Name, a.EventID, replay.Abbrev(a.Input))
 	case history.TimerCreated:
 		return fmt.Sprintf("TimerCreated (task %d, fire at %s)", a.EventID, fmtTime(a.FireAt))
 	case history.EventSent:
 		return fmt.Sprintf("EventSent %q (task %d) to %q", a.Name, a.EventID, a.InstanceID)
 	case history.ContinueAsNew:
-		return "ContinueAsNew with input " + abbrev(a.Result)
+		return "ContinueAsNew with input " + replay.Abbrev(a.Result)
 	case history.ExecutionCompleted:
 		switch a.Status {
 		case history.StatusCompleted:
-			return "ExecutionCompleted (Completed) with output " + abbrev(a.Result)
+			return "ExecutionCompleted (Completed) with output " + replay.Abbrev(a.Result)
 		case history.StatusFailed:
 			msg := ""
 			if a.Failure != nil {
 				msg = a.Failure.String()
 			}
-			return fmt.Sprintf("ExecutionCompleted (Failed: %s)", abbrevText(msg))
+			return fmt.Sprintf("ExecutionCompleted (Failed: %s)", replay.AbbrevText(msg))
 		default:
 			return fmt.Sprintf("ExecutionCompleted (%s)", a.Status)
 		}
@@ -466,31 +466,11 @@ func describeOutcome(status history.OrchestrationStatus, output string, hasOutpu
 	}
 	switch {
 	case status == history.StatusCompleted && hasOutput:
-		return fmt.Sprintf("%s (Completed) with output %s", name, abbrev(output))
+		return fmt.Sprintf("%s (Completed) with output %s", name, replay.Abbrev(output))
 	case status == history.StatusFailed && e != nil && e.failure != nil:
-		return fmt.Sprintf("%s (Failed: %s)", name, abbrevText(e.failure.String()))
+		return fmt.Sprintf("%s (Failed: %s)", name, replay.AbbrevText(e.failure.String()))
 	}
 	return fmt.Sprintf("%s (%s)", name, status)
 }
 
 func fmtTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
-
-// abbrev shortens JSON text for messages; "" is null.
-func abbrev(s string) string {
-	if s == "" {
-		return "null"
-	}
-	return abbrevText(s)
-}
-
-func abbrevText(s string) string {
-	const max = 120
-	if len(s) <= max {
-		return s
-	}
-	cut := max
-	for cut > 0 && (s[cut]&0xC0) == 0x80 { // do not split a UTF-8 sequence
-		cut--
-	}
-	return s[:cut] + "…"
-}

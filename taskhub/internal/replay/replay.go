@@ -242,3 +242,46 @@ func deadlineFailure(ev history.Event, deadline time.Time, what string, cause *h
 	return &history.FailureDetails{ErrorType: "TimeoutError", InnerFailure: cause,
 		ErrorMessage: fmt.Sprintf("activity %q (task %d) %s (%s)", ev.Name, ev.EventID, what, FormatDeadline(deadline))}
 }
+
+// ParentNotice is the event, stamped at, that tells a parent how its child
+// ended with completion c (ExecutionCompleted): SubOrchestrationInstance-
+// Completed with the output, or SubOrchestrationInstanceFailed with the
+// failure (for a child that ended otherwise than Completed or Failed, a
+// failure naming its status).
+func ParentNotice(p *history.ParentInstance, c history.Event, at time.Time) history.Event {
+	if c.Status == history.StatusCompleted {
+		ev := history.NewEvent(history.SubOrchestrationInstanceCompleted, at)
+		ev.TaskScheduledID, ev.Result = p.TaskScheduleID, c.Result
+		return ev
+	}
+	ev := history.NewEvent(history.SubOrchestrationInstanceFailed, at)
+	ev.TaskScheduledID = p.TaskScheduleID
+	fd := c.Failure
+	if fd == nil {
+		fd = &history.FailureDetails{ErrorType: c.Status.String(), ErrorMessage: "the sub-orchestration was " + c.Status.String() + ": " + c.Result}
+	}
+	ev.Reason, ev.Failure = fd.ErrorMessage, fd
+	return ev
+}
+
+// Abbrev shortens JSON text s for messages ("" is null), as AbbrevText does.
+func Abbrev(s string) string {
+	if s == "" {
+		return "null"
+	}
+	return AbbrevText(s)
+}
+
+// AbbrevText shortens s to at most 120 bytes for messages, without
+// splitting a UTF-8 sequence, marking a cut with "…".
+func AbbrevText(s string) string {
+	const limit = 120
+	if len(s) <= limit {
+		return s
+	}
+	cut := limit
+	for cut > 0 && (s[cut]&0xC0) == 0x80 {
+		cut--
+	}
+	return s[:cut] + "…"
+}
