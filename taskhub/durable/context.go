@@ -48,7 +48,7 @@ func (c *Context) Name() string { return c.name }
 // started: the client's explicit version, else the app's default version
 // (Durable Functions' host.json defaultVersion), else "" (see the README's
 // "Orchestration versioning"). Sub-orchestrations and ContinueAsNew keep it
-// unless a call says otherwise (WithVersion). Orchestrators branch on it to
+// unless a call says otherwise (WithVersion, WithNewVersion). Orchestrators branch on it to
 // keep running old instances on the code paths they started with.
 func (c *Context) Version() string { return c.version }
 
@@ -170,6 +170,11 @@ type ContinueAsNewError struct {
 	// KeepUnprocessedEvents carries external events that arrived but were
 	// not consumed over to the new execution.
 	KeepUnprocessedEvents bool
+	// NewVersion is the orchestration version of the new execution when
+	// HasNewVersion is set (WithNewVersion); otherwise the new execution
+	// keeps the current version.
+	NewVersion    string
+	HasNewVersion bool
 }
 
 // Error implements error.
@@ -184,12 +189,27 @@ func KeepUnprocessedEvents() ContinueAsNewOption {
 	return func(e *ContinueAsNewError) { e.KeepUnprocessedEvents = true }
 }
 
+// WithNewVersion starts the new execution at orchestration version v
+// instead of the current one: the way an eternal orchestration moves to
+// newer code (Durable Task's ContinueAsNewOptions.NewVersion). The next
+// execution's ExecutionStarted.Version, its Instances row and ctx.Version()
+// say v; "" is a version too (the oldest). An engine whose version match
+// refuses v treats the new execution like any instance of another version
+// (see the README's "Orchestration versioning"): under Fail it fails, under
+// Reject this execution still ends as ContinuedAsNew and the new one waits,
+// unrun, for a worker whose version matches.
+func WithNewVersion(v string) ContinueAsNewOption {
+	return func(e *ContinueAsNewError) { e.NewVersion, e.HasNewVersion = v, true }
+}
+
 // ContinueAsNew returns the error an orchestrator returns to restart as a
 // new execution with input (eternal orchestrations):
 //
 //	return nil, ctx.ContinueAsNew(next)
+//	return nil, ctx.ContinueAsNew(next, durable.WithNewVersion("2")) // and upgrade
 //
-// Work scheduled but not awaited before it is abandoned.
+// Work scheduled but not awaited before it is abandoned. The new execution
+// keeps the instance's version unless WithNewVersion names another.
 func (c *Context) ContinueAsNew(input any, opts ...ContinueAsNewOption) error {
 	in, err := encodeJSON(input)
 	if err != nil {

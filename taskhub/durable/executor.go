@@ -425,6 +425,13 @@ func (e *executor) complete(output string, err error) {
 		e.nextID++
 		c.Status = history.StatusContinuedAsNew
 		c.Result = can.Input
+		// The version of the next execution, always set (the current one
+		// unless WithNewVersion names another), so that the engine never
+		// has to tell "keep" from "the empty version".
+		c.Version = e.ctx.version
+		if can.HasNewVersion {
+			c.Version = can.NewVersion
+		}
 		if can.KeepUnprocessedEvents {
 			e.carry = append(e.carry, e.arrivals...)
 			for _, h := range e.held {

@@ -49,3 +49,37 @@ func TestVersionOfContextAndChildren(t *testing.T) {
 		t.Errorf("Context.Version seen %q, want 1.5 on the first run and on replay", seen)
 	}
 }
+
+// TestContinueAsNewVersion: the ContinueAsNew action carries the version
+// of the execution it starts: the current one, unless WithNewVersion
+// names another ("" included); the input and the carried events are as
+// without it.
+func TestContinueAsNewVersion(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts []ContinueAsNewOption
+		want string
+	}{
+		{"kept", nil, "1.5"},
+		{"new", []ContinueAsNewOption{WithNewVersion("2")}, "2"},
+		{"empty", []ContinueAsNewOption{WithNewVersion("")}, ""},
+		{"last wins", []ContinueAsNewOption{WithNewVersion("2"), KeepUnprocessedEvents(), WithNewVersion("3")}, "3"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			orch := NewOrchestrator("Eternal", func(ctx *Context, n int) (any, error) {
+				return nil, ctx.ContinueAsNew(n+1, tc.opts...)
+			})
+			evs := start(t0, "Eternal", "41")
+			evs[1].Version = "1.5"
+			d := newDriver(t, orch)
+			actions := d.run(evs)
+			if len(actions) != 1 || actions[0].Type != history.ContinueAsNew {
+				t.Fatalf("actions %+v, want one ContinueAsNew", actions)
+			}
+			c := actions[0]
+			if c.Version != tc.want || c.Result != "42" || c.Status != history.StatusContinuedAsNew {
+				t.Errorf("ContinueAsNew: version %q, input %s, status %s; want version %q, input 42", c.Version, c.Result, c.Status, tc.want)
+			}
+		})
+	}
+}

@@ -88,12 +88,16 @@ func (e *Engine) decide(inst *instance, plan batchPlan) checkpoint {
 		inst.closeExecutor()
 		inst.start = &start
 		inst.executionID = start.Instance.ExecutionID
-		inst.terminal, inst.completion = false, nil
+		inst.terminal, inst.completion, inst.unrun = false, nil, false
 		inst.episodes = 0
 		inst.outstanding = map[int32]history.Event{}
 		inst.ex = e.newExecutor(inst, start.Name)
-		cp.from = 0 // a new execution overwrites history from row 0
-		cp.start = plan.start
+		// A new execution overwrites history from row 0 (an unrun one its
+		// lone ExecutionStarted, with the same event in its first episode).
+		cp.from = 0
+		if !plan.start.recorded {
+			cp.start = plan.start
+		}
 		inputs = append(inputs, start)
 	}
 	for _, in := range plan.apply {
@@ -105,7 +109,8 @@ func (e *Engine) decide(inst *instance, plan batchPlan) checkpoint {
 		e.log.Error("orchestration failed its determinism check", "instance", inst.id, "err", err)
 	}
 	// ContinueAsNew: the new execution starts in this same episode, and its
-	// history replaces the old one from row 0.
+	// history replaces the old one from row 0; unless its version is one
+	// this worker rejects: then it is recorded unrun (deferContinuation).
 	for hops := 0; ; hops++ {
 		c := findCompletion(actions)
 		if c == nil || c.Type != history.ContinueAsNew || hops >= 100 {
@@ -119,22 +124,29 @@ func (e *Engine) decide(inst *instance, plan batchPlan) checkpoint {
 		start.Timestamp = now()
 		start.Instance.ExecutionID = history.NewID()
 		start.Input = c.Result
+		start.Version = c.Version // the current one, or durable.WithNewVersion's
 		start.Generation = nil
 		inst.closeExecutor()
 		inst.start, inst.executionID = &start, start.Instance.ExecutionID
 		inst.outstanding, inst.local, inst.episodes = map[int32]history.Event{}, nil, 0
+		cp.from = 0
+		if mm := e.rejects(start.Version); mm != nil {
+			events, actions = e.deferContinuation(inst, &cp, carry, mm), nil
+			break
+		}
 		inst.ex = e.newExecutor(inst, start.Name)
 		if events, actions, err = inst.ex.Step(now, append([]history.Event{start}, carry...)); err != nil {
 			e.log.Error("orchestration failed its determinism check", "instance", inst.id, "err", err)
 		}
-		cp.from = 0
 	}
 	inst.episodes++
 	e.count(func(s *Stats) { s.Episodes++ })
 	cp.executionID = inst.executionID
 	cp.events = events
 	cp.completion = findCompletion(actions)
-	cp.customStatus = inst.ex.CustomStatus()
+	if inst.ex != nil {
+		cp.customStatus = inst.ex.CustomStatus()
+	}
 	e.route(inst, &cp, actions)
 	live := e.liveStatus(inst)
 	switch {

@@ -35,6 +35,10 @@ type inbound struct {
 	// fresh marks a start whose client created the Instances row: no
 	// earlier instance with the ID exists.
 	fresh bool
+	// recorded marks a start that history already records: that of an
+	// unrun execution (see instance.unrun), which plan supplies itself. It
+	// has no queue copy.
+	recorded bool
 	// flush marks an internal request to write a deferred Instances status.
 	flush bool
 	// seal marks an internal request to commit the instance's coalescing
@@ -102,7 +106,12 @@ type instance struct {
 	failures     int            // consecutive abandoned episodes, for backoff
 	reload       bool           // drop the cache before the next batch (an event did not fit it)
 	completion   *history.Event // the recorded completion of a finished execution
-	customStatus string         // as last set by the code
+	// unrun: the current execution's history is its ExecutionStarted alone.
+	// A ContinueAsNew to a version this worker rejects leaves it so (see
+	// deferContinuation): no code of it has run, and its first episode
+	// runs on a worker whose version matches.
+	unrun        bool
+	customStatus string // as last set by the code
 	// events identifies the inbound events of the current execution that
 	// history records and that carry no task ID (raised events, terminate,
 	// suspend, resume), so that a redelivered copy is recognised.
@@ -150,6 +159,7 @@ func (inst *instance) forget() {
 	inst.lastEvent, inst.rowFailures = time.Time{}, 0
 	inst.events = nil
 	inst.row, inst.rowDirty, inst.completion = nil, false, nil
+	inst.unrun = false
 	inst.outstanding = nil
 	inst.window, inst.committing = nil, nil
 	inst.status.Store(nil)

@@ -42,6 +42,12 @@ func (e *Engine) load(ctx context.Context, inst *instance) error {
 		// Never replayed here: processBatch gives the messages back.
 		return nil
 	}
+	if len(h.Events) == 1 {
+		// An unrun execution (left so by a ContinueAsNew to a version its
+		// worker rejects): its first episode runs with the next batch.
+		inst.unrun, inst.outstanding = true, map[int32]history.Event{}
+		return nil
+	}
 	inst.ex = e.newExecutor(inst, inst.start.Name)
 	if err := inst.ex.Replay(h.Events); err != nil {
 		// The executor now holds a failed completion that the next episode

@@ -82,7 +82,11 @@ func (e *Engine) plan(inst *instance, batch []*inbound, stored *storedRow) batch
 	sort.SliceStable(batch, func(i, j int) bool {
 		return batch[i].msg.Event.Type == history.ExecutionStarted && batch[j].msg.Event.Type != history.ExecutionStarted
 	})
+	p.start = unrunStart(inst, batch)
 	for _, in := range batch {
+		if in == p.start {
+			continue
+		}
 		if in.flush {
 			p.flush = true
 			continue
@@ -210,6 +214,25 @@ func (e *Engine) plan(inst *instance, batch []*inbound, stored *storedRow) batch
 		}
 	}
 	return p
+}
+
+// unrunStart returns the start to run for an unrun execution (see
+// instance.unrun) that a batch of messages wakes: its start message (the
+// instance's recovery anchor), if the batch holds it, else the start that
+// history records, so that events sent to the new execution wait for no
+// redelivery. It returns nil for any other instance, and for a batch of
+// internal requests only.
+func unrunStart(inst *instance, batch []*inbound) *inbound {
+	if !inst.unrun || inst.terminal || inst.start == nil || onlyFlush(batch) {
+		return nil
+	}
+	for _, in := range batch {
+		if in.msg.Event.Type == history.ExecutionStarted && isAnchorFor(inst, in) {
+			return in
+		}
+	}
+	self := history.OrchestrationInstance{InstanceID: inst.id, ExecutionID: inst.executionID}
+	return &inbound{msg: backend.Message{Event: *inst.start, Target: self, Sender: self}, recorded: true}
 }
 
 // responseTo returns the action id a response event answers.

@@ -104,8 +104,9 @@ func (e *Engine) desiredRow(inst *instance, stored *backend.InstanceState, compl
 	if inst.start != nil {
 		// The execution's input, from its ExecutionStarted event (as
 		// Durable Task's checkpoint sets it): restores a row whose client
-		// left the input in a blob or out.
-		row.Input = inst.start.Input
+		// left the input in a blob or out. The version too: a ContinueAsNew
+		// may have changed it (durable.WithNewVersion).
+		row.Input, row.Version = inst.start.Input, inst.start.Version
 	}
 	row.ExecutionID = inst.executionID
 	row.HistoryPosition = inst.historyLen
@@ -263,6 +264,9 @@ func (e *Engine) releaseRowHeld(inst *instance) {
 
 // liveStatus is the status a running instance's row should show.
 func (e *Engine) liveStatus(inst *instance) history.OrchestrationStatus {
+	if inst.unrun {
+		return history.StatusPending // recorded, but no episode has run
+	}
 	if inst.ex != nil && inst.ex.Suspended() {
 		return history.StatusSuspended
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-durable/durablefunctions/taskhub/backend"
 	"github.com/go-durable/durablefunctions/taskhub/history"
 	"github.com/go-durable/durablefunctions/taskhub/internal/replay"
 )
@@ -256,6 +257,44 @@ func (e *Engine) rejectVersion(ctx context.Context, inst *instance, batch []*inb
 		inst.forget()
 	}
 	return true
+}
+
+// rejects returns the mismatch when the engine's VersionMatch refuses
+// version v under FailureReject (the new execution of a ContinueAsNew must
+// then wait for another worker), nil otherwise.
+func (e *Engine) rejects(v string) *VersionMismatchError {
+	if e.opts.VersionFailure != FailureReject {
+		return nil
+	}
+	return e.checkVersion(v)
+}
+
+// deferContinuation handles a ContinueAsNew whose new execution (already
+// inst.start) has a version this worker rejects: the old execution still
+// ends as ContinuedAsNew, but none of the new one's code runs here. Its
+// history is its ExecutionStarted alone (returned, to replace the old
+// history from row 0 in the checkpoint), its Instances row Pending at the
+// new version, and two kinds of control messages bring it back: the start
+// itself, hidden for the rejection backoff, which comes back (rejected
+// again, with a growing delay) until a worker whose version matches runs
+// the first episode (see unrunStart); and the events the ContinueAsNew
+// carries over (KeepUnprocessedEvents), sent to the new execution. Like
+// every message of a checkpoint they are sent before history records the
+// execution, so a crash in between leaves only messages of an execution
+// that never was, which are dropped: the old execution's episode runs
+// again from its inputs.
+func (e *Engine) deferContinuation(inst *instance, cp *checkpoint, carry []history.Event, mm *VersionMismatchError) []history.Event {
+	start := *inst.start
+	inst.unrun = true
+	self := history.OrchestrationInstance{InstanceID: inst.id, ExecutionID: start.Instance.ExecutionID}
+	cp.control = append(cp.control, controlSend{msg: backend.Message{Event: start, Target: self, Sender: self}, at: now().Add(e.poisonBackoff(1))})
+	for _, ev := range carry {
+		cp.control = append(cp.control, controlSend{msg: backend.Message{Event: ev, Target: self, Sender: self}})
+	}
+	e.log.Info("continued as new at a version this worker does not run; the new execution waits for a worker whose version matches",
+		"instance", inst.id, "execution", start.Instance.ExecutionID, "instanceVersion", mm.InstanceVersion,
+		"workerVersion", mm.WorkerVersion, "versionMatch", mm.Match.String())
+	return []history.Event{start}
 }
 
 // maxRejectedLogged bounds the set of instances whose rejection was logged.

@@ -232,7 +232,12 @@ type Event struct {
 	Generation         *int32
 
 	// Shared by several types.
-	Name       string // orchestration, activity, sub-orchestration or event name
+	Name string // orchestration, activity, sub-orchestration or event name
+	// Version: for a ContinueAsNew action, the version of the execution it
+	// starts (Durable Task's OrchestrationCompleteOrchestratorAction.NewVersion,
+	// resolved: the current version when none is named). Durable Task's
+	// ContinueAsNewEvent has no such member, so storage does not keep it;
+	// the new ExecutionStarted.Version does.
 	Version    string
 	Input      string // JSON input; for ExecutionTerminated the reason
 	Result     string // JSON result (TaskCompleted, SubOrchestrationInstanceCompleted, ExecutionCompleted, ContinueAsNew)

@@ -14,7 +14,8 @@ import (
 // orchestration under test, or one of its sub-orchestrations.
 type Instance struct {
 	// ID is the instance ID; Name the orchestrator's name; Version the
-	// version from its ExecutionStarted event.
+	// version from its ExecutionStarted event (the last execution's, as
+	// the Instances row has it, when a ContinueAsNew changed it).
 	ID      string
 	Name    string
 	Version string
@@ -48,9 +49,11 @@ type Instance struct {
 
 // Execution is one execution of an instance.
 type Execution struct {
-	// ExecutionID identifies it; Input is its input (JSON).
+	// ExecutionID identifies it; Input is its input (JSON); Version its
+	// orchestration version (ExecutionStarted.Version).
 	ExecutionID string
 	Input       string
+	Version     string
 	// Status is ContinuedAsNew for executions that continued as new,
 	// otherwise as Instance.Status.
 	Status history.OrchestrationStatus

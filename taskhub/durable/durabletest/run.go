@@ -229,7 +229,8 @@ func (r *runner) beginExecution(in *instState, start history.Event) {
 	}
 	in.ex = replay.NewExecutor(code, in.id)
 	in.ex.SetLogger(r.cfg.logger)
-	in.exec = &Execution{ExecutionID: start.Instance.ExecutionID, Input: start.Input, Status: history.StatusRunning, Started: r.now}
+	in.exec = &Execution{ExecutionID: start.Instance.ExecutionID, Input: start.Input, Version: start.Version, Status: history.StatusRunning, Started: r.now}
+	in.rec.Version = start.Version
 	in.rec.Executions = append(in.rec.Executions, in.exec)
 }
 
@@ -523,6 +524,7 @@ func (r *runner) finish(in *instState, c history.Event) {
 		next.Timestamp = r.now
 		next.Instance.ExecutionID = derivedID(in.start.Instance.ExecutionID, -1)
 		next.Input = c.Result
+		next.Version = c.Version // kept, or the one WithNewVersion named
 		next.Generation = nil
 		r.beginExecution(in, next)
 		in.inbox = append(append([]history.Event{next}, carry...), in.inbox...)

@@ -350,7 +350,9 @@ func InstanceID(id string) RunOption { return func(c *runConfig) { c.instanceID 
 
 // Version sets the orchestration version of the instance under test, as
 // the engine records it: in ExecutionStarted.Version, kept by ContinueAsNew
-// and passed to sub-orchestrations that name no version of their own.
+// (unless durable.WithNewVersion names another) and passed to
+// sub-orchestrations that name no version of their own. The harness runs
+// every version: it has no version match strategy.
 func Version(v string) RunOption { return func(c *runConfig) { c.version = v } }
 
 // SkipDeterminismCheck turns off the determinism check that Run otherwise

@@ -147,3 +147,41 @@ func TestVersionGateKeepsOldHistoriesValid(t *testing.T) {
 		t.Logf("version %q: %v", tc.version, err)
 	}
 }
+
+// upgrading is an eternal orchestration that moves itself to version 2 by
+// ContinueAsNew: its version-1 path upgrades, its version-2 path records
+// the version it runs at and completes after two more rounds, keeping
+// the version.
+var upgrading = durable.NewOrchestrator("Upgrading", func(ctx *durable.Context, seen []string) ([]string, error) {
+	seen = append(seen, ctx.Version())
+	switch {
+	case ctx.Version() == "1":
+		return nil, ctx.ContinueAsNew(seen, durable.WithNewVersion("2"))
+	case len(seen) < 3:
+		return nil, ctx.ContinueAsNew(seen)
+	}
+	return seen, nil
+})
+
+// TestContinueAsNewWithNewVersion: a ContinueAsNew with WithNewVersion
+// starts the next execution at that version (its ExecutionStarted.Version
+// and ctx.Version()); later ones keep it, and the instance reports the
+// last execution's version.
+func TestContinueAsNewWithNewVersion(t *testing.T) {
+	res := durabletest.MustRun(t, durabletest.New(), upgrading, []string{}, durabletest.Version("1"))
+	if fmt.Sprint(res.Output) != "[1 2 2]" {
+		t.Fatalf("output %q, want the versions 1, 2, 2", res.Output)
+	}
+	want := []string{"1", "2", "2"}
+	if len(res.Executions) != len(want) {
+		t.Fatalf("%d executions, want %d", len(res.Executions), len(want))
+	}
+	for i, x := range res.Executions {
+		if v := startedVersion(t, x.History); v != want[i] || x.Version != want[i] {
+			t.Errorf("execution %d: ExecutionStarted.Version %q, Execution.Version %q; want %q", i, v, x.Version, want[i])
+		}
+	}
+	if res.Version != "2" || startedVersion(t, res.History) != "2" {
+		t.Errorf("instance version %q, last history's %q; want 2", res.Version, startedVersion(t, res.History))
+	}
+}

@@ -53,7 +53,9 @@ type Executor interface {
 	// Done reports whether the orchestration has produced its completion.
 	Done() bool
 	// Completion returns the completion action (ExecutionCompleted or
-	// ContinueAsNew), or nil while the orchestration is still running.
+	// ContinueAsNew), or nil while the orchestration is still running. A
+	// ContinueAsNew carries the next execution's input in Result and its
+	// version in Version.
 	Completion() *history.Event
 	// CarryOver returns the events a ContinueAsNew completion hands to the
 	// next execution (unconsumed external events, when asked for).
