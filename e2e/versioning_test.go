@@ -23,12 +23,15 @@ import (
 //     management API's ?version= (as the JavaScript client's
 //     startNew({version}) sends it); events to A and B: A finishes on its
 //     version-1 path, B on version 2; P continues as new and its child
-//     inherits version 1;
+//     inherits version 1; U, started at version 1, upgrades itself to
+//     version 2 by ContinueAsNew and runs there;
 //  3. a Strict version-2 app with Reject leaves C (version 1) Pending, its
 //     start message in the control queue and no history, until
-//  4. a version-1 app runs it;
-//  5. a Strict version-2 app with Fail fails D (version 1) with a
-//     VersionMismatch naming both versions.
+//  4. a version-1 app runs it; R, started there at version 1, continues as
+//     new at version 2, which this app rejects: R's new execution is left
+//     unrun (its ExecutionStarted alone, Pending) until
+//  5. a Strict version-2 app with Fail runs R at version 2, and fails D
+//     (version 1) with a VersionMismatch naming both versions.
 //
 // Every instance's ExecutionStarted.Version and Instances Version column
 // are checked in storage, then the invariant checker runs over all.
@@ -67,10 +70,12 @@ func TestVersioning(t *testing.T) {
 	v2 := run("DURABLE_DEFAULT_VERSION=2")
 	startVia(t, v2.base, "Versioned/B", "")
 	startVia(t, v2.base, "VersionedParent/P?version=1", "0")
+	startVia(t, v2.base, "Upgrading/U?version=1", `"start"`)
 	waitHistory(t, v2, "B", "TaskCompleted")
 	raise(v2, "A")
 	raise(v2, "B")
-	for id, want := range map[string]string{"A": `"v1 before|go|v1 after"`, "B": `"v2 before|go|v2 after"`, "P": `["1","1"]`} {
+	for id, want := range map[string]string{"A": `"v1 before|go|v1 after"`, "B": `"v2 before|go|v2 after"`, "P": `["1","1"]`,
+		"U": `"version 2 after 1"`} {
 		if status, out := output(v2, id); status != "Completed" || out != want {
 			t.Errorf("instance %s: %s %s, want Completed %s", id, status, out, want)
 		}
@@ -109,11 +114,29 @@ func TestVersioning(t *testing.T) {
 	if status, out := output(v1, "C"); status != "Completed" || out != `"v1 before|go|v1 after"` {
 		t.Errorf("instance C: %s %s", status, out)
 	}
+	startVia(t, v1.base, "Upgrading/R", `"start"`)
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		rows := historyRows(t, hub, "R")
+		if len(rows) == 1 && rows[0]["EventType"] == "ExecutionStarted" && rows[0]["Version"] == "2" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("R's new execution was not left unrun at version 2 by the version-1 app: %v\n%s", rows, v1.out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if st := decode[statusPayload](t, do(t, http.MethodGet, v1.base+"/api/durabletask/instances/R", "").body); st.RuntimeStatus != "Pending" {
+		t.Errorf("R's unrun execution under the version-1 app: %s, want Pending", st.RuntimeStatus)
+	}
 	v1.stop()
 
 	// 5. Strict version 2, Fail: D at version 1 fails.
 	failing := run("DURABLE_DEFAULT_VERSION=2", "DURABLE_VERSION_MATCH=Strict", "DURABLE_VERSION_FAILURE=Fail")
 	startVia(t, failing.base, "Versioned/D?version=1", "")
+	if status, out := output(failing, "R"); status != "Completed" || out != `"version 2 after 1"` {
+		t.Errorf("instance R on the version-2 app: %s %s", status, out)
+	}
 	mismatch := (&engine.VersionMismatchError{InstanceVersion: "1", WorkerVersion: "2", Match: engine.MatchStrict}).Error()
 	if status, out := output(failing, "D"); status != "Failed" || out != jsonString(t, "VersionMismatch: "+mismatch) {
 		t.Errorf("instance D: %s %s, want Failed with %q", status, out, mismatch)
@@ -122,7 +145,7 @@ func TestVersioning(t *testing.T) {
 
 	// Versions as stored: ExecutionStarted.Version in history (P's is its
 	// execution after ContinueAsNew) and the Instances Version column.
-	for id, want := range map[string]string{"A": "1", "B": "2", "P": "1", "P-child": "1", "C": "1", "D": "1"} {
+	for id, want := range map[string]string{"A": "1", "B": "2", "P": "1", "P-child": "1", "C": "1", "D": "1", "U": "2", "R": "2"} {
 		rows := historyRows(t, hub, id)
 		starts := 0
 		for _, r := range rows {
@@ -148,13 +171,15 @@ func TestVersioning(t *testing.T) {
 		"P":       {Status: history.StatusCompleted, Output: `["1","1"]`},
 		"P-child": {Status: history.StatusCompleted, Output: `"1"`},
 		"D":       {Status: history.StatusFailed, Output: "VersionMismatch: " + mismatch},
+		"U":       {Status: history.StatusCompleted, Output: `"version 2 after 1"`},
+		"R":       {Status: history.StatusCompleted, Output: `"version 2 after 1"`},
 	}
 	checker, err := invariants.New(invariants.Options{ConnectionString: azuritetest.ConnectionString(t), HubName: hub,
 		PartitionCount: 1, DrainTimeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ids := []string{"A", "B", "C", "P", "P-child", "D"}
+	ids := []string{"A", "B", "C", "P", "P-child", "D", "U", "R"}
 	vs, err := checker.Check(t.Context(), ids, func(id string) invariants.Want { return outputs[id] })
 	if err != nil {
 		t.Fatal(err)

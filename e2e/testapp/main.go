@@ -27,6 +27,9 @@
 //   - VersionedParent continues as new once (input 0), then calls
 //     VersionEcho (which returns its version) as a sub-orchestration
 //     "<id>-child" and returns [its version, the child's];
+//   - Upgrading is an eternal orchestration upgraded by ContinueAsNew: at
+//     version 1 it continues as new at version 2 (durable.WithNewVersion),
+//     at version 2 it returns "version 2 after <input>";
 //   - TypedErrors calls Charge, whose typed failures (durable.Error) are
 //     retried or not by their type and NonRetriable marker, directly and
 //     through the sub-orchestration ChargeChild, and reports what errors.Is
@@ -283,6 +286,13 @@ var versionEcho = durable.NewOrchestrator("VersionEcho", func(ctx *durable.Conte
 	return ctx.Version(), nil
 })
 
+var upgrading = durable.NewOrchestrator("Upgrading", func(ctx *durable.Context, from string) (string, error) {
+	if ctx.Version() == "1" {
+		return "", ctx.ContinueAsNew("1", durable.WithNewVersion("2"))
+	}
+	return "version " + ctx.Version() + " after " + from, nil
+})
+
 var versionedParent = durable.NewOrchestrator("VersionedParent", func(ctx *durable.Context, gen int) ([]string, error) {
 	if gen == 0 {
 		return nil, ctx.ContinueAsNew(1)
@@ -431,6 +441,6 @@ func main() {
 	funcapp.Main(func(app *funcapp.App) error {
 		return app.Handler.HandleHTTP("HttpStart", app.API.HandleStart)
 	}, crashTest, step, waiter, echo, fragile, flaky, load, work, orchestrator, hello, callHTTP,
-		ticket, issue, versioned, stepV1, stepV2, versionEcho, versionedParent,
+		ticket, issue, versioned, stepV1, stepV2, versionEcho, versionedParent, upgrading,
 		charge, chargeChild, typedErrors, block, timeouts)
 }
