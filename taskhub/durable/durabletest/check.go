@@ -248,6 +248,11 @@ type actionKey struct {
 func keyOf(e history.Event) actionKey {
 	k := actionKey{Type: e.Type, EventID: e.EventID, Timestamp: e.Timestamp, Name: e.Name, Version: e.Version, Input: e.Input,
 		InstanceID: e.InstanceID, FireAt: e.FireAt, Result: e.Result, Status: e.Status}
+	if e.Type == history.ContinueAsNew {
+		// The next execution's version: storage does not keep it in this
+		// event (Durable Task's ContinueAsNewEvent has no such member).
+		k.Version = ""
+	}
 	for f := e.Failure; f != nil; f = f.InnerFailure {
 		k.Failure += "[" + f.String() + "]"
 		k.NonRetry = k.NonRetry || f.IsNonRetriable

@@ -185,3 +185,30 @@ func TestContinueAsNewWithNewVersion(t *testing.T) {
 		t.Errorf("instance version %q, last history's %q; want 2", res.Version, startedVersion(t, res.History))
 	}
 }
+
+// TestCheckContinueAsNewFromStorage: the determinism check accepts an
+// execution that continued as new at a new version as storage returns it,
+// without the next version in its ContinueAsNew event.
+func TestCheckContinueAsNewFromStorage(t *testing.T) {
+	res := durabletest.MustRun(t, durabletest.New(), upgrading, []string{}, durabletest.Version("1"))
+	stored := append([]history.Event(nil), res.Executions[0].History...)
+	found := false
+	for i := range stored {
+		if stored[i].Type == history.ContinueAsNew {
+			if stored[i].Version != "2" {
+				t.Errorf("the harness's ContinueAsNew names version %q, want 2", stored[i].Version)
+			}
+			stored[i].Version, found = "", true
+		}
+	}
+	if !found {
+		t.Fatalf("no ContinueAsNew in\n%s", durabletest.FormatHistory(stored))
+	}
+	reg := durable.NewRegistry()
+	if err := reg.Add(upgrading); err != nil {
+		t.Fatal(err)
+	}
+	if err := durabletest.Check(reg, stored); err != nil {
+		t.Errorf("Check on the stored form: %v", err)
+	}
+}
