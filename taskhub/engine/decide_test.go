@@ -298,3 +298,78 @@ func TestCoalescingRules(t *testing.T) {
 		t.Errorf("merge: %d events, row %v, status %q, %d local, from %d (window left with %d events)", len(m.events), m.row, m.customStatus, len(m.local), m.from, len(w.events))
 	}
 }
+
+// dUpgrade waits for "Upgrade" at version 1 and then continues as new at
+// version 2, carrying over the events it did not consume; at version 2 it
+// waits for "Other" and returns it.
+var dUpgrade = durable.NewOrchestrator("Upgrade", func(ctx *durable.Context, in string) (string, error) {
+	if ctx.Version() == "1" {
+		if _, err := durable.WaitForExternalEvent[string](ctx, "Upgrade").Await(); err != nil {
+			return "", err
+		}
+		return "", ctx.ContinueAsNew(in+"+", durable.WithNewVersion("2"), durable.KeepUnprocessedEvents())
+	}
+	return durable.WaitForExternalEvent[string](ctx, "Other").Await()
+})
+
+// TestDecideDefersARejectedContinuation: a ContinueAsNew to a version the
+// engine rejects ends the old execution in a checkpoint whose history is
+// the new execution's ExecutionStarted alone, sending that start (hidden
+// for the rejection backoff) and the carried event to the instance, and
+// running none of the new code; a worker of the new version then runs the
+// first episode from the recorded start, rewriting history from row 0.
+func TestDecideDefersARejectedContinuation(t *testing.T) {
+	reg := durable.NewRegistry()
+	if err := reg.Add(dUpgrade); err != nil {
+		t.Fatal(err)
+	}
+	worker := func(version string) *Engine {
+		e, err := New(Options{Backend: noIO{t: t}, Registry: reg, Version: version, VersionMatch: MatchStrict, VersionFailure: FailureReject})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	v1 := worker("1")
+	inst := &instance{id: "i", loaded: true}
+	start := startIn("Upgrade", `"s"`)
+	start.msg.Event.Version = "1"
+	cp := v1.decide(inst, v1.plan(inst, []*inbound{start}, nil))
+	inst.historyLen, inst.row = len(cp.events), start.row
+	before := now()
+	cp = v1.decide(inst, v1.plan(inst, []*inbound{raisedIn("Other", `"x"`), raisedIn("Upgrade", `"now"`)}, nil))
+	want := summary{From: 0, Row: rowNow, Replaced: true, NewAnchor: true, Inputs: 2,
+		Events:  []string{`ExecutionStarted Upgrade "s+"`},
+		Control: []string{`ExecutionStarted Upgrade "s+" to i`, `EventRaised(-1)Other "x" to i`}}
+	if got := summarize(cp); !reflect.DeepEqual(got, want) {
+		t.Fatalf("checkpoint\n got %+v\nwant %+v", got, want)
+	}
+	recorded := cp.events[0]
+	if recorded.Version != "2" || recorded.Instance.ExecutionID == "x1" || cp.executionID != recorded.Instance.ExecutionID ||
+		cp.control[0].msg.Event.Instance != recorded.Instance || cp.control[1].msg.Target != recorded.Instance {
+		t.Errorf("the new execution: %+v; messages to %+v and %+v", recorded, cp.control[0].msg.Event.Instance, cp.control[1].msg.Target)
+	}
+	if !cp.control[0].at.After(before.Add(900*time.Millisecond)) || !cp.control[1].at.IsZero() {
+		t.Errorf("the start is due at %s (decided at %s), the carried event at %s; want the start hidden for the backoff, the event at once",
+			cp.control[0].at, before, cp.control[1].at)
+	}
+	if !inst.unrun || inst.ex != nil || v1.liveStatus(inst) != history.StatusPending {
+		t.Errorf("after the deferral: unrun %v, executor %v, status %s", inst.unrun, inst.ex, v1.liveStatus(inst))
+	}
+
+	// A version-2 worker that loaded the unrun execution runs its first
+	// episode when anything for it arrives.
+	v2 := worker("2")
+	next := &instance{id: "i", loaded: true, start: &recorded, executionID: recorded.Instance.ExecutionID, historyLen: 1, unrun: true}
+	cp = v2.decide(next, v2.plan(next, []*inbound{raisedIn("Other", `"x"`)}, nil))
+	want = summary{From: 0, Row: rowNow, Inputs: 1,
+		Events: []string{"OrchestratorStarted", `ExecutionStarted Upgrade "s+"`, `EventRaised(-1)Other "x"`,
+			`ExecutionCompleted Completed "x"`, "OrchestratorCompleted"},
+		Completion: `ExecutionCompleted Completed "x"`}
+	if got := summarize(cp); !reflect.DeepEqual(got, want) {
+		t.Fatalf("first episode on the version-2 worker\n got %+v\nwant %+v", got, want)
+	}
+	if cp.events[1].Instance != recorded.Instance || cp.events[1].Version != "2" || next.unrun {
+		t.Errorf("first episode: start %+v, unrun %v", cp.events[1], next.unrun)
+	}
+}
