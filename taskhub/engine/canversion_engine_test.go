@@ -73,15 +73,20 @@ func upgrader(worker string, runs *codeRuns) *durable.Orchestrator[string, strin
 
 // canWorker runs one engine of the given version and versioning on storage
 // st, as its own process, with the upgrader; its client's default version
-// is 1, the version instances start at.
-func canWorker(t *testing.T, st *memory.Storage, worker, version string, match engine.VersionMatch, failure engine.VersionFailure, runs *codeRuns) (*engine.Engine, *client.Client, *memory.Backend) {
+// is 1, the version instances start at. wrap, if given, wraps the
+// engine's view of storage.
+func canWorker(t *testing.T, st *memory.Storage, worker, version string, match engine.VersionMatch, failure engine.VersionFailure, runs *codeRuns, wrap ...func(backend.Backend) backend.Backend) (*engine.Engine, *client.Client, *memory.Backend) {
 	t.Helper()
 	be, err := st.Open(memory.Options{HubName: "CANVersionHub"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	var view backend.Backend = be
+	for _, w := range wrap {
+		view = w(view)
+	}
 	h := &hub{t: t, name: be.HubName()}
-	eng, c := h.start(engine.Options{Backend: be, WorkerID: worker, MessageVisibility: 2 * time.Second,
+	eng, c := h.start(engine.Options{Backend: view, WorkerID: worker, MessageVisibility: 2 * time.Second,
 		Version: version, VersionMatch: match, VersionFailure: failure}, upgrader(worker, runs))
 	c.SetDefaultVersion("1")
 	return eng, c, be
@@ -336,5 +341,75 @@ func TestContinueAsNewNewVersionReject(t *testing.T) {
 	}
 	if runs.get("v1", "2") != 0 || runs.get("v2", "1") != 0 || runs.get("v2", "2") == 0 {
 		t.Errorf("code runs %v: want version 1 on v1 only, version 2 on v2 only", &runs)
+	}
+}
+
+// lostRow fails the first Instances-row write of a version-2 execution, as
+// a crash between a checkpoint's history append and its row write leaves
+// it: history holds the new execution, the row the old one.
+type lostRow struct {
+	backend.Backend
+	mu   sync.Mutex
+	lost int
+}
+
+func (l *lostRow) MergeInstance(ctx context.Context, st backend.InstanceState) (string, error) {
+	l.mu.Lock()
+	lose := st.Version == "2" && l.lost == 0
+	if lose {
+		l.lost++
+	}
+	l.mu.Unlock()
+	if lose {
+		return "", errInjected
+	}
+	return l.Backend.MergeInstance(ctx, st)
+}
+
+// TestContinueAsNewNewVersionRowRepaired: when the row write of a
+// rejected continuation is lost, the version-1 worker still brings the
+// row in line with history (the unrun execution, Pending at version 2)
+// while it keeps rejecting the execution, without running its code.
+func TestContinueAsNewNewVersionRowRepaired(t *testing.T) {
+	st := memory.NewStorage(memory.StorageOptions{})
+	var runs codeRuns
+	ctx := context.Background()
+	lost := &lostRow{}
+	eng1, c1, be := canWorker(t, st, "v1", "1", engine.MatchStrict, engine.FailureReject, &runs,
+		func(b backend.Backend) backend.Backend { lost.Backend = b; return lost })
+	id, err := c1.StartNew(ctx, "Upgrader", client.StartOptions{InstanceID: "eternal", Input: "state"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	storedRunning := func() backend.InstanceState {
+		row, err := be.GetInstance(ctx, id, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return row
+	}
+	until(t, "the first execution to run", func() bool { return storedRunning().Status == history.StatusRunning })
+	first := storedRunning().ExecutionID
+	if err := c1.RaiseEvent(ctx, id, "Upgrade", `"now"`); err != nil {
+		t.Fatal(err)
+	}
+	var unrun string
+	until(t, "the unrun execution in history", func() bool {
+		h := storedHistory(t, be, id)
+		unrun = h.ExecutionID
+		return unrun != first && len(h.Events) == 1
+	})
+	until(t, "the row to follow history", func() bool {
+		row := storedRunning()
+		return row.ExecutionID == unrun && row.Status == history.StatusPending && row.Version == "2"
+	})
+	lost.mu.Lock()
+	n := lost.lost
+	lost.mu.Unlock()
+	if n != 1 {
+		t.Errorf("%d row writes lost, want the one injected", n)
+	}
+	if runs.get("v1", "2") != 0 || eng1.Stats().PoisonMessages != 0 {
+		t.Errorf("code runs %v, %d parked messages", &runs, eng1.Stats().PoisonMessages)
 	}
 }

@@ -38,14 +38,15 @@ func (e *Engine) load(ctx context.Context, inst *instance) error {
 	if inst.terminal || inst.start == nil {
 		return nil
 	}
-	if e.checkVersion(inst.start.Version) != nil && e.opts.VersionFailure == FailureReject {
-		// Never replayed here: processBatch gives the messages back.
-		return nil
-	}
 	if len(h.Events) == 1 {
 		// An unrun execution (left so by a ContinueAsNew to a version its
-		// worker rejects): its first episode runs with the next batch.
+		// worker rejects): its first episode runs with the next batch, on
+		// a worker whose version matches.
 		inst.unrun, inst.outstanding = true, map[int32]history.Event{}
+		return nil
+	}
+	if e.checkVersion(inst.start.Version) != nil && e.opts.VersionFailure == FailureReject {
+		// Never replayed here: processBatch gives the messages back.
 		return nil
 	}
 	inst.ex = e.newExecutor(inst, inst.start.Name)

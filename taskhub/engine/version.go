@@ -246,6 +246,14 @@ func (e *Engine) rejectVersion(ctx context.Context, inst *instance, batch []*inb
 	}
 	e.noteRejected(inst.id, mm, delay)
 	e.count(func(s *Stats) { s.VersionRejections += n })
+	if inst.unrun && !inst.terminal {
+		// The row of an unrun execution follows its history here too (no
+		// code runs for that): a crash between the deferral's history and
+		// row writes must not leave the row on the old execution.
+		if err := e.writeRow(ctx, inst, nil, ""); err != nil {
+			e.log.Debug("could not check the Instances row of an unrun execution", "instance", inst.id, "err", err)
+		}
+	}
 	for _, in := range batch {
 		// The dequeue count grows with each delivery, and with it the delay
 		// (up to MessageVisibility): no hot loop, and no parking.
