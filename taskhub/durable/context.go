@@ -48,8 +48,9 @@ func (c *Context) Name() string { return c.name }
 // started: the client's explicit version, else the app's default version
 // (Durable Functions' host.json defaultVersion), else "" (see the README's
 // "Orchestration versioning"). Sub-orchestrations and ContinueAsNew keep it
-// unless a call says otherwise (WithVersion, WithNewVersion). Orchestrators branch on it to
-// keep running old instances on the code paths they started with.
+// unless a call says otherwise (WithVersion, WithNewVersion). Orchestrators
+// branch on it to keep running old instances on the code paths they
+// started with.
 func (c *Context) Version() string { return c.version }
 
 // CurrentTime returns the deterministic current time: the timestamp of the

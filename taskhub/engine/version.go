@@ -289,8 +289,10 @@ func (e *Engine) rejects(v string) *VersionMismatchError {
 // carries over (KeepUnprocessedEvents), sent to the new execution. Like
 // every message of a checkpoint they are sent before history records the
 // execution, so a crash in between leaves only messages of an execution
-// that never was, which are dropped: the old execution's episode runs
-// again from its inputs.
+// that never was: the old execution's episode runs again from its inputs
+// and sends its own; the stray start is dropped (it names no current
+// execution), and a stray carried event is a copy of one sent again,
+// recognised by its sender's timestamp and data.
 func (e *Engine) deferContinuation(inst *instance, cp *checkpoint, carry []history.Event, mm *VersionMismatchError) []history.Event {
 	start := *inst.start
 	inst.unrun = true
