@@ -413,3 +413,85 @@ func TestContinueAsNewNewVersionRowRepaired(t *testing.T) {
 		t.Errorf("code runs %v, %d parked messages", &runs, eng1.Stats().PoisonMessages)
 	}
 }
+
+// lostAppend fails the history append of the first unrun execution, after
+// its checkpoint has sent its messages: what a crash between the two
+// steps leaves behind (messages of an execution history never records).
+type lostAppend struct {
+	backend.Backend
+	mu   sync.Mutex
+	lost int
+}
+
+func (l *lostAppend) AppendHistory(ctx context.Context, id, exec string, from int, events []history.Event, etag string) (string, error) {
+	l.mu.Lock()
+	lose := from == 0 && len(events) == 1 && events[0].Version == "2" && l.lost == 0
+	if lose {
+		l.lost++
+	}
+	l.mu.Unlock()
+	if lose {
+		return "", errInjected
+	}
+	return l.Backend.AppendHistory(ctx, id, exec, from, events, etag)
+}
+
+// TestContinueAsNewNewVersionStrayMessages: when the checkpoint that
+// leaves a new execution unrun sends its start and carried event but
+// fails to record the execution, the old execution's episode runs again
+// and leaves another execution unrun; the version-2 worker then runs that
+// one once, the stray start and the stray copy of the carried event are
+// consumed without a trace, and nothing is duplicated.
+func TestContinueAsNewNewVersionStrayMessages(t *testing.T) {
+	st := memory.NewStorage(memory.StorageOptions{})
+	var runs codeRuns
+	ctx := context.Background()
+	lost := &lostAppend{}
+	eng1, c1, be := canWorker(t, st, "v1", "1", engine.MatchStrict, engine.FailureReject, &runs,
+		func(b backend.Backend) backend.Backend { lost.Backend = b; return lost })
+	id, err := c1.StartNew(ctx, "Upgrader", client.StartOptions{InstanceID: "eternal", Input: "state"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c1.RaiseEvent(ctx, id, "Go", `"carried"`); err != nil {
+		t.Fatal(err)
+	}
+	raisedInHistory(t, be, id, "Go")
+	first := storedHistory(t, be, id).ExecutionID
+	if err := c1.RaiseEvent(ctx, id, "Upgrade", `"now"`); err != nil {
+		t.Fatal(err)
+	}
+	var unrun string
+	until(t, "the unrun execution in history", func() bool {
+		h := storedHistory(t, be, id)
+		unrun = h.ExecutionID
+		return unrun != first && len(h.Events) == 1
+	})
+	lost.mu.Lock()
+	n := lost.lost
+	lost.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("%d appends lost, want the one injected", n)
+	}
+	if err := c1.RaiseEvent(ctx, id, "Late", `"late"`); err != nil {
+		t.Fatal(err)
+	}
+	// The queues hold the start and carried "Go" of the recorded execution,
+	// "Late", the stray copy of "Go" (held by this worker until it stops),
+	// and, unless it arrived while the old execution still ran and was
+	// dropped then, the stray start.
+	until(t, "the messages of both attempts", func() bool { n := queued(be); return n == 4 || n == 5 })
+	stopEngine(t, eng1)
+
+	_, c2, _ := canWorker(t, st, "v2", "2", engine.MatchStrict, engine.FailureReject, &runs)
+	s := wait(t, c2, id)
+	if s.Status != history.StatusCompleted || s.Output != `"version 2: state upgraded, carried, late"` || s.Version != "2" {
+		t.Fatalf("on the version-2 worker: %s %s at version %q", s.Status, s.Output, s.Version)
+	}
+	if h := checkExecution(t, be, id, "2", history.StatusCompleted); h.ExecutionID != unrun {
+		t.Errorf("the version-2 worker ran execution %s, not the recorded %s", h.ExecutionID, unrun)
+	}
+	if runs.get("v1", "2") != 0 || runs.get("v2", "1") != 0 {
+		t.Errorf("code runs %v: want version 1 on v1 only, version 2 on v2 only", &runs)
+	}
+}
