@@ -439,9 +439,10 @@ func (l *lostAppend) AppendHistory(ctx context.Context, id, exec string, from in
 // TestContinueAsNewNewVersionStrayMessages: when the checkpoint that
 // leaves a new execution unrun sends its start and carried event but
 // fails to record the execution, the old execution's episode runs again
-// and leaves another execution unrun; the version-2 worker then runs that
-// one once, the stray start and the stray copy of the carried event are
-// consumed without a trace, and nothing is duplicated.
+// and leaves another execution unrun; the stray start and the stray copy
+// of the carried event are given back and consumed without a trace, the
+// version-2 worker then runs the recorded execution once, and nothing is
+// duplicated.
 func TestContinueAsNewNewVersionStrayMessages(t *testing.T) {
 	st := memory.NewStorage(memory.StorageOptions{})
 	var runs codeRuns
@@ -476,11 +477,13 @@ func TestContinueAsNewNewVersionStrayMessages(t *testing.T) {
 	if err := c1.RaiseEvent(ctx, id, "Late", `"late"`); err != nil {
 		t.Fatal(err)
 	}
-	// The queues hold the start and carried "Go" of the recorded execution,
-	// "Late", the stray copy of "Go" (held by this worker until it stops),
-	// and, unless it arrived while the old execution still ran and was
-	// dropped then, the stray start.
-	until(t, "the messages of both attempts", func() bool { n := queued(be); return n == 4 || n == 5 })
+	// The queues hold the start and carried "Go" of the recorded execution
+	// and "Late", rejected by this worker until a version-2 one runs them.
+	// The failed attempt's start and its copy of "Go" were given back to
+	// their queue when the attempt was abandoned (not held until the
+	// worker stops), and dropped on arrival: they belong to an execution
+	// history never recorded.
+	until(t, "only the recorded execution's messages", func() bool { return queued(be) == 3 })
 	stopEngine(t, eng1)
 
 	_, c2, _ := canWorker(t, st, "v2", "2", engine.MatchStrict, engine.FailureReject, &runs)

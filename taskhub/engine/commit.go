@@ -361,6 +361,7 @@ func (e *Engine) handOver(cp *checkpoint) {
 // abandon gives up a checkpoint before its history is durable.
 func (e *Engine) abandon(ctx context.Context, inst *instance, cp *checkpoint, what string, err error) {
 	e.unreserve(cp)
+	e.releaseSent(ctx, cp)
 	if cp.oldAnchor != nil {
 		inst.anchor, cp.oldAnchor = cp.oldAnchor, nil // released with the rest
 	}
@@ -369,6 +370,23 @@ func (e *Engine) abandon(ctx context.Context, inst *instance, cp *checkpoint, wh
 		return
 	}
 	e.abandonEpisode(ctx, inst, cp, what, err)
+}
+
+// releaseSent gives back, visible at once, the control messages an
+// abandoned checkpoint sent hidden to be handed over in memory after its
+// commit (a child's start, a timer due now, a parent's notice for a
+// partition this worker owns). They are durable already; held, they would
+// stay hidden until the process stops. Back in their queue they are
+// received like any message: the retried episode sends them again, and
+// the receiver drops the second copy as a duplicate.
+func (e *Engine) releaseSent(ctx context.Context, cp *checkpoint) {
+	for i := range cp.control {
+		c := &cp.control[i]
+		if c.handOver && c.held != nil {
+			e.held.release(ctx, c.held, 0)
+		}
+		c.handOver, c.held = false, nil
+	}
 }
 
 // discard drops a checkpoint decided on state that a failed commit has
