@@ -478,12 +478,12 @@ func TestContinueAsNewNewVersionStrayMessages(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The queues hold the start and carried "Go" of the recorded execution
-	// and "Late", rejected by this worker until a version-2 one runs them.
-	// The failed attempt's start and its copy of "Go" were given back to
-	// their queue when the attempt was abandoned (not held until the
-	// worker stops), and dropped on arrival: they belong to an execution
-	// history never recorded.
-	until(t, "only the recorded execution's messages", func() bool { return queued(be) == 3 })
+	// and "Late", rejected by this worker until a version-2 one runs them,
+	// and perhaps still the failed attempt's start and its copy of "Go":
+	// given back to their queue when the attempt was abandoned (not held
+	// until the worker stops), they are dropped on arrival or, when they
+	// arrive for the recorded execution's instance first, rejected with it.
+	until(t, "the messages of both attempts", func() bool { n := queued(be); return n >= 3 && n <= 5 })
 	stopEngine(t, eng1)
 
 	_, c2, _ := canWorker(t, st, "v2", "2", engine.MatchStrict, engine.FailureReject, &runs)
@@ -497,4 +497,5 @@ func TestContinueAsNewNewVersionStrayMessages(t *testing.T) {
 	if runs.get("v1", "2") != 0 || runs.get("v2", "1") != 0 {
 		t.Errorf("code runs %v: want version 1 on v1 only, version 2 on v2 only", &runs)
 	}
+	until(t, "the queues drained", func() bool { return queued(be) == 0 })
 }
