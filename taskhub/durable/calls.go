@@ -219,7 +219,7 @@ func (c *Context) withTimeout(a *task, d time.Duration) *task {
 	a.onDone = append(a.onDone, func() {
 		timer.Cancel()
 		var tf *TaskFailedError
-		if errors.As(a.err, &tf) && tf.Failure.ErrorType == timeoutErrorType {
+		if errors.As(a.err, &tf) && replay.IsDeadlineFailure(&tf.Failure) {
 			c.ex.completeTask(out, "", timeout())
 			return
 		}

@@ -34,7 +34,9 @@ func TestWithTimeoutSchedulesTheCallAndATimer(t *testing.T) {
 }
 
 func TestWithTimeout(t *testing.T) {
-	deadlineFailure := history.FailureDetails{ErrorType: "TimeoutError", ErrorMessage: `activity "Slow" (task 0) was cancelled at its deadline`}
+	slow := history.NewEvent(history.TaskScheduled, t0)
+	slow.Name, slow.EventID = "Slow", 0
+	deadlineFailure := *replay.CancelledAtDeadline(slow, t0.Add(10*time.Second), nil)
 	tests := []struct {
 		name     string
 		episodes [][]history.Event
@@ -206,5 +208,24 @@ func TestWithTimeoutRejectsANegativeDuration(t *testing.T) {
 	actions := d.run(start(t0, "Bad", ""))
 	if got == nil || got.Error() != "durable: WithTimeout needs a positive duration, got -1s" || len(actions) != 1 || actions[0].Status != history.StatusFailed {
 		t.Fatalf("Await error %v, actions %v", got, describeActions(actions))
+	}
+}
+
+// TestWithTimeoutIgnoresTheActivitysOwnTimeoutErrors: a failure of the
+// activity's own code that happens to have the type TimeoutError (it timed
+// out calling something else) is the call's failure, a *TaskFailedError
+// carrying it, not the call's *TimeoutError; only the worker's deadline
+// failure, marked with the deadline, counts as the call's timeout.
+// (errors.Is(err, ErrTimeout) holds for both: it matches by type.)
+func TestWithTimeoutIgnoresTheActivitysOwnTimeoutErrors(t *testing.T) {
+	var got error
+	own := history.FailureDetails{ErrorType: "TimeoutError", ErrorMessage: "the upstream service did not answer in 5s"}
+	c := assertReplayDeterministic(t, callTimeoutOrch(&got),
+		start(t0, "Timeout", ""),
+		ep(t0.Add(5*time.Second), evFailed(0, own)))
+	var tf *TaskFailedError
+	var te *TimeoutError
+	if !errors.As(got, &tf) || errors.As(got, &te) || tf.Failure.ErrorMessage != own.ErrorMessage {
+		t.Fatalf("completion %v, Await error %v: want the activity's own failure", describeActions([]history.Event{*c}), got)
 	}
 }

@@ -240,9 +240,23 @@ func CancelledAtDeadline(ev history.Event, deadline time.Time, cause *history.Fa
 // deadlineFailure is the failure of an activity stopped by the deadline of
 // a call made WithTimeout: of type TimeoutError, which the orchestrator
 // reports as the call's *durable.TimeoutError.
+// It carries the deadline as the property DeadlineTag, which tells it from
+// a failure of the activity's own code that happens to have the same type.
 func deadlineFailure(ev history.Event, deadline time.Time, what string, cause *history.FailureDetails) *history.FailureDetails {
 	return &history.FailureDetails{ErrorType: "TimeoutError", InnerFailure: cause,
-		ErrorMessage: fmt.Sprintf("activity %q (task %d) %s (%s)", ev.Name, ev.EventID, what, FormatDeadline(deadline))}
+		ErrorMessage: fmt.Sprintf("activity %q (task %d) %s (%s)", ev.Name, ev.EventID, what, FormatDeadline(deadline)),
+		Properties:   map[string]any{DeadlineTag: FormatDeadline(deadline)}}
+}
+
+// IsDeadlineFailure reports whether fd is the failure a worker records for
+// an activity stopped by its call's deadline (ActivityDeadline,
+// CancelledAtDeadline).
+func IsDeadlineFailure(fd *history.FailureDetails) bool {
+	if fd == nil || fd.ErrorType != "TimeoutError" {
+		return false
+	}
+	_, ok := fd.Properties[DeadlineTag].(string)
+	return ok
 }
 
 // ParentNotice is the event, stamped at, that tells a parent how its child
