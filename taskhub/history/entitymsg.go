@@ -21,6 +21,7 @@ package history
 // on reading, so both readers see the same entity.
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -165,7 +166,7 @@ func (r EntityRequest) MarshalJSON() ([]byte, error) {
 		d := netTime(r.Due)
 		w.Due = &d
 	}
-	return json.Marshal(w)
+	return marshalJSON(w)
 }
 
 // UnmarshalJSON reads a RequestMessage of Durable Task or of the Durable
@@ -251,7 +252,7 @@ func (r EntityResponse) MarshalJSON() ([]byte, error) {
 	if r.Result != "" {
 		w.Result = &r.Result
 	}
-	return json.Marshal(w)
+	return marshalJSON(w)
 }
 
 // UnmarshalJSON reads a ResponseMessage; every field may be absent.
@@ -280,7 +281,7 @@ type entityReleaseJSON struct {
 // MarshalJSON writes r as Durable Task's ReleaseMessage (both members always,
 // null when empty).
 func (r EntityRelease) MarshalJSON() ([]byte, error) {
-	return json.Marshal(entityReleaseJSON{Parent: nonEmpty(r.ParentInstanceID), ID: nonEmpty(r.ID)})
+	return marshalJSON(entityReleaseJSON{Parent: nonEmpty(r.ParentInstanceID), ID: nonEmpty(r.ID)})
 }
 
 // UnmarshalJSON reads a ReleaseMessage; absent members are empty.
@@ -343,7 +344,7 @@ func (s EntitySchedulerState) MarshalJSON() ([]byte, error) {
 	if len(w.Queue) == 0 {
 		w.Queue = nil
 	}
-	return json.Marshal(w)
+	return marshalJSON(w)
 }
 
 // UnmarshalJSON reads a scheduler state of Durable Task or of the Durable
@@ -400,7 +401,7 @@ func (m MessageSorter) MarshalJSON() ([]byte, error) {
 			w.LastSentToInstance[k] = netTime(v)
 		}
 	}
-	return json.Marshal(w)
+	return marshalJSON(w)
 }
 
 // UnmarshalJSON reads a MessageSorter; every member may be absent.
@@ -433,7 +434,7 @@ type receiveBufferJSON struct {
 
 // MarshalJSON writes b as Durable Task's MessageSorter.ReceiveBuffer.
 func (b ReceiveBuffer) MarshalJSON() ([]byte, error) {
-	return json.Marshal(receiveBufferJSON{Last: netTime(b.Last), ExecutionID: b.ExecutionID, Buffered: b.Buffered})
+	return marshalJSON(receiveBufferJSON{Last: netTime(b.Last), ExecutionID: b.ExecutionID, Buffered: b.Buffered})
 }
 
 // UnmarshalJSON reads a ReceiveBuffer; every member may be absent.
@@ -515,7 +516,7 @@ func NewEntityContinueEvent(ts time.Time) Event {
 }
 
 func newEntityEvent(name string, v any, ts time.Time) (Event, error) {
-	b, err := json.Marshal(v)
+	b, err := marshalJSON(v)
 	if err != nil {
 		return Event{}, fmt.Errorf("history: entity message %q: %w", name, err)
 	}
@@ -575,7 +576,7 @@ func decodeEntityEvent(e Event, want EntityMessageKind, v any) error {
 type netTime time.Time
 
 func (t netTime) MarshalJSON() ([]byte, error) {
-	return json.Marshal(formatNetTime(time.Time(t)))
+	return marshalJSON(formatNetTime(time.Time(t)))
 }
 
 func (t *netTime) UnmarshalJSON(b []byte) error {
@@ -607,6 +608,18 @@ func parseNetTime(s string) (time.Time, error) {
 		}
 	}
 	return time.Time{}, fmt.Errorf("history: %q is not an ISO 8601 time", s)
+}
+
+// marshalJSON is json.Marshal without HTML escaping: Newtonsoft writes '<',
+// '>' and '&' as they are, and so must we for the JSON to be the same text.
+func marshalJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
 }
 
 func nonZeroTime(t time.Time) *netTime {
