@@ -461,6 +461,20 @@ type EntityStatus struct {
 	CurrentOperation json.RawMessage `json:"currentOperation,omitempty"`
 }
 
+// MarshalJSON writes s as Durable Task's EntityStatus, without HTML
+// escaping (as Newtonsoft writes it).
+func (s EntityStatus) MarshalJSON() ([]byte, error) {
+	type plain EntityStatus // without this method
+	return marshalJSON(plain(s))
+}
+
+// Encode returns the custom status text of s. (json.Marshal would escape
+// '<', '>' and '&', which Durable Task does not.)
+func (s EntityStatus) Encode() (string, error) {
+	b, err := marshalJSON(s)
+	return string(b), err
+}
+
 // ParseEntityStatus reads an entity's custom status.
 func ParseEntityStatus(customStatus string) (EntityStatus, error) {
 	var s EntityStatus
@@ -468,6 +482,16 @@ func ParseEntityStatus(customStatus string) (EntityStatus, error) {
 		return EntityStatus{}, fmt.Errorf("history: entity status %.80q: %w", customStatus, err)
 	}
 	return s, nil
+}
+
+// Encode returns the text of s for an ExecutionStarted Input, as Durable
+// Task writes it (without json.Marshal's HTML escaping).
+func (s EntitySchedulerState) Encode() (string, error) {
+	b, err := marshalJSON(s)
+	if err != nil {
+		return "", fmt.Errorf("history: entity scheduler state: %w", err)
+	}
+	return string(b), nil
 }
 
 // ParseEntitySchedulerState reads the scheduler state an entity's

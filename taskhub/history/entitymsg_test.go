@@ -198,7 +198,7 @@ func TestEntitySchedulerStateGoldenJSON(t *testing.T) {
 		json  string
 	}{
 		{"new", EntitySchedulerState{}, `{"sorter":{}}`},
-		{"with state", EntitySchedulerState{State: `{"value":3}`}, `{"exists":true,"state":"{\"value\":3}","sorter":{}}`},
+		{"with state", EntitySchedulerState{State: `{"v":"<&>"}`}, `{"exists":true,"state":"{\"v\":\"<&>\"}","sorter":{}}`},
 		{
 			"locked with a queue and a sorter",
 			EntitySchedulerState{
@@ -216,14 +216,14 @@ func TestEntitySchedulerStateGoldenJSON(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := marshalJSON(tc.state)
+			got, err := tc.state.Encode()
 			if err != nil {
 				t.Fatal(err)
 			}
-			if string(got) != tc.json {
+			if got != tc.json {
 				t.Errorf("\n got %s\nwant %s", got, tc.json)
 			}
-			back, err := ParseEntitySchedulerState(string(got))
+			back, err := ParseEntitySchedulerState(got)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -270,16 +270,16 @@ func TestEntityStatusJSON(t *testing.T) {
 	}{
 		{EntitySchedulerState{}, `{}`},
 		{EntitySchedulerState{State: "1"}, `{"entityExists":true}`},
-		{EntitySchedulerState{Queue: make([]EntityRequest, 2), LockedBy: "transfer1"}, `{"queueSize":2,"lockedBy":"transfer1"}`},
+		{EntitySchedulerState{Queue: make([]EntityRequest, 2), LockedBy: "a&b"}, `{"queueSize":2,"lockedBy":"a&b"}`},
 	} {
-		got, err := json.Marshal(tc.state.Status())
+		got, err := tc.state.Status().Encode()
 		if err != nil {
 			t.Fatal(err)
 		}
-		if string(got) != tc.json {
+		if got != tc.json {
 			t.Errorf("status of %+v = %s, want %s", tc.state, got, tc.json)
 		}
-		back, err := ParseEntityStatus(string(got))
+		back, err := ParseEntityStatus(got)
 		if err != nil || !reflect.DeepEqual(back, tc.state.Status()) {
 			t.Errorf("ParseEntityStatus(%s) = %+v, %v", got, back, err)
 		}
