@@ -13,6 +13,22 @@
 //		...
 //	})
 //
+// Durable entities are small stateful objects addressed by an EntityID
+// (name and key) that run operations one at a time and keep a typed state:
+//
+//	var Counter = durable.NewEntity("Counter", durable.Operations[int]{
+//		"add": durable.Op(func(ctx *durable.EntityContext[int], n int) error {
+//			ctx.SetState(ctx.State() + n)
+//			return nil
+//		}),
+//	})
+//
+// The engine hands an entity a batch of operations (through
+// taskhub/internal/replay); an operation that fails, by an error or a
+// panic, leaves the state as it was and sends nothing, and the batch goes
+// on. The new state, the results and what the successful operations sent
+// are committed together.
+//
 // The replay core (an unexported executor, which the engine drives through
 // taskhub/internal/replay) runs an orchestrator as a coroutine against its
 // history: each Await that cannot be satisfied from history parks the

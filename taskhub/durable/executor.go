@@ -511,14 +511,22 @@ func (e *executor) resume() {
 	<-e.yieldCh
 }
 
-// PanicError reports a panic in orchestrator code.
+// PanicError reports a panic in orchestrator or entity code.
 type PanicError struct {
+	// Kind names the code that panicked ("" = the orchestrator).
+	Kind  string
 	Value string
 	Stack string
 }
 
 // Error implements error.
-func (e *PanicError) Error() string { return "orchestrator panicked: " + e.Value }
+func (e *PanicError) Error() string {
+	kind := e.Kind
+	if kind == "" {
+		kind = "orchestrator"
+	}
+	return kind + " panicked: " + e.Value
+}
 
 // ErrorType implements the ErrorType convention.
 func (e *PanicError) ErrorType() string { return "panic" }

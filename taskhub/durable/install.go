@@ -28,6 +28,9 @@ func init() {
 		Activity: func(reg any, name string) (replay.ActivityFunc, bool) {
 			return registryOf(reg).activity(name)
 		},
+		Entity: func(reg any, name string) (replay.EntityFunc, bool) {
+			return registryOf(reg).entity(name)
+		},
 		Failing: func(err error) replay.Orchestrator {
 			return orchestratorFunc(func(*Context) (string, error) { return "", err }).executors()
 		},

@@ -19,7 +19,8 @@ type orchestratorFunc func(ctx *Context) (string, error)
 // takes and returns JSON text ("" for null).
 type activityFunc = replay.ActivityFunc
 
-// Definition is a named orchestrator or activity that can be registered.
+// Definition is a named orchestrator, activity or entity that can be
+// registered.
 type Definition interface {
 	// Name is the function name used in history and on the wire.
 	Name() string
@@ -31,7 +32,8 @@ type Registry struct {
 	mu            sync.RWMutex
 	orchestrators map[string]orchestratorFunc
 	activities    map[string]activityFunc
-	httpPoll      time.Duration // see SetHTTPPollInterval
+	entities      map[string]registeredEntity // by lowercased name
+	httpPoll      time.Duration               // see SetHTTPPollInterval
 }
 
 // NewRegistry returns an empty registry.
@@ -39,7 +41,8 @@ func NewRegistry() *Registry {
 	return &Registry{orchestrators: map[string]orchestratorFunc{}, activities: map[string]activityFunc{}}
 }
 
-// Add registers definitions. A name registered twice is an error.
+// Add registers definitions. A name registered twice is an error (entity
+// names are case-insensitive: "Counter" and "counter" are one name).
 func (r *Registry) Add(defs ...Definition) error {
 	for _, d := range defs {
 		if d.Name() == "" {
@@ -105,6 +108,18 @@ func (r *Registry) activity(name string) (activityFunc, bool) {
 	defer r.mu.RUnlock()
 	fn, ok := r.activities[name]
 	return fn, ok
+}
+
+// EntityNames lists the registered entities' names (lowercased), sorted.
+func (r *Registry) EntityNames() []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	names := make([]string, 0, len(r.entities))
+	for n := range r.entities {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
 }
 
 // OrchestratorNames lists the registered orchestrators, sorted.
@@ -189,13 +204,18 @@ func (a *Activity[In, Out]) Call(ctx *Context, input In, opts ...CallOption) *Ta
 // InputError reports an input that does not fit the function's input type.
 type InputError struct {
 	Function string
-	Kind     string // "orchestrator" or "activity"
-	Type     string
-	Err      error
+	Kind     string // "orchestrator", "activity" or "entity"
+	// Operation is the entity operation whose input it was (Kind "entity").
+	Operation string
+	Type      string
+	Err       error
 }
 
 // Error implements error.
 func (e *InputError) Error() string {
+	if e.Kind == "entity" {
+		return fmt.Sprintf("entity %q operation %q: input does not fit type %s: %v", e.Function, e.Operation, e.Type, e.Err)
+	}
 	return fmt.Sprintf("%s %q: input does not fit type %s: %v", e.Kind, e.Function, e.Type, e.Err)
 }
 

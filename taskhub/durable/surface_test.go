@@ -23,6 +23,8 @@ var engineHooks = []string{
 	"WithActivityInfo", "FailureFromError",
 	"Registry.AddOrchestratorFunc", "Registry.AddActivityFunc",
 	"Registry.Orchestrator", "Registry.Activity",
+	"EntityFunc", "EntityBatch", "EntityBatchResult", "EntityAction", "EntityRequest", "LookupEntity",
+	"Registry.Entity", "Entity.ExecuteBatch",
 }
 
 // publicSurface returns what godoc shows of a package given as parsed
@@ -181,7 +183,11 @@ func TestPublicSurface(t *testing.T) {
 	}
 	// The user API is all there: the check read the package.
 	for _, want := range []string{"NewOrchestrator", "NewActivity", "NewRegistry", "Registry.Add",
-		"Registry.OrchestratorNames", "Context.Sleep", "ActivityInfoFrom", "TaskFailedError", "ErrCanceled"} {
+		"Registry.OrchestratorNames", "Context.Sleep", "ActivityInfoFrom", "TaskFailedError", "ErrCanceled",
+		"NewEntity", "NewEntityFunc", "Op", "OpResult", "Operations", "EntityID", "NewEntityID", "Registry.EntityNames",
+		"EntityContext.State", "EntityContext.SetState", "EntityContext.DeleteState", "EntityContext.Return",
+		"EntityContext.SignalEntity", "EntityContext.SignalEntityAt", "EntityContext.StartOrchestration",
+		"UnknownOperationError", "EntityStateError"} {
 		if !slices.Contains(names, want) {
 			t.Errorf("the public surface lacks %s; it has %q", want, names)
 		}

@@ -103,6 +103,8 @@ type Hooks struct {
 	Orchestrator func(reg any, name string) (Orchestrator, bool)
 	// Activity returns the activity registered in reg under name.
 	Activity func(reg any, name string) (ActivityFunc, bool)
+	// Entity returns the entity registered in reg under name (any case).
+	Entity func(reg any, name string) (EntityFunc, bool)
 	// Failing returns an orchestrator whose code fails with err at once.
 	Failing func(err error) Orchestrator
 	// FailureFromError converts an error of user code into failure details.
