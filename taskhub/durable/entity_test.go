@@ -80,7 +80,9 @@ func counterRegistry(t *testing.T) *Registry {
 }
 
 // call and signal build requests; the request ID is the position.
-func call(op, input string) replay.EntityRequest { return replay.EntityRequest{Operation: op, Input: input} }
+func call(op, input string) replay.EntityRequest {
+	return replay.EntityRequest{Operation: op, Input: input}
+}
 func signal(op, input string) replay.EntityRequest {
 	return replay.EntityRequest{Operation: op, Input: input, IsSignal: true}
 }
