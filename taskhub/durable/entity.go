@@ -168,7 +168,8 @@ type EntityContext[S any] struct {
 	id       EntityID
 	def      *Entity[S]
 	req      replay.EntityRequest
-	index    int // the request's position in the batch
+	index    int          // the request's position in the batch
+	base     *slog.Logger // the batch's logger; Logger adds the entity and operation
 	logger   *slog.Logger
 	stateIn  string // the state before the operation (JSON), if hadState
 	hadState bool
@@ -193,7 +194,12 @@ func (c *EntityContext[S]) Operation() string { return c.req.Operation }
 func (c *EntityContext[S]) Context() context.Context { return c.ctx }
 
 // Logger returns a logger carrying the entity's ID and the operation.
-func (c *EntityContext[S]) Logger() *slog.Logger { return c.logger }
+func (c *EntityContext[S]) Logger() *slog.Logger {
+	if c.logger == nil {
+		c.logger = c.base.With("entity", c.id.String(), "operation", c.req.Operation)
+	}
+	return c.logger
+}
 
 // Input decodes the operation's input (JSON) into v, a pointer; without
 // input v is left unchanged. An input that does not fit v is an

@@ -27,7 +27,7 @@ func (e *Entity[S]) executeBatch(ctx context.Context, b replay.EntityBatch) repl
 	}
 	for i, req := range b.Requests {
 		c := &EntityContext[S]{ctx: ctx, id: b.ID, def: e, req: req, index: i,
-			logger:  base.With("entity", b.ID.String(), "operation", req.Operation),
+			base:    base,
 			stateIn: out.State, hadState: out.HasState, exists: out.HasState}
 		res := replay.EntityOperationResult{RequestID: req.RequestID, IsSignal: req.IsSignal}
 		state, has, err := c.run()
