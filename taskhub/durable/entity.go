@@ -117,8 +117,8 @@ func (e *Entity[S]) Name() string { return e.name }
 func (e *Entity[S]) ID(key string) EntityID { return NewEntityID(e.name, key) }
 
 func (e *Entity[S]) register(r *Registry) error {
-	if strings.Contains(e.name, "@") {
-		return fmt.Errorf("durable: entity name %q contains '@', which separates name and key in an entity's instance ID", e.name)
+	if err := history.NewEntityID(e.name, "key").Validate(); err != nil { // the key is valid: the name is not
+		return fmt.Errorf("durable: entity name %q cannot be registered: %w", e.name, err)
 	}
 	if e.ops == nil && e.fn == nil {
 		return fmt.Errorf("durable: entity %q has no code", e.name)
@@ -280,7 +280,8 @@ func (c *EntityContext[S]) SignalEntityAt(id EntityID, op string, input any, at 
 }
 
 func (c *EntityContext[S]) signal(id EntityID, op string, input any, at time.Time) {
-	if err := checkEntityID(id); err != nil {
+	id = history.NewEntityID(id.Name, id.Key)
+	if err := id.Validate(); err != nil {
 		c.failures = append(c.failures, fmt.Errorf("durable: %s operation %q: signal %q: %w", c.id, c.req.Operation, op, err))
 		return
 	}
@@ -290,7 +291,7 @@ func (c *EntityContext[S]) signal(id EntityID, op string, input any, at time.Tim
 		return
 	}
 	c.actions = append(c.actions, replay.EntityAction{Kind: replay.EntitySignal, Request: c.index, Input: in,
-		Target: history.NewEntityID(id.Name, id.Key), Operation: op, RequestID: c.nextID(), ScheduledTime: at})
+		Target: id, Operation: op, RequestID: c.nextID(), ScheduledTime: at})
 }
 
 // StartOrchestration starts a new instance of the orchestrator name with
@@ -346,17 +347,6 @@ func (c *EntityContext[S]) fresh() S {
 	}
 	var zero S
 	return zero
-}
-
-// checkEntityID reports what makes id unusable as a target.
-func checkEntityID(id EntityID) error {
-	switch {
-	case id.Name == "":
-		return fmt.Errorf("entity ID %s has no name", id)
-	case strings.Contains(id.Name, "@"):
-		return fmt.Errorf("entity name %q contains '@'", id.Name)
-	}
-	return nil
 }
 
 // UnknownOperationError reports an operation that the entity does not

@@ -65,6 +65,11 @@ func newCounter() *Entity[int] {
 			ctx.SignalEntityAt(ctx.ID(), "add", n, scheduledAt)
 			return nil
 		}),
+		"badTarget": Op(func(ctx *EntityContext[int], key string) error {
+			ctx.SetState(100)
+			ctx.SignalEntity(NewEntityID("Counter", key), "add", 1)
+			return nil
+		}),
 		"badSignal": Op(func(ctx *EntityContext[int], _ struct{}) error {
 			ctx.SetState(100)
 			ctx.SignalEntity(NewEntityID("Counter", "other"), "add", make(chan int))
@@ -170,6 +175,10 @@ func TestEntityBatch(t *testing.T) {
 			[]replay.EntityRequest{call("get", ""), call("add", "1"), signal("reset", ""), call("get", "")},
 			[]string{`!EntityStateError: entity @counter@c: stored state does not fit type int: json: cannot unmarshal string`,
 				`!EntityStateError: entity @counter@c: stored state does not fit type int`, "=", "=0"}, ptr("0")},
+		{"a signal to an invalid entity ID fails the operation", ptr("1"),
+			[]replay.EntityRequest{call("badTarget", `""`), call("badTarget", `"a/b"`), call("get", "")},
+			[]string{`!Error: durable: @counter@c operation "badTarget": signal "add": history: invalid entity ID "@counter@": the entity key is empty`,
+				`!Error: durable: @counter@c operation "badTarget": signal "add": history: invalid entity ID "@counter@a/b": the entity key may not contain '/' (at byte 1)`, "=1"}, ptr("1")},
 		{"an unencodable signal input fails the operation", ptr("1"),
 			[]replay.EntityRequest{call("badSignal", ""), call("get", "")},
 			[]string{`!json.UnsupportedTypeError: durable: @counter@c operation "badSignal": input of the signal "add" to @counter@other: durable: cannot encode chan int as JSON`, "=1"}, ptr("1")},
@@ -410,7 +419,7 @@ func TestEntityRegistry(t *testing.T) {
 		{"an activity of the same name is no clash", []Definition{NewEntity("Counter", noop),
 			NewActivity("Counter", func(context.Context, int) (int, error) { return 0, nil })}, "", []string{"counter"}},
 		{"empty name", []Definition{NewEntity("", noop)}, "durable: cannot register a function with an empty name", []string{}},
-		{"@ in the name", []Definition{NewEntity("a@b", noop)}, `durable: entity name "a@b" contains '@'`, []string{}},
+		{"@ in the name", []Definition{NewEntity("a@b", noop)}, `durable: entity name "a@b" cannot be registered: history: invalid entity ID "@a@b@key": the entity name may not contain '@' (at byte 1)`, []string{}},
 		{"operations that differ in case", []Definition{NewEntity("E", Operations[int]{"add": noop["x"], "Add": noop["x"]})},
 			`durable: entity "E" defines operation`, []string{}},
 		{"no code", []Definition{NewEntityFunc[int]("E", nil)}, `durable: entity "E" has no code`, []string{}},
