@@ -197,7 +197,11 @@ func (e *Engine) commit(ctx context.Context, inst *instance, cp *checkpoint) boo
 	}
 	for _, in := range cp.inputs {
 		if h := in.ack; h != nil {
-			e.background(func(ctx context.Context) { e.held.remove(ctx, h) })
+			e.background(func(ctx context.Context) {
+				if e.held.removeOK(ctx, h) && cp.deleted != nil {
+					cp.deleted(in)
+				}
+			})
 		}
 	}
 	if cp.completion != nil {

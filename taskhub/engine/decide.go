@@ -48,6 +48,9 @@ type checkpoint struct {
 	// first of them was decided.
 	episodes int
 	opened   time.Time
+	// deleted, if set, is told of each input whose queue copy the commit
+	// deleted (an entity forgets the request's ID then).
+	deleted func(in *inbound)
 }
 
 // rowChange says when a checkpoint's Instances row is written.

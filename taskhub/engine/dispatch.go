@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/go-durable/durablefunctions/taskhub/backend"
+	"github.com/go-durable/durablefunctions/taskhub/history"
 )
 
 // maxMemoryDeferrals is how often an out-of-order event is put back in
@@ -179,6 +180,28 @@ func (e *Engine) processBatch(inst *instance, batch []*inbound) {
 	if inst.reload {
 		inst.reload = false
 		inst.forget()
+	}
+	if history.IsEntityInstanceID(inst.id) {
+		if id, fn, ok := e.entityOf(inst.id); ok {
+			if !inst.loaded {
+				if onlyFlush(batch) {
+					return
+				}
+				if err := e.load(ctx, inst); err != nil {
+					e.log.Warn("could not load entity history; will retry", "entity", inst.id, "err", err)
+					for _, in := range batch {
+						e.retryLater(ctx, in, e.poisonBackoff(in.dequeueCount))
+					}
+					return
+				}
+			}
+			e.processEntity(ctx, inst, batch, id, fn)
+			return
+		}
+		if _, ok := history.ParseEntityID(inst.id); ok {
+			e.keepUnregisteredEntity(ctx, inst, batch)
+			return
+		}
 	}
 	if !inst.loaded {
 		if onlyFlush(batch) {

@@ -203,6 +203,9 @@ type Engine struct {
 	leaseLost    bool // the app lease went to another app: no partition work
 	statistics   Stats
 	rejected     map[string]string // instance → version whose rejection was logged
+	// unknownEntities are the entity instances whose messages were kept
+	// because this app does not define them (logged once each).
+	unknownEntities sync.Map
 }
 
 // startState is what Ready reports while Start is retrying.

@@ -63,14 +63,21 @@ func (s *heldSet) finish(h *held, f func(r backend.Receipt)) {
 }
 
 // remove deletes the message from its queue: its effect is durable.
-func (s *heldSet) remove(ctx context.Context, h *held) {
+func (s *heldSet) remove(ctx context.Context, h *held) { s.removeOK(ctx, h) }
+
+// removeOK is remove, reporting whether this call deleted the message.
+func (s *heldSet) removeOK(ctx context.Context, h *held) bool {
+	ok := false
 	s.finish(h, func(r backend.Receipt) {
 		if err := s.e.be.DeleteMessage(ctx, r); err != nil {
 			// The message will reappear and be recognised as a duplicate.
 			s.e.log.Warn("could not delete a processed message; it will be redelivered and ignored",
 				"queue", r.Queue, "message", r.MessageID, "err", err)
+			return
 		}
+		ok = true
 	})
+	return ok
 }
 
 // release makes the message visible again after delay (0 = at once), for

@@ -136,6 +136,11 @@ type instance struct {
 	// timer the code cancels (or leaves behind when it completes) is
 	// deleted from the queue instead of waiting there until it is due.
 	timers map[int32]backend.Receipt
+	// entityLoaded is when this worker loaded the entity's state (zero:
+	// not an entity, or not loaded); entityDone are the applied requests
+	// whose queue copies are confirmed deleted. See processEntity.
+	entityLoaded time.Time
+	entityDone   entityConfirmations
 	// status is the Instances row that committed history implies, for
 	// status queries answered from memory; nil = ask storage.
 	status atomic.Pointer[backend.InstanceState]
@@ -160,6 +165,7 @@ func (inst *instance) forget() {
 	inst.events = nil
 	inst.row, inst.rowDirty, inst.completion = nil, false, nil
 	inst.unrun = false
+	inst.entityLoaded = time.Time{}
 	inst.outstanding = nil
 	inst.window, inst.committing = nil, nil
 	inst.status.Store(nil)

@@ -35,8 +35,8 @@ func (e *Engine) load(ctx context.Context, inst *instance) error {
 			inst.completion = &ev
 		}
 	}
-	if inst.terminal || inst.start == nil {
-		return nil
+	if _, _, entity := e.entityOf(inst.id); entity || inst.terminal || inst.start == nil {
+		return nil // an entity's state is its ExecutionStarted input: nothing to replay
 	}
 	if len(h.Events) == 1 {
 		// An unrun execution (left so by a ContinueAsNew to a version its

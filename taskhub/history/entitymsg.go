@@ -306,6 +306,12 @@ type EntitySchedulerState struct {
 	LockedBy  string          // "lockedBy": the orchestration holding the lock
 	Suspended bool            // "suspended": work is left for a "continue" message
 	Sorter    MessageSorter   // "sorter"
+	// Applied is our own addition ("applied", written only when not
+	// empty; Durable Task ignores it): the IDs of requests the entity has
+	// applied whose queue messages may still exist (their delete is not
+	// confirmed), with the time each was applied, so that a redelivered
+	// copy is dropped instead of applied twice.
+	Applied map[string]time.Time
 }
 
 // Exists reports whether the entity has state.
@@ -324,12 +330,13 @@ func (s *EntitySchedulerState) Status() EntityStatus {
 }
 
 type schedulerStateJSON struct {
-	Exists    bool            `json:"exists,omitempty"`
-	State     *string         `json:"state,omitempty"`
-	Queue     []EntityRequest `json:"queue,omitempty"`
-	LockedBy  string          `json:"lockedBy,omitempty"`
-	Suspended bool            `json:"suspended,omitempty"`
-	Sorter    *MessageSorter  `json:"sorter,omitempty"`
+	Exists    bool               `json:"exists,omitempty"`
+	State     *string            `json:"state,omitempty"`
+	Queue     []EntityRequest    `json:"queue,omitempty"`
+	LockedBy  string             `json:"lockedBy,omitempty"`
+	Suspended bool               `json:"suspended,omitempty"`
+	Sorter    *MessageSorter     `json:"sorter,omitempty"`
+	Applied   map[string]netTime `json:"applied,omitempty"`
 }
 
 // MarshalJSON writes s as Durable Task's SchedulerState, with the Durable
@@ -343,6 +350,12 @@ func (s EntitySchedulerState) MarshalJSON() ([]byte, error) {
 	}
 	if len(w.Queue) == 0 {
 		w.Queue = nil
+	}
+	if len(s.Applied) > 0 {
+		w.Applied = make(map[string]netTime, len(s.Applied))
+		for id, t := range s.Applied {
+			w.Applied[id] = netTime(t)
+		}
 	}
 	return marshalJSON(w)
 }
@@ -362,6 +375,12 @@ func (s *EntitySchedulerState) UnmarshalJSON(b []byte) error {
 	}
 	if w.Sorter != nil {
 		s.Sorter = *w.Sorter
+	}
+	if len(w.Applied) > 0 {
+		s.Applied = make(map[string]time.Time, len(w.Applied))
+		for id, t := range w.Applied {
+			s.Applied[id] = time.Time(t)
+		}
 	}
 	return nil
 }
