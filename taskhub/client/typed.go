@@ -343,3 +343,17 @@ func reasonText(output string) string {
 	}
 	return output
 }
+
+// ReadEntity reads the state of the entity def with key, decoded into S;
+// ErrNotFound (wrapped) when the entity has no state.
+func ReadEntity[S any](ctx context.Context, c *Client, def *durable.Entity[S], key string) (S, error) {
+	var s S
+	st, err := c.ReadEntityState(ctx, def.ID(key))
+	if err != nil {
+		return s, err
+	}
+	if err := json.Unmarshal([]byte(st.State), &s); err != nil {
+		return s, fmt.Errorf("client: the state of entity %q does not decode into %T: %w", st.ID, s, err)
+	}
+	return s, nil
+}

@@ -92,6 +92,9 @@ func TestEntityCounterOnMemory(t *testing.T) {
 	if !st.Exists || st.LastOperationTime.IsZero() {
 		t.Errorf("entity state %+v", st)
 	}
+	if n, err := client.ReadEntity(context.Background(), c, counter, "k1"); err != nil || n != sum {
+		t.Errorf("ReadEntity = %d, %v; want %d", n, err, sum)
+	}
 	checkEntityStorage(t, be, id, sum)
 }
 
