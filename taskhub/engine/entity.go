@@ -20,9 +20,11 @@ import (
 // Instances row, then the deletes of the consumed requests.
 
 // entityDedupHorizon is how long an applied request's ID is kept in the
-// scheduler state when the delete of its queue message was not confirmed
-// (a crash after the commit), counted from when this worker loaded the
-// entity: its copy reappears within MessageVisibility of the crash.
+// scheduler state when it may still be delivered again: a client's request
+// whose delete was not confirmed (a crash after the commit: its copy
+// reappears within MessageVisibility), or any signal from an entity (its
+// batch may be retried and send it again). It is counted from when this
+// worker loaded the entity.
 const entityDedupHorizon = 10 * time.Minute
 
 // unregisteredEntityRetry is how long a message for an entity that this
@@ -147,8 +149,8 @@ func (e *Engine) processEntity(ctx context.Context, inst *instance, batch []*inb
 		if _, applied := state.Applied[req.ID]; applied || seen[req.ID] {
 			e.dropped(in, "an entity request already applied (request "+req.ID+")")
 			e.removeCopy(in)
-			if applied {
-				inst.entityDone.add(req.ID)
+			if applied && req.ParentInstanceID == "" {
+				inst.entityDone.add(req.ID) // a client's request has one copy: this was it
 			}
 			continue
 		}
@@ -211,7 +213,10 @@ func (e *Engine) processEntity(ctx context.Context, inst *instance, batch []*inb
 		cp.control = append(cp.control, c)
 	}
 	cp.deleted = func(in *inbound) {
-		if r, err := history.DecodeEntityRequest(in.msg.Event); err == nil {
+		// A client sends a request once, so once its copy is deleted its ID
+		// can go. An entity's batch retried after a failed commit sends its
+		// signals again under the same IDs: those IDs stay for the horizon.
+		if r, err := history.DecodeEntityRequest(in.msg.Event); err == nil && r.ParentInstanceID == "" {
 			inst.entityDone.add(r.ID)
 		}
 	}
