@@ -347,3 +347,42 @@ func TestEntityOnAzurite(t *testing.T) {
 		t.Errorf("%d invariant violations:\n%s", len(vs), invariants.Format(vs))
 	}
 }
+
+// TestEntitySignalFromEntityRedelivered: the deletes of both the client's
+// request and the signal the entity sent fail; both copies reappear and
+// are dropped, so each entity counts once.
+func TestEntitySignalFromEntityRedelivered(t *testing.T) {
+	mem := memoryBackend(t)
+	be := &failDeletes{Backend: mem}
+	be.left.Store(2)
+	h := &hub{t: t, name: mem.HubName()}
+	eng, c := h.start(engine.Options{Backend: be, MessageVisibility: 2 * time.Second}, counter)
+	if err := c.SignalEntity(context.Background(), counter.ID("a"), "forward", "b"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for eng.Stats().DroppedMessages < 2 || queued(mem) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("dropped %d messages (want 2), %d still queued", eng.Stats().DroppedMessages, queued(mem))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	checkEntityStorage(t, mem, counter.ID("a"), 1)
+	checkEntityStorage(t, mem, counter.ID("b"), 1)
+}
+
+// TestEntityScheduledSignal: a signal for a later time ("op@{due}") is
+// applied at or after that time.
+func TestEntityScheduledSignal(t *testing.T) {
+	be := memoryBackend(t)
+	h := &hub{t: t, name: be.HubName()}
+	_, c := h.start(engine.Options{Backend: be}, counter)
+	due := time.Now().Add(1500 * time.Millisecond)
+	if err := c.SignalEntity(context.Background(), counter.ID("later"), "add", 7, client.SignalOptions{At: due}); err != nil {
+		t.Fatal(err)
+	}
+	st := waitEntity(t, c, counter.ID("later"), "7")
+	if st.LastOperationTime.Before(history.StorageTime(due)) {
+		t.Errorf("applied at %v, before its due time %v", st.LastOperationTime, due)
+	}
+}
