@@ -38,6 +38,8 @@
 //   - Timeouts calls Block (which waits until its context ends and writes
 //     what ended it to cancelled-<key>) and the sub-orchestration Waiter,
 //     each WithTimeout(2s), and reports both timeouts;
+//   - Counter is an entity of an int: add (int input), reset, get (returns
+//     the value); a copy of the sample's, as Orchestrator and Hello are;
 //   - HttpStart is the library's generic starter, as in the sample.
 package main
 
@@ -437,10 +439,24 @@ var timeouts = durable.NewOrchestrator("Timeouts", func(ctx *durable.Context, ke
 	return out, nil
 })
 
+var counter = durable.NewEntity("Counter", durable.Operations[int]{
+	"add": durable.Op(func(ctx *durable.EntityContext[int], n int) error {
+		ctx.SetState(ctx.State() + n)
+		return nil
+	}),
+	"reset": durable.Op(func(ctx *durable.EntityContext[int], _ any) error {
+		ctx.SetState(0)
+		return nil
+	}),
+	"get": durable.OpResult(func(ctx *durable.EntityContext[int], _ any) (int, error) {
+		return ctx.State(), nil
+	}),
+})
+
 func main() {
 	funcapp.Main(func(app *funcapp.App) error {
 		return app.Handler.HandleHTTP("HttpStart", app.API.HandleStart)
 	}, crashTest, step, waiter, echo, fragile, flaky, load, work, orchestrator, hello, callHTTP,
 		ticket, issue, versioned, stepV1, stepV2, versionEcho, versionedParent, upgrading,
-		charge, chargeChild, typedErrors, block, timeouts)
+		charge, chargeChild, typedErrors, block, timeouts, counter)
 }

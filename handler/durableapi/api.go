@@ -70,6 +70,11 @@ const (
 	CodeNoOrchestrator = "OrchestratorNotFound"
 	CodeGone           = "InstanceFinished"
 	CodeNotFailed      = "NotFailed"
+	// CodeBadEntityID: an entity name or key breaks the entity ID rules
+	// (empty, '/', '@' in the name, control characters, not UTF-8).
+	CodeBadEntityID = "InvalidEntityId"
+	// CodeNoEntity: the app defines no entity of the name.
+	CodeNoEntity = "EntityNotFound"
 	// CodeOutcomeUnknown: storage failed during a start and whether the
 	// instance was started cannot be told now (503).
 	CodeOutcomeUnknown = "StartOutcomeUnknown"
@@ -92,6 +97,8 @@ const (
 //	POST   instances/{id}/raiseEvent/{name}      raise an event
 //	POST   instances/{id}/{terminate|suspend|resume|rewind}?reason=
 //	POST   instances/{id}/restart?restartWithNewInstanceId=
+//	POST   entities/{name}/{key}?op=             signal an entity (body = input)
+//	GET    entities/{name}/{key}                 an entity's state
 func (a *API) Handle(ctx context.Context, req *handler.Request) *handler.Response {
 	segs, errResp := a.segments(req)
 	if errResp != nil {
@@ -137,6 +144,20 @@ func (a *API) Handle(ctx context.Context, req *handler.Request) *handler.Respons
 			return methodNotAllowed(req.Method, "POST")
 		}
 		return a.operation(ctx, req, segs[1], strings.ToLower(segs[2]))
+	case n >= 2 && strings.EqualFold(segs[0], "entities"):
+		switch req.Method {
+		case http.MethodPost, http.MethodGet:
+		default:
+			return methodNotAllowed(req.Method, "GET", "POST")
+		}
+		id, errResp := entityID(segs[1:])
+		if errResp != nil {
+			return errResp
+		}
+		if req.Method == http.MethodPost {
+			return a.signalEntity(ctx, req, id)
+		}
+		return a.readEntity(ctx, id)
 	}
 	return handler.Error(http.StatusNotFound, CodeUnknownRoute,
 		"no management API operation at "+req.Method+" "+a.opts.BasePath+"/"+strings.Join(segs, "/"))
@@ -367,6 +388,85 @@ func (a *API) operation(ctx context.Context, req *handler.Request, id, op string
 	return &handler.Response{StatusCode: http.StatusAccepted}
 }
 
+// entityID reads the entity ID of entities/{name}/{key} from the segments
+// after "entities". A key with '/' arrives as more segments (or, escaped as
+// %2F, inside one) and is refused either way, as is an empty key.
+func entityID(segs []string) (history.EntityID, *handler.Response) {
+	switch {
+	case len(segs) == 1:
+		return history.EntityID{}, handler.Error(http.StatusBadRequest, CodeBadEntityID,
+			fmt.Sprintf("entities/%s/{key}: the entity key is missing or empty", segs[0]))
+	case len(segs) > 2:
+		return history.EntityID{}, handler.Error(http.StatusBadRequest, CodeBadEntityID,
+			fmt.Sprintf("entities/%s/%s: the entity key may not contain '/'", segs[0], strings.Join(segs[1:], "/")))
+	}
+	id := history.NewEntityID(segs[0], segs[1])
+	if err := id.Validate(); err != nil {
+		return id, handler.Error(http.StatusBadRequest, CodeBadEntityID, err.Error())
+	}
+	return id, nil
+}
+
+// signalEntity serves POST entities/{name}/{key}?op=: a one-way signal of
+// operation op with the body (JSON whatever its Content-Type, so that
+// `curl -d 5` works; empty for no input) as its input, answered 202 with no
+// body as Durable Functions does. Durable Functions sends an empty operation
+// name when op is absent; an operation "" reaches no Go entity's code, so
+// we refuse it instead of sending it.
+func (a *API) signalEntity(ctx context.Context, req *handler.Request, id history.EntityID) *handler.Response {
+	op := req.Query.Get("op")
+	if op == "" {
+		return handler.Error(http.StatusBadRequest, CodeBadRequest,
+			fmt.Sprintf("query parameter op (the operation to signal to entity %s) is missing or empty", id))
+	}
+	var input any
+	if body := strings.TrimSpace(string(req.Body)); body != "" {
+		if !utf8.ValidString(body) {
+			return handler.Error(http.StatusBadRequest, CodeBadInput,
+				fmt.Sprintf("the input of operation %q on entity %s is not valid UTF-8 (byte %d)", op, id, invalidUTF8At(body)))
+		}
+		if !json.Valid([]byte(body)) {
+			return handler.Error(http.StatusBadRequest, CodeBadInput,
+				fmt.Sprintf("the input of operation %q on entity %s is not JSON: %s (a JSON string needs quotes)", op, id, quoteHint(body)))
+		}
+		input = json.RawMessage(body)
+	}
+	if err := a.c.SignalEntity(ctx, id, op, input); err != nil {
+		return a.clientError(err)
+	}
+	return &handler.Response{StatusCode: http.StatusAccepted}
+}
+
+// readEntity serves GET entities/{name}/{key}: 200 with the state as the
+// body, 404 when the entity has no state.
+func (a *API) readEntity(ctx context.Context, id history.EntityID) *handler.Response {
+	st, err := a.c.ReadEntityState(ctx, id)
+	if err != nil {
+		return a.clientError(err)
+	}
+	return &handler.Response{StatusCode: http.StatusOK, Header: http.Header{"Content-Type": {"application/json; charset=utf-8"}},
+		Body: []byte(st.State)}
+}
+
+// invalidUTF8At returns the byte position of the first invalid UTF-8 in s.
+func invalidUTF8At(s string) int {
+	for i, r := range s {
+		if r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD") {
+			return i
+		}
+	}
+	return len(s)
+}
+
+// quoteHint shortens a bad body for an error message.
+func quoteHint(s string) string {
+	if len(s) > 40 {
+		s = s[:40] + "..."
+	}
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
 func methodNotAllowed(method string, allowed ...string) *handler.Response {
 	r := handler.Error(http.StatusMethodNotAllowed, "MethodNotAllowed",
 		"method "+method+" is not allowed here; use "+strings.Join(allowed, " or "))
@@ -512,6 +612,10 @@ func (a *API) clientError(err error) *handler.Response {
 		return handler.Error(http.StatusBadRequest, CodeBadInstanceID, err.Error())
 	case errors.Is(err, client.ErrInvalidInput):
 		return handler.Error(http.StatusBadRequest, CodeBadInput, err.Error())
+	case errors.Is(err, history.ErrInvalidEntityID):
+		return handler.Error(http.StatusBadRequest, CodeBadEntityID, err.Error())
+	case errors.Is(err, client.ErrUnknownEntity):
+		return handler.Error(http.StatusNotFound, CodeNoEntity, err.Error())
 	case errors.Is(err, client.ErrUnknownOrchestrator):
 		return handler.Error(http.StatusNotFound, CodeNoOrchestrator, err.Error())
 	case errors.Is(err, client.ErrInstanceExists), errors.Is(err, client.ErrInstanceRunning):
