@@ -5,6 +5,7 @@
 package main
 
 import (
+	counter "github.com/go-durable/durablefunctions/Counter"
 	hello "github.com/go-durable/durablefunctions/Hello"
 	httpstart "github.com/go-durable/durablefunctions/HttpStart"
 	orchestrator "github.com/go-durable/durablefunctions/Orchestrator"
@@ -14,5 +15,5 @@ import (
 func main() {
 	funcapp.Main(func(app *funcapp.App) error {
 		return app.Handler.HandleHTTP("HttpStart", httpstart.New(app.API))
-	}, orchestrator.Orchestrator, hello.Activity)
+	}, orchestrator.Orchestrator, hello.Activity, counter.Entity)
 }

@@ -82,6 +82,7 @@ func TestSeedStandalone(t *testing.T) {
 	id := runSeed(t, p.base)
 	checkHistoryAPI(t, p.base, id)
 	checkStorageLayout(t, hub, id)
+	runSampleCounter(t, p.base)
 }
 
 func TestSeedThroughHostEmulator(t *testing.T) {
@@ -100,9 +101,28 @@ func TestSeedThroughHostEmulator(t *testing.T) {
 	id := runSeed(t, host.URL())
 	checkHistoryAPI(t, host.URL(), id)
 	checkStorageLayout(t, hub, id)
+	runSampleCounter(t, host.URL())
 	if errs := host.InvocationErrors(); len(errs) > 0 {
 		t.Fatalf("the host emulator saw invocation errors: %v", errs)
 	}
+}
+
+// runSampleCounter runs the README's entity commands against the sample:
+// curl -X POST '.../entities/Counter/c1?op=add' -d 5 (a form Content-Type,
+// as curl sends it) twice, then GET answers 10.
+func runSampleCounter(t *testing.T, base string) {
+	t.Helper()
+	for range 2 {
+		resp, err := http.Post(base+"/api/durabletask/entities/Counter/c1?op=add", "application/x-www-form-urlencoded", strings.NewReader("5"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("signal Counter/c1 add 5: status %d", resp.StatusCode)
+		}
+	}
+	waitEntityBody(t, base+"/api/durabletask/entities/Counter/c1", "10")
 }
 
 // checkHistoryAPI reads the status with showHistory and checks the
