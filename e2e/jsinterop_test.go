@@ -49,6 +49,10 @@ var jsScenarioSteps = []string{
 	"rewind completed instance rejected",
 	"rewind unknown instance rejected",
 	"startNew with version",
+	"readEntityState before any signal",
+	"signalEntity add",
+	"signalEntity without input",
+	"signalEntity unknown entity rejected",
 }
 
 // jsModes are the two ways the script configures the DurableClient.
@@ -157,6 +161,11 @@ func TestJSDurableClientInterop(t *testing.T) {
 	}
 	for _, mode := range jsModes {
 		prefix := "js-" + mode + "-"
+
+		// The counter the JS client signalled: added 5 and 37, then reset.
+		if r := do(t, http.MethodGet, api+"/entities/Counter/"+prefix+"c1", ""); r.status != http.StatusOK || string(r.body) != "0" {
+			t.Fatalf("entity Counter/%sc1: %d %s, want 200 0", prefix, r.status, r.body)
+		}
 
 		// Terminated with the reason as output (raw HTTP).
 		r := do(t, http.MethodGet, api+"/instances/"+prefix+"term", "")

@@ -7,7 +7,7 @@
 //
 // The app must register the e2e test app's orchestrators (e2e/testapp):
 // Waiter waits for the event "Go" and returns its payload; Echo returns its
-// input. The script runs the same scenario twice, once per way the client
+// input; the entity Counter adds (add), resets (reset). The script runs the same scenario twice, once per way the client
 // can be configured:
 //
 //   rpc        binding with rpcBaseUrl = <base> (the extension's local RPC
@@ -36,11 +36,12 @@ const fs = require("node:fs");
 const path = require("node:path");
 
 const DF_PACKAGE = "durable-functions";
-let DurableClient, dfVersion;
+let DurableClient, EntityId, dfVersion;
 try {
     // The package has no "exports" map, so the class can be required directly
     // and constructed with a binding object, without a Functions host.
     ({ DurableClient } = require(`${DF_PACKAGE}/lib/src/durableClient/DurableClient`));
+    ({ EntityId } = require(`${DF_PACKAGE}/lib/src/entities/EntityId`));
     dfVersion = require(`${DF_PACKAGE}/package.json`).version;
 } catch (err) {
     console.error(
@@ -129,6 +130,22 @@ function requestsSince(mark) {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 // waitFor polls getStatus until the instance has the wanted runtime status.
+// waitForEntity polls readEntityState until the entity exists with state want.
+async function waitForEntity(client, id, want) {
+    const deadline = Date.now() + WAIT_MS;
+    let last;
+    for (;;) {
+        last = await client.readEntityState(id);
+        if (last.entityExists && last.entityState === want) {
+            return last;
+        }
+        if (Date.now() > deadline) {
+            throw new Error(`entity ${id.name}/${id.key} did not reach state ${want} within ${WAIT_MS} ms; last ${JSON.stringify(last)}`);
+        }
+        await sleep(POLL_MS);
+    }
+}
+
 async function waitFor(client, id, want) {
     const deadline = Date.now() + WAIT_MS;
     let last;
@@ -247,7 +264,9 @@ async function templatesClient() {
         },
         managementUrls,
         baseUrl: base.replace(/\/$/, ""),
-        requiredQueryStringParameters: "",
+        // The extension's binding carries its links' query (taskHub,
+        // connection, code) here; the entity calls need it non-empty.
+        requiredQueryStringParameters: query.replace(/^\?/, ""),
     });
     return { client, probeID: id, taskHubName };
 }
@@ -493,6 +512,32 @@ async function scenario(mode, client) {
         assert.equal(st.output, "versioned");
         return st.runtimeStatus;
     });
+
+    // Entities: the test app's Counter (add, reset, get).
+    const counter = new EntityId("Counter", P + "c1");
+    await step("readEntityState before any signal", async () => {
+        const r = await client.readEntityState(counter);
+        assert.equal(r.entityExists, false, `entity exists: ${JSON.stringify(r)}`);
+        assert.match(exchanges[exchanges.length - 1], / -> 404 /);
+        return "entityExists false";
+    });
+
+    await step("signalEntity add", async () => {
+        await client.signalEntity(counter, "add", 5);
+        assert.match(exchanges[exchanges.length - 1], /^POST .*entities\/Counter\/js-\w+-c1\?op=add.* -> 202 /);
+        await client.signalEntity(counter, "add", 37);
+        const r = await waitForEntity(client, counter, 42);
+        return `entityState ${JSON.stringify(r.entityState)}`;
+    });
+
+    await step("signalEntity without input", async () => {
+        await client.signalEntity(counter, "reset");
+        const r = await waitForEntity(client, counter, 0);
+        return `entityState ${JSON.stringify(r.entityState)}`;
+    });
+
+    await step("signalEntity unknown entity rejected", async () =>
+        rejects(client.signalEntity(new EntityId("Nope", "k"), "add", 1), /status code: 404/, "unknown entity"));
 }
 
 async function main() {
