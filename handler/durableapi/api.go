@@ -99,6 +99,7 @@ const (
 //	POST   instances/{id}/restart?restartWithNewInstanceId=
 //	POST   entities/{name}/{key}?op=             signal an entity (body = input)
 //	GET    entities/{name}/{key}                 an entity's state
+//	GET    entities[/{name}]                     list (fetchState, lastOperationTimeFrom/To, top)
 func (a *API) Handle(ctx context.Context, req *handler.Request) *handler.Response {
 	segs, errResp := a.segments(req)
 	if errResp != nil {
@@ -144,6 +145,14 @@ func (a *API) Handle(ctx context.Context, req *handler.Request) *handler.Respons
 			return methodNotAllowed(req.Method, "POST")
 		}
 		return a.operation(ctx, req, segs[1], strings.ToLower(segs[2]))
+	case n <= 2 && strings.EqualFold(segs[0], "entities") && req.Method == http.MethodGet:
+		name := ""
+		if n == 2 {
+			name = segs[1]
+		}
+		return a.listEntities(ctx, req, name)
+	case n == 1 && strings.EqualFold(segs[0], "entities"):
+		return methodNotAllowed(req.Method, "GET")
 	case n >= 2 && strings.EqualFold(segs[0], "entities"):
 		switch req.Method {
 		case http.MethodPost, http.MethodGet:
@@ -446,6 +455,73 @@ func (a *API) readEntity(ctx context.Context, id history.EntityID) *handler.Resp
 	}
 	return &handler.Response{StatusCode: http.StatusOK, Header: http.Header{"Content-Type": {"application/json; charset=utf-8"}},
 		Body: []byte(st.State)}
+}
+
+// EntityPayload is one entity of an entity list, as Durable Functions
+// renders it.
+type EntityPayload struct {
+	EntityID          EntityIDPayload `json:"entityId"`
+	LastOperationTime string          `json:"lastOperationTime"`
+	// State is the entity's state, present with fetchState=true.
+	State json.RawMessage `json:"state,omitempty"`
+}
+
+// EntityIDPayload is an entity ID in JSON: the name (lowercased) and key.
+type EntityIDPayload struct {
+	Name string `json:"name"`
+	Key  string `json:"key"`
+}
+
+// listEntities serves GET entities[/{name}]: one page of the entities with
+// state, x-ms-continuation-token in and out as for instances.
+func (a *API) listEntities(ctx context.Context, req *handler.Request, name string) *handler.Response {
+	q := client.EntityQuery{Name: name, WithState: boolParam(req.Query, "fetchState", false),
+		Continuation: req.Header.Get("x-ms-continuation-token")}
+	for _, p := range []struct {
+		name string
+		dst  *time.Time
+	}{{"lastOperationTimeFrom", &q.LastOperationFrom}, {"lastOperationTimeTo", &q.LastOperationTo}} {
+		if s := req.Query.Get(p.name); s != "" {
+			t, err := parseTime(s)
+			if err != nil {
+				return handler.Error(http.StatusBadRequest, CodeBadRequest,
+					fmt.Sprintf("query parameter %s=%q is not a date (use ISO 8601, e.g. 2026-01-02T15:04:05Z)", p.name, s))
+			}
+			*p.dst = t
+		}
+	}
+	if !q.LastOperationFrom.IsZero() && !q.LastOperationTo.IsZero() && q.LastOperationTo.Before(q.LastOperationFrom) {
+		return handler.Error(http.StatusBadRequest, CodeBadRequest, "lastOperationTimeTo is before lastOperationTimeFrom")
+	}
+	if s := req.Query.Get("top"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 || n > MaxPageSize {
+			return handler.Error(http.StatusBadRequest, CodeBadRequest,
+				fmt.Sprintf("query parameter top=%q: want a whole number from 1 to %d", s, MaxPageSize))
+		}
+		q.PageSize = int32(n)
+	}
+	list, next, err := a.c.ListEntities(ctx, q)
+	if err != nil {
+		if strings.Contains(err.Error(), "continuation") {
+			return handler.Error(http.StatusBadRequest, CodeBadRequest, "header x-ms-continuation-token: "+err.Error())
+		}
+		return a.clientError(err)
+	}
+	out := make([]EntityPayload, 0, len(list))
+	for _, e := range list {
+		p := EntityPayload{EntityID: EntityIDPayload{Name: e.ID.Name, Key: e.ID.Key},
+			LastOperationTime: e.LastOperationTime.UTC().Format(time.RFC3339Nano)}
+		if q.WithState {
+			p.State = rawJSON(e.State)
+		}
+		out = append(out, p)
+	}
+	resp := handler.JSON(http.StatusOK, out)
+	if next != "" {
+		resp.Header.Set("x-ms-continuation-token", next)
+	}
+	return resp
 }
 
 // invalidUTF8At returns the byte position of the first invalid UTF-8 in s.

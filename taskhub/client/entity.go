@@ -129,3 +129,62 @@ func (c *Client) ReadEntityState(ctx context.Context, id history.EntityID) (Enti
 	}
 	return EntityState{ID: id, Exists: true, State: s.State, LastOperationTime: row.CreatedTime}, nil
 }
+
+// EntityQuery filters ListEntities.
+type EntityQuery struct {
+	// Name limits the list to the entities of this name (any case); "" lists
+	// every entity.
+	Name string
+	// LastOperationFrom and LastOperationTo bound the time of an entity's
+	// last batch of operations (zero: unbounded).
+	LastOperationFrom, LastOperationTo time.Time
+	// PageSize is the most rows one page reads (0: the backend's default);
+	// a page may hold fewer entities, as entities without state are left out.
+	PageSize int32
+	// Continuation is the token a previous page returned.
+	Continuation string
+	// WithState fills in EntityState.State.
+	WithState bool
+}
+
+// ListEntities returns one page of the entities that have state and match
+// q, in instance ID order, and the continuation for the next page ("" on
+// the last page). Like Durable Task's entity query it reads the Instances
+// rows whose IDs start with "@" (or "@{name}@"), and reports their
+// CreatedTime as the last operation time.
+func (c *Client) ListEntities(ctx context.Context, q EntityQuery) ([]EntityState, string, error) {
+	prefix := "@"
+	if q.Name != "" {
+		id := history.NewEntityID(q.Name, "k")
+		if err := id.Validate(); err != nil {
+			return nil, "", fmt.Errorf("client: list entities: %w", err)
+		}
+		prefix += id.Name + "@"
+	}
+	rows, next, err := c.be.QueryInstances(ctx, backend.InstanceQuery{InstanceIDPrefix: prefix,
+		CreatedFrom: q.LastOperationFrom, CreatedTo: q.LastOperationTo, PageSize: q.PageSize,
+		Continuation: q.Continuation, WithInput: true})
+	if err != nil {
+		return nil, "", fmt.Errorf("client: list entities: %w", err)
+	}
+	out := make([]EntityState, 0, len(rows))
+	for _, row := range rows {
+		id, ok := history.ParseEntityID(row.InstanceID)
+		if !ok {
+			continue
+		}
+		s, err := history.ParseEntitySchedulerState(row.Input)
+		if err != nil {
+			return nil, "", fmt.Errorf("client: entity %q has an unreadable scheduler state: %w", id, err)
+		}
+		if !s.Exists() {
+			continue
+		}
+		st := EntityState{ID: id, Exists: true, LastOperationTime: row.CreatedTime}
+		if q.WithState {
+			st.State = s.State
+		}
+		out = append(out, st)
+	}
+	return out, next, nil
+}
