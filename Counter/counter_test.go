@@ -4,15 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"os"
 	"testing"
 	"time"
+
+	"github.com/go-durable/durablefunctions/internal/enginetest"
 
 	counter "github.com/go-durable/durablefunctions/Counter"
 	"github.com/go-durable/durablefunctions/taskhub/backend/memory"
 	"github.com/go-durable/durablefunctions/taskhub/client"
-	"github.com/go-durable/durablefunctions/taskhub/durable"
 	"github.com/go-durable/durablefunctions/taskhub/engine"
 )
 
@@ -24,24 +23,8 @@ func startEngine(t *testing.T) *client.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := durable.NewRegistry()
-	if err := reg.Add(counter.Entity); err != nil {
-		t.Fatal(err)
-	}
-	eng, err := engine.New(engine.Options{Backend: be, Registry: reg, MaxPollInterval: 100 * time.Millisecond,
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := eng.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		eng.Stop(ctx)
-	})
-	return client.New(be, reg, eng)
+	_, _, c := enginetest.Start(t, engine.Options{Backend: be}, counter.Entity)
+	return c
 }
 
 type signal struct {

@@ -3,13 +3,13 @@ package durableapi
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-durable/durablefunctions/internal/enginetest"
 
 	"github.com/go-durable/durablefunctions/handler"
 	"github.com/go-durable/durablefunctions/taskhub/backend/memory"
@@ -165,22 +165,8 @@ func waitEntityGET(t *testing.T, api *API, path, want string) {
 // entityEngineAPI is the API over a running engine on the memory backend.
 func entityEngineAPI(t *testing.T) *API {
 	t.Helper()
-	be := entityBackend(t)
-	reg := entityRegistry(t)
-	eng, err := engine.New(engine.Options{Backend: be, Registry: reg, MaxPollInterval: 100 * time.Millisecond,
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := eng.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		eng.Stop(ctx)
-	})
-	return New(client.New(be, reg, eng), Options{BasePath: "/api/durabletask", HubName: "H"})
+	_, _, c := enginetest.Start(t, engine.Options{Backend: entityBackend(t)}, testCounter, testOther)
+	return New(c, Options{BasePath: "/api/durabletask", HubName: "H"})
 }
 
 // TestEntityAPIList: GET entities[/{name}] lists the entities with state,

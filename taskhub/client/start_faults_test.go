@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/go-durable/durablefunctions/internal/enginetest"
 
 	"github.com/go-durable/durablefunctions/internal/azuritetest"
 	"github.com/go-durable/durablefunctions/taskhub/azurestorage"
@@ -111,26 +111,9 @@ func TestStartSettlesALostRowWrite(t *testing.T) {
 	}
 	t.Cleanup(func() { store.DeleteTaskHub(context.Background()) })
 	f := &rowFaults{Backend: store, faults: map[string]rowFault{}, creates: map[string]int{}, readFails: map[string]int{}}
-	reg := durable.NewRegistry()
-	if err := reg.Add(hello, greet); err != nil {
-		t.Fatal(err)
-	}
-	eng, err := engine.New(engine.Options{
-		Backend: f, Registry: reg, MaxPollInterval: 200 * time.Millisecond, MessageVisibility: 5 * time.Second,
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := eng.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		eng.Stop(ctx)
-	})
-	clients := map[string]*client.Client{"local": client.New(f, reg, eng), "remote": client.New(f, reg, nil)}
+	eng, reg, local := enginetest.Start(t, engine.Options{Backend: f, MaxPollInterval: 200 * time.Millisecond,
+		MessageVisibility: 5 * time.Second}, hello, greet)
+	clients := map[string]*client.Client{"local": local, "remote": client.New(f, reg, nil)}
 
 	tests := []struct {
 		name    string

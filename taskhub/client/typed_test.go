@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-durable/durablefunctions/internal/enginetest"
 
 	"github.com/go-durable/durablefunctions/internal/azuritetest"
 	"github.com/go-durable/durablefunctions/taskhub/azurestorage"
@@ -105,24 +105,8 @@ func typedHub(t *testing.T, storage string) (local, remote *client.Client) {
 	default:
 		t.Fatalf("unknown storage %q", storage)
 	}
-	reg := durable.NewRegistry()
-	if err := reg.Add(fulfil, pack, other, anyInput); err != nil {
-		t.Fatal(err)
-	}
-	eng, err := engine.New(engine.Options{Backend: be, Registry: reg, MaxPollInterval: 100 * time.Millisecond,
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := eng.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		eng.Stop(ctx)
-	})
-	return client.New(be, reg, eng), client.New(be, reg, nil)
+	_, reg, c := enginetest.Start(t, engine.Options{Backend: be}, fulfil, pack, other, anyInput)
+	return c, client.New(be, reg, nil)
 }
 
 // onBothBackends runs test on the in-memory backend and on Azurite.

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-durable/durablefunctions/internal/enginetest"
+
 	"github.com/go-durable/durablefunctions/taskhub/backend/memory"
 	"github.com/go-durable/durablefunctions/taskhub/client"
 	"github.com/go-durable/durablefunctions/taskhub/durable"
@@ -27,24 +29,8 @@ func runOnMemory(t *testing.T, name string, defs ...durable.Definition) (client.
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := durable.NewRegistry()
-	if err := reg.Add(defs...); err != nil {
-		t.Fatal(err)
-	}
-	eng, err := engine.New(engine.Options{Backend: be, Registry: reg, MaxPollInterval: 200 * time.Millisecond,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := eng.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		eng.Stop(ctx)
-	})
-	c := client.New(be, reg, eng)
+	_, _, c := enginetest.Start(t, engine.Options{Backend: be, MaxPollInterval: 200 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, defs...)
 	id, err := c.StartNew(context.Background(), name, client.StartOptions{})
 	if err != nil {
 		t.Fatal(err)

@@ -8,15 +8,15 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/go-durable/durablefunctions/internal/enginetest"
+
 	"github.com/go-durable/durablefunctions/handler/durableapi"
 	"github.com/go-durable/durablefunctions/taskhub/backend/memory"
-	"github.com/go-durable/durablefunctions/taskhub/client"
 	"github.com/go-durable/durablefunctions/taskhub/durable"
 	"github.com/go-durable/durablefunctions/taskhub/engine"
 	"github.com/go-durable/durablefunctions/taskhub/history"
@@ -79,24 +79,8 @@ func realAPI(t *testing.T) *Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg := durable.NewRegistry()
-	if err := reg.Add(fulfilDef, pack, echoDef); err != nil {
-		t.Fatal(err)
-	}
-	eng, err := engine.New(engine.Options{Backend: be, Registry: reg, MaxPollInterval: 100 * time.Millisecond,
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := eng.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		eng.Stop(ctx)
-	})
-	a := durableapi.New(client.New(be, reg, eng), durableapi.Options{BasePath: basePath, HubName: be.HubName(),
+	_, _, local := enginetest.Start(t, engine.Options{Backend: be}, fulfilDef, pack, echoDef)
+	a := durableapi.New(local, durableapi.Options{BasePath: basePath, HubName: be.HubName(),
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
