@@ -256,32 +256,30 @@ func (tr *Tester) raise(d time.Duration, instanceID, name string, payload any) {
 // output, as JSON text), at the current virtual time (right after the
 // start before Run).
 func (tr *Tester) Terminate(reason string) {
-	tr.after(0, func() {
-		ev := history.NewEvent(history.ExecutionTerminated, tr.run.now)
-		ev.Input = jsonString(reason)
-		tr.run.send("", ev, "Terminate")
-	}, "Terminate")
+	tr.sendNow("Terminate", history.ExecutionTerminated, func(ev *history.Event) { ev.Input = jsonString(reason) })
 }
 
 // Suspend suspends the orchestration under test: events and results that
 // arrive are held until Resume. At the current virtual time (right after
 // the start before Run).
 func (tr *Tester) Suspend(reason string) {
-	tr.after(0, func() {
-		ev := history.NewEvent(history.ExecutionSuspended, tr.run.now)
-		ev.Reason = reason
-		tr.run.send("", ev, "Suspend")
-	}, "Suspend")
+	tr.sendNow("Suspend", history.ExecutionSuspended, func(ev *history.Event) { ev.Reason = reason })
 }
 
 // Resume resumes the suspended orchestration under test, at the current
 // virtual time (right after the start before Run).
 func (tr *Tester) Resume(reason string) {
+	tr.sendNow("Resume", history.ExecutionResumed, func(ev *history.Event) { ev.Reason = reason })
+}
+
+// sendNow sends the orchestration under test an event of type typ, filled
+// by fill, at the current virtual time (right after the start before Run).
+func (tr *Tester) sendNow(what string, typ history.EventType, fill func(*history.Event)) {
 	tr.after(0, func() {
-		ev := history.NewEvent(history.ExecutionResumed, tr.run.now)
-		ev.Reason = reason
-		tr.run.send("", ev, "Resume")
-	}, "Resume")
+		ev := history.NewEvent(typ, tr.run.now)
+		fill(&ev)
+		tr.run.send("", ev, what)
+	}, what)
 }
 
 // Now returns the virtual time during the run (the zero time before it).
