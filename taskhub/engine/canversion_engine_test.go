@@ -189,20 +189,10 @@ func TestContinueAsNewNewVersionAccepted(t *testing.T) {
 	var runs codeRuns
 	_, c, be := canWorker(t, st, "w", "2", engine.MatchCurrentOrOlder, engine.FailureReject, &runs)
 	ctx := context.Background()
-	id, err := c.StartNew(ctx, "Upgrader", client.StartOptions{InstanceID: "eternal", Input: "state"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.RaiseEvent(ctx, id, "Go", `"go"`); err != nil {
-		t.Fatal(err)
-	}
-	raisedInHistory(t, be, id, "Go")
-	first := storedHistory(t, be, id).ExecutionID
-	if err := c.RaiseEvent(ctx, id, "Upgrade", `"now"`); err != nil {
-		t.Fatal(err)
-	}
+	id, first := startAndUpgrade(t, c, be, `"go"`)
 	var running client.Status
 	until(t, "the upgraded execution to run", func() bool {
+		var err error
 		running, err = c.GetStatus(ctx, id, false)
 		return err == nil && running.ExecutionID != first && running.Status == history.StatusRunning
 	})
@@ -272,20 +262,9 @@ func TestContinueAsNewNewVersionReject(t *testing.T) {
 	var runs codeRuns
 	ctx := context.Background()
 	eng1, c1, be := canWorker(t, st, "v1", "1", engine.MatchStrict, engine.FailureReject, &runs)
-	id, err := c1.StartNew(ctx, "Upgrader", client.StartOptions{InstanceID: "eternal", Input: "state"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	// "Go" reaches the version-1 execution, which does not consume it: the
 	// upgrade carries it over.
-	if err := c1.RaiseEvent(ctx, id, "Go", `"carried"`); err != nil {
-		t.Fatal(err)
-	}
-	raisedInHistory(t, be, id, "Go")
-	first := storedHistory(t, be, id).ExecutionID
-	if err := c1.RaiseEvent(ctx, id, "Upgrade", `"now"`); err != nil {
-		t.Fatal(err)
-	}
+	id, first := startAndUpgrade(t, c1, be, `"carried"`)
 	var h backend.History
 	until(t, "the unrun execution in history", func() bool {
 		h = storedHistory(t, be, id)
@@ -450,18 +429,7 @@ func TestContinueAsNewNewVersionStrayMessages(t *testing.T) {
 	lost := &lostAppend{}
 	eng1, c1, be := canWorker(t, st, "v1", "1", engine.MatchStrict, engine.FailureReject, &runs,
 		func(b backend.Backend) backend.Backend { lost.Backend = b; return lost })
-	id, err := c1.StartNew(ctx, "Upgrader", client.StartOptions{InstanceID: "eternal", Input: "state"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c1.RaiseEvent(ctx, id, "Go", `"carried"`); err != nil {
-		t.Fatal(err)
-	}
-	raisedInHistory(t, be, id, "Go")
-	first := storedHistory(t, be, id).ExecutionID
-	if err := c1.RaiseEvent(ctx, id, "Upgrade", `"now"`); err != nil {
-		t.Fatal(err)
-	}
+	id, first := startAndUpgrade(t, c1, be, `"carried"`)
 	var unrun string
 	until(t, "the unrun execution in history", func() bool {
 		h := storedHistory(t, be, id)
@@ -498,4 +466,26 @@ func TestContinueAsNewNewVersionStrayMessages(t *testing.T) {
 		t.Errorf("code runs %v: want version 1 on v1 only, version 2 on v2 only", &runs)
 	}
 	until(t, "the queues drained", func() bool { return queued(be) == 0 })
+}
+
+// startAndUpgrade starts the eternal Upgrader, raises "Go" with payload,
+// waits until the first execution has recorded it, and raises "Upgrade",
+// which makes that execution continue as new at version 2. It returns the
+// instance ID and the first execution's ID.
+func startAndUpgrade(t *testing.T, c *client.Client, be *memory.Backend, payload string) (id, first string) {
+	t.Helper()
+	ctx := context.Background()
+	id, err := c.StartNew(ctx, "Upgrader", client.StartOptions{InstanceID: "eternal", Input: "state"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.RaiseEvent(ctx, id, "Go", payload); err != nil {
+		t.Fatal(err)
+	}
+	raisedInHistory(t, be, id, "Go")
+	first = storedHistory(t, be, id).ExecutionID
+	if err := c.RaiseEvent(ctx, id, "Upgrade", `"now"`); err != nil {
+		t.Fatal(err)
+	}
+	return id, first
 }
