@@ -184,9 +184,8 @@ func (e *Engine) commit(ctx context.Context, inst *instance, cp *checkpoint) boo
 	e.settleAnswers(inst, cp)
 	e.startLocal(inst, cp)
 	e.handOver(cp)
-	if cp.newAnchor && cp.oldAnchor != nil {
-		old := cp.oldAnchor
-		e.background(func(ctx context.Context) { e.held.remove(ctx, old) })
+	if cp.newAnchor {
+		e.removeHeld(cp.oldAnchor)
 	}
 	if cp.completion != nil {
 		inst.terminal, inst.completion = true, cp.completion
@@ -322,9 +321,7 @@ func (e *Engine) storeRow(ctx context.Context, inst *instance, cp *checkpoint) b
 // the new history is durable).
 func (e *Engine) takeAnchor(inst *instance, cp *checkpoint) {
 	if cp.start != nil && inst.anchor != cp.start.ack {
-		if old := inst.anchor; old != nil {
-			e.background(func(ctx context.Context) { e.held.remove(ctx, old) })
-		}
+		e.removeHeld(inst.anchor)
 		inst.anchor = cp.start.ack
 	}
 	if cp.newAnchor && cp.oldAnchor == nil && inst.anchor != nil {
@@ -485,7 +482,7 @@ func (e *Engine) abandonStart(inst *instance, cp *checkpoint) {
 	if inst.anchor != nil {
 		h := inst.anchor
 		inst.anchor = nil
-		e.background(func(ctx context.Context) { e.held.remove(ctx, h) })
+		e.removeHeld(h)
 	}
 	for _, in := range cp.inputs {
 		if in.ack != nil {
@@ -703,9 +700,8 @@ func (e *Engine) commitRow(ctx context.Context, inst *instance, row backend.Inst
 		return err
 	}
 	row.ETag = etag
-	if in != nil && in.ack != nil {
-		h := in.ack
-		e.background(func(ctx context.Context) { e.held.remove(ctx, h) })
+	if in != nil {
+		e.removeHeld(in.ack)
 	}
 	e.notifyTerminal(row)
 	return nil
@@ -722,10 +718,7 @@ func (e *Engine) terminateUnstarted(ctx context.Context, inst *instance, in *inb
 		return
 	case err != nil || row.Status != history.StatusPending:
 		e.dropped(in, "the instance does not exist or is not pending")
-		if in.ack != nil {
-			h := in.ack
-			e.background(func(ctx context.Context) { e.held.remove(ctx, h) })
-		}
+		e.removeHeld(in.ack)
 		return
 	}
 	t := now()

@@ -236,7 +236,7 @@ func (e *Engine) processBatch(inst *instance, batch []*inbound) {
 		}
 	}
 	for _, in := range plan.drop {
-		e.background(func(ctx context.Context) { e.held.remove(ctx, in.ack) })
+		e.removeHeld(in.ack)
 	}
 	e.putBack(ctx, inst, plan.later)
 	for _, in := range plan.recover {
@@ -247,7 +247,7 @@ func (e *Engine) processBatch(inst *instance, batch []*inbound) {
 	}
 	for _, in := range plan.failUnstarted {
 		if e.failUnstarted(ctx, inst, in, poisonNoticeOf(in.msg.Event)) {
-			e.background(func(ctx context.Context) { e.held.remove(ctx, in.ack) })
+			e.removeHeld(in.ack)
 		} else {
 			e.retryLater(ctx, in, time.Second)
 		}

@@ -125,7 +125,7 @@ func (e *Engine) processEntity(ctx context.Context, inst *instance, batch []*inb
 			continue
 		case ev.Type != history.EventRaised:
 			e.dropped(in, "an entity receives only entity messages (EventRaised)")
-			e.removeCopy(in)
+			e.removeHeld(in.ack)
 			continue
 		}
 		switch history.ClassifyEntityEvent(ev.Name) {
@@ -148,7 +148,7 @@ func (e *Engine) processEntity(ctx context.Context, inst *instance, batch []*inb
 		}
 		if _, applied := state.Applied[req.ID]; applied || seen[req.ID] {
 			e.dropped(in, "an entity request already applied (request "+req.ID+")")
-			e.removeCopy(in)
+			e.removeHeld(in.ack)
 			if applied && req.ParentInstanceID == "" {
 				inst.entityDone.add(req.ID) // a client's request has one copy: this was it
 			}
@@ -189,12 +189,12 @@ func (e *Engine) processEntity(ctx context.Context, inst *instance, batch []*inb
 	}
 	input, err := next.Encode()
 	if err != nil {
-		e.abandonEntity(ctx, inst, inputs, "could not encode the entity's scheduler state", err)
+		e.abandonEpisode(ctx, inst, &checkpoint{inputs: inputs}, "could not encode the entity's scheduler state", err)
 		return
 	}
 	status, err := next.Status().Encode()
 	if err != nil {
-		e.abandonEntity(ctx, inst, inputs, "could not encode the entity's status", err)
+		e.abandonEpisode(ctx, inst, &checkpoint{inputs: inputs}, "could not encode the entity's status", err)
 		return
 	}
 
@@ -207,7 +207,7 @@ func (e *Engine) processEntity(ctx context.Context, inst *instance, batch []*inb
 	for _, a := range res.Actions {
 		c, err := entityActionMessage(self, a, t)
 		if err != nil {
-			e.abandonEntity(ctx, inst, inputs, "could not build a message an entity operation sends", err)
+			e.abandonEpisode(ctx, inst, &checkpoint{inputs: inputs}, "could not build a message an entity operation sends", err)
 			return
 		}
 		cp.control = append(cp.control, c)
@@ -251,24 +251,6 @@ func entityActionMessage(self history.OrchestrationInstance, a replay.EntityActi
 		return controlSend{msg: backend.Message{Event: ev, Target: ev.Instance, Sender: self}}, nil
 	}
 	return controlSend{}, fmt.Errorf("unknown entity action %s", a.Kind)
-}
-
-// abandonEntity gives a batch's requests back for a retry from storage.
-func (e *Engine) abandonEntity(ctx context.Context, inst *instance, inputs []*inbound, what string, err error) {
-	inst.failures++
-	delay := retryDelay(inst.failures)
-	e.log.Error(what+"; the batch will be retried", "entity", inst.id, "retryIn", delay, "err", err)
-	inst.forget()
-	for _, in := range inputs {
-		e.retryLater(ctx, in, delay)
-	}
-}
-
-// removeCopy deletes the queue copy of a message that is done with.
-func (e *Engine) removeCopy(in *inbound) {
-	if h := in.ack; h != nil {
-		e.background(func(ctx context.Context) { e.held.remove(ctx, h) })
-	}
 }
 
 func maxTime(a, b time.Time) time.Time {

@@ -80,6 +80,14 @@ func (s *heldSet) removeOK(ctx context.Context, h *held) bool {
 	return ok
 }
 
+// removeHeld deletes the queue copy of a held message that is done with, in
+// the background (nil: nothing to delete).
+func (e *Engine) removeHeld(h *held) {
+	if h != nil {
+		e.background(func(ctx context.Context) { e.held.remove(ctx, h) })
+	}
+}
+
 // release makes the message visible again after delay (0 = at once), for
 // another attempt by whichever worker gets it.
 func (s *heldSet) release(ctx context.Context, h *held, delay time.Duration) {

@@ -297,7 +297,7 @@ func (e *Engine) persistResult(ctx context.Context, inst *instance, in *inbound,
 	}
 	if h := in.ack; h != nil {
 		in.ack = nil
-		e.background(func(ctx context.Context) { e.held.remove(ctx, h) })
+		e.removeHeld(h)
 	}
 	if in.local && inst != nil {
 		// It no longer runs here: the anchor that stood for it is redundant

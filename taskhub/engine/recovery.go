@@ -148,13 +148,13 @@ func (e *Engine) recoverFrom(ctx context.Context, inst *instance, in *inbound) {
 	switch {
 	case inst.terminal:
 		// processBatch has checked (and if needed repaired) the row.
-		e.background(func(ctx context.Context) { e.held.remove(ctx, in.ack) })
+		e.removeHeld(in.ack)
 	case inst.anchor != nil && in.ack != nil && inst.anchor.receipt.MessageID == in.ack.receipt.MessageID:
 		// Our own anchor came back (a renewal was late): keep the fresh receipt.
 		e.held.forget(inst.anchor)
 		inst.anchor = in.ack
 	case inst.anchor != nil:
-		e.background(func(ctx context.Context) { e.held.remove(ctx, in.ack) })
+		e.removeHeld(in.ack)
 	default:
 		inst.anchor = in.ack
 		var rerun []history.Event
@@ -188,6 +188,6 @@ func (e *Engine) dropAnchorIfIdle(inst *instance) {
 	if inst.anchor != nil && len(inst.local) == 0 && inst.window == nil {
 		h := inst.anchor
 		inst.anchor = nil
-		e.background(func(ctx context.Context) { e.held.remove(ctx, h) })
+		e.removeHeld(h)
 	}
 }

@@ -244,7 +244,7 @@ func (e *Engine) flushRow(ctx context.Context, inst *instance) {
 // outcome.
 func (e *Engine) rowDurable(inst *instance) {
 	for _, h := range inst.rowHeld {
-		e.background(func(ctx context.Context) { e.held.remove(ctx, h) })
+		e.removeHeld(h)
 	}
 	inst.rowHeld = nil
 	if inst.terminal && inst.row != nil {
