@@ -87,3 +87,14 @@ func ParseEntityID(instanceID string) (EntityID, bool) {
 // Durable Task treats every instance ID starting with '@' as one
 // (DurableTask.Core/Common/Entities.cs IsEntityInstance).
 func IsEntityInstanceID(instanceID string) bool { return strings.HasPrefix(instanceID, "@") }
+
+// Compare orders entity IDs by name, then key, byte-wise: the global order
+// in which a critical section acquires its locks, so that two
+// orchestrations locking overlapping sets cannot deadlock. (Durable Task
+// compares the (name, key) pairs too.) It returns -1, 0 or +1.
+func (id EntityID) Compare(o EntityID) int {
+	if c := strings.Compare(id.Name, o.Name); c != 0 {
+		return c
+	}
+	return strings.Compare(id.Key, o.Key)
+}

@@ -115,6 +115,13 @@ type EntityRequest struct {
 	LockSet           []EntityID // "lockset": sorted, distinct entities to lock; nil if not a lock request
 	Position          int        // "pos": index into LockSet of the entity this lock request is at
 
+	// Seq and PredSeq are our own members ("seq", "predSeq"; Durable Task
+	// ignores them): an orchestration numbers the requests it sends, so
+	// that an entity applies each once and in the order sent, even when a
+	// crash makes the orchestration send them again (see EntityRequestSeq).
+	Seq     int64 // "seq": this request's number; 0 = not numbered
+	PredSeq int64 // "predSeq": the number of the sender's previous numbered request to the same entity in the same execution; 0 = none
+
 	// Fields carried as they are (distributed tracing).
 	ParentTraceContext json.RawMessage // "parentTraceContext"
 	CreateTrace        bool            // "createTrace"
@@ -144,6 +151,8 @@ type entityRequestJSON struct {
 	ParentTraceContext json.RawMessage `json:"parentTraceContext,omitempty"`
 	CreateTrace        bool            `json:"createTrace"`
 	RequestTime        json.RawMessage `json:"requestTime,omitempty"`
+	Seq                int64           `json:"seq,omitempty"`
+	PredSeq            int64           `json:"predSeq,omitempty"`
 }
 
 // MarshalJSON writes r as Durable Task's RequestMessage.
@@ -153,6 +162,7 @@ func (r EntityRequest) MarshalJSON() ([]byte, error) {
 		Timestamp: netTime(r.Timestamp), Predecessor: netTime(r.Predecessor),
 		LockSet: r.LockSet, Position: r.Position, IsLockRequest: r.LockSet != nil,
 		ParentTraceContext: r.ParentTraceContext, CreateTrace: r.CreateTrace, RequestTime: r.RequestTime,
+		Seq: r.Seq, PredSeq: r.PredSeq,
 	}
 	if r.Operation != "" {
 		w.Operation = &r.Operation
@@ -187,6 +197,7 @@ func (r *EntityRequest) UnmarshalJSON(b []byte) error {
 		Timestamp: time.Time(w.Timestamp), Predecessor: time.Time(w.Predecessor),
 		LockSet: w.LockSet, Position: w.Position,
 		ParentTraceContext: w.ParentTraceContext, CreateTrace: w.CreateTrace, RequestTime: w.RequestTime,
+		Seq: w.Seq, PredSeq: w.PredSeq,
 	}
 	if w.Due != nil {
 		r.Due = time.Time(*w.Due)
@@ -308,10 +319,51 @@ type EntitySchedulerState struct {
 	Sorter    MessageSorter   // "sorter"
 	// Applied is our own addition ("applied", written only when not
 	// empty; Durable Task ignores it): the IDs of requests the entity has
-	// applied whose queue messages may still exist (their delete is not
-	// confirmed), with the time each was applied, so that a redelivered
-	// copy is dropped instead of applied twice.
+	// taken in (applied, or queued behind a lock) that are not numbered
+	// (see Senders) and whose copies may still be delivered (a client's
+	// request until its queue copy is confirmed deleted, an entity's for a
+	// while), with the time each was taken in, so that a second copy is
+	// dropped instead of applied twice.
 	Applied map[string]time.Time
+	// LockID is our own addition ("lockId"): the ID of the lock request
+	// that holds the lock, so that a late copy of an earlier critical
+	// section's release does not release a newer lock of the same holder.
+	LockID string
+	// Senders is our own addition ("senders"): per sending orchestration
+	// execution, the last numbered request applied (see EntityRequest.Seq),
+	// keyed by SenderKey.
+	Senders map[string]SenderRecord
+}
+
+// SenderRecord is what an entity remembers of one sending orchestration
+// execution: the number of the last request it took in, and when.
+type SenderRecord struct {
+	Last int64     `json:"last"`
+	Seen time.Time `json:"-"`
+}
+
+// SenderKey returns the key of a sender's record: the sending instance
+// and its execution.
+func SenderKey(instanceID, executionID string) string { return instanceID + "|" + executionID }
+
+type senderRecordJSON struct {
+	Last int64   `json:"last"`
+	Seen netTime `json:"seen"`
+}
+
+// MarshalJSON writes the record with its time as Durable Task writes times.
+func (r SenderRecord) MarshalJSON() ([]byte, error) {
+	return marshalJSON(senderRecordJSON{Last: r.Last, Seen: netTime(r.Seen)})
+}
+
+// UnmarshalJSON reads a record.
+func (r *SenderRecord) UnmarshalJSON(b []byte) error {
+	var w senderRecordJSON
+	if err := json.Unmarshal(b, &w); err != nil {
+		return fmt.Errorf("history: entity sender record: %w", err)
+	}
+	*r = SenderRecord{Last: w.Last, Seen: time.Time(w.Seen)}
+	return nil
 }
 
 // Exists reports whether the entity has state.
@@ -330,13 +382,15 @@ func (s *EntitySchedulerState) Status() EntityStatus {
 }
 
 type schedulerStateJSON struct {
-	Exists    bool               `json:"exists,omitempty"`
-	State     *string            `json:"state,omitempty"`
-	Queue     []EntityRequest    `json:"queue,omitempty"`
-	LockedBy  string             `json:"lockedBy,omitempty"`
-	Suspended bool               `json:"suspended,omitempty"`
-	Sorter    *MessageSorter     `json:"sorter,omitempty"`
-	Applied   map[string]netTime `json:"applied,omitempty"`
+	Exists    bool                    `json:"exists,omitempty"`
+	State     *string                 `json:"state,omitempty"`
+	Queue     []EntityRequest         `json:"queue,omitempty"`
+	LockedBy  string                  `json:"lockedBy,omitempty"`
+	Suspended bool                    `json:"suspended,omitempty"`
+	Sorter    *MessageSorter          `json:"sorter,omitempty"`
+	Applied   map[string]netTime      `json:"applied,omitempty"`
+	LockID    string                  `json:"lockId,omitempty"`
+	Senders   map[string]SenderRecord `json:"senders,omitempty"`
 }
 
 // MarshalJSON writes s as Durable Task's SchedulerState, with the Durable
@@ -344,7 +398,8 @@ type schedulerStateJSON struct {
 // when the entity has state. The sorter is always written: Durable Task's
 // is never null, so an empty one is {}.
 func (s EntitySchedulerState) MarshalJSON() ([]byte, error) {
-	w := schedulerStateJSON{Exists: s.Exists(), Queue: s.Queue, LockedBy: s.LockedBy, Suspended: s.Suspended, Sorter: &s.Sorter}
+	w := schedulerStateJSON{Exists: s.Exists(), Queue: s.Queue, LockedBy: s.LockedBy, Suspended: s.Suspended, Sorter: &s.Sorter,
+		LockID: s.LockID, Senders: s.Senders}
 	if s.State != "" {
 		w.State = &s.State
 	}
@@ -369,7 +424,8 @@ func (s *EntitySchedulerState) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &w); err != nil {
 		return fmt.Errorf("history: entity scheduler state: %w", err)
 	}
-	*s = EntitySchedulerState{State: deref(w.State), Queue: w.Queue, LockedBy: w.LockedBy, Suspended: w.Suspended}
+	*s = EntitySchedulerState{State: deref(w.State), Queue: w.Queue, LockedBy: w.LockedBy, Suspended: w.Suspended,
+		LockID: w.LockID, Senders: w.Senders}
 	if w.Exists && s.State == "" {
 		s.State = "null"
 	}
