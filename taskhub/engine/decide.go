@@ -125,7 +125,11 @@ func (e *Engine) decide(inst *instance, plan batchPlan) checkpoint {
 		carry := inst.ex.CarryOver()
 		start := *inst.start
 		start.Timestamp = now()
-		start.Instance.ExecutionID = history.NewID()
+		// Derived, not random: if this checkpoint is lost in a crash, the
+		// episode run again continues into the same execution, so that the
+		// messages its first episode sent (child starts, entity requests,
+		// named after the execution) are the same messages.
+		start.Instance.ExecutionID = derivedID(inst.executionID, -1)
 		start.Input = c.Result
 		start.Version = c.Version // the current one, or durable.WithNewVersion's
 		start.Generation = nil
@@ -169,6 +173,8 @@ func (e *Engine) decide(inst *instance, plan batchPlan) checkpoint {
 //   - a timer is a TimerFired message to the instance's own control queue,
 //     hidden until it is due;
 //   - a sub-orchestration is an ExecutionStarted message to the child;
+//   - an entity request or release (EventSent) is an EventRaised to the
+//     entity;
 //   - the completion of a sub-orchestration notifies its parent.
 func (e *Engine) route(inst *instance, cp *checkpoint, actions []history.Event) {
 	self := history.OrchestrationInstance{InstanceID: inst.id, ExecutionID: inst.executionID}
@@ -198,6 +204,18 @@ func (e *Engine) route(inst *instance, cp *checkpoint, actions []history.Event) 
 				child.Parent.Version = inst.start.Version // as Durable Task records it
 			}
 			cp.control = append(cp.control, controlSend{msg: backend.Message{Event: child, Target: child.Instance, Sender: self}})
+		case history.EventSent:
+			// An entity request or lock release: an EventRaised of the
+			// same name and content, to the entity; a scheduled signal is
+			// hidden until it is due.
+			raised := history.NewEvent(history.EventRaised, a.Timestamp)
+			raised.Name, raised.Input = a.Name, a.Input
+			var at time.Time
+			if due, ok := history.ParseEntityScheduledRequestEventName(a.Name); ok {
+				at = due
+			}
+			target := history.OrchestrationInstance{InstanceID: a.InstanceID}
+			cp.control = append(cp.control, controlSend{msg: backend.Message{Event: raised, Target: target, Sender: self}, at: at})
 		case history.ExecutionCompleted:
 			if p := inst.parent(); p != nil {
 				cp.control = append(cp.control, controlSend{msg: backend.Message{Event: replay.ParentNotice(p, a, now()), Target: p.Instance, Sender: self}})

@@ -89,9 +89,12 @@ func (e *Engine) keepUnregisteredEntity(ctx context.Context, inst *instance, bat
 	}
 }
 
-// processEntity runs one batch of an entity: the requests of the batch,
-// in order, on the state of its current execution, committed as a new
-// execution.
+// processEntity runs one batch of an entity: it takes in the batch's
+// messages (see entitysched.go), runs the operations that may run now, in
+// order, on the state of its current execution, grants a lock request
+// that comes next, and commits all of it as a new execution: the new
+// scheduler state, the responses to callers, the messages the operations
+// sent, and the lock's forward or answer.
 func (e *Engine) processEntity(ctx context.Context, inst *instance, batch []*inbound, id history.EntityID, fn replay.EntityFunc) {
 	if inst.entityLoaded.IsZero() {
 		inst.entityLoaded = now()
@@ -112,106 +115,80 @@ func (e *Engine) processEntity(ctx context.Context, inst *instance, batch []*inb
 		state = s
 	}
 	t := now()
-	var (
-		inputs   []*inbound
-		requests []replay.EntityRequest
-		senders  []history.EntityRequest
-		seen     = map[string]bool{}
-	)
-	for _, in := range batch {
-		ev := in.msg.Event
-		switch {
-		case in.internal():
-			continue
-		case ev.Type != history.EventRaised:
-			e.dropped(in, "an entity receives only entity messages (EventRaised)")
-			e.removeHeld(in.ack)
-			continue
-		}
-		switch history.ClassifyEntityEvent(ev.Name) {
-		case history.EntityMessageRequest:
-		case history.EntityMessageRelease, history.EntityMessageContinue:
-			e.giveUp(in, fmt.Sprintf("entity message %q: locks are not supported yet", ev.Name), false)
-			continue
-		default:
-			e.giveUp(in, fmt.Sprintf("event %q is not an entity message", ev.Name), false)
-			continue
-		}
-		req, err := history.DecodeEntityRequest(ev)
-		if err != nil {
-			e.giveUp(in, err.Error(), false)
-			continue
-		}
-		if !req.Signal || req.IsLockRequest() {
-			e.giveUp(in, fmt.Sprintf("entity request %s: calls and locks are not supported yet", req.ID), false)
-			continue
-		}
-		if _, applied := state.Applied[req.ID]; applied || seen[req.ID] {
-			e.dropped(in, "an entity request already applied (request "+req.ID+")")
-			e.removeHeld(in.ack)
-			if applied && req.ParentInstanceID == "" {
-				inst.entityDone.add(req.ID) // a client's request has one copy: this was it
-			}
-			continue
-		}
-		if !req.Due.IsZero() && req.Due.After(t) && in.ack != nil {
-			// Delivered before it is due (the queue caps the delay): hide it again.
-			e.held.release(ctx, in.ack, time.Until(req.Due))
-			continue
-		}
-		seen[req.ID] = true
-		inputs = append(inputs, in)
-		senders = append(senders, req)
-		requests = append(requests, replay.EntityRequest{Operation: req.Operation, Input: req.Input, IsSignal: true, RequestID: req.ID})
-	}
-	if len(requests) == 0 {
+	step := entityStep{state: &state, now: t, loaded: inst.entityLoaded}
+	inputs, later := e.intakeEntity(ctx, inst, batch, &step)
+	e.putBack(ctx, inst, later)
+	if len(inputs) == 0 {
 		return
 	}
-	res := fn(ctx, replay.EntityBatch{ID: id, State: state.State, HasState: state.Exists(), Requests: requests, Logger: e.opts.Logger})
+	ops, lock := step.work()
+	step.prune(inst.entityDone.take())
 
-	// The new scheduler state: the requests applied before whose deletes are
-	// not confirmed (unless older than the horizon), and those of this batch.
-	next := history.EntitySchedulerState{Sorter: state.Sorter, Applied: map[string]time.Time{}}
-	if res.HasState {
-		next.State = res.State
-		if next.State == "" {
-			next.State = "null"
+	requests := make([]replay.EntityRequest, len(ops))
+	for i, r := range ops {
+		requests[i] = replay.EntityRequest{Operation: r.Operation, Input: r.Input, IsSignal: r.Signal, RequestID: r.ID}
+	}
+	var res replay.EntityBatchResult
+	if len(requests) > 0 {
+		res = fn(ctx, replay.EntityBatch{ID: id, State: state.State, HasState: state.Exists(), Requests: requests, Logger: e.opts.Logger})
+		state.State = ""
+		if res.HasState {
+			state.State = res.State
+			if state.State == "" {
+				state.State = "null"
+			}
 		}
-	}
-	confirmed := inst.entityDone.take()
-	for rid, at := range state.Applied {
-		if !confirmed[rid] && t.Sub(maxTime(at, inst.entityLoaded)) < entityDedupHorizon {
-			next.Applied[rid] = at
-		}
-	}
-	for _, r := range requests {
-		next.Applied[r.RequestID] = t
-	}
-	input, err := next.Encode()
-	if err != nil {
-		e.abandonEpisode(ctx, inst, &checkpoint{inputs: inputs}, "could not encode the entity's scheduler state", err)
-		return
-	}
-	status, err := next.Status().Encode()
-	if err != nil {
-		e.abandonEpisode(ctx, inst, &checkpoint{inputs: inputs}, "could not encode the entity's status", err)
-		return
 	}
 
 	start := history.NewEvent(history.ExecutionStarted, t)
-	start.Name, start.Version, start.Input = inst.id, "", input
+	start.Name, start.Version = inst.id, ""
 	start.Instance = history.OrchestrationInstance{InstanceID: inst.id, ExecutionID: history.NewID()}
-	cp := checkpoint{executionID: start.Instance.ExecutionID, events: []history.Event{start}, replaced: inst.executionID,
-		inputs: inputs, row: rowNow, customStatus: status, episodes: 1, opened: time.Now()}
 	self := history.OrchestrationInstance{InstanceID: inst.id, ExecutionID: start.Instance.ExecutionID}
+	var control []controlSend
+	fail := func(what string, err error) {
+		e.abandonEpisode(ctx, inst, &checkpoint{inputs: inputs}, what, err)
+	}
+	for i, r := range res.Results {
+		if r.IsSignal || ops[i].ParentInstanceID == "" {
+			continue
+		}
+		c, err := entityResponse(self, ops[i], r, t)
+		if err != nil {
+			fail("could not build the response to an entity call", err)
+			return
+		}
+		control = append(control, c)
+	}
 	for _, a := range res.Actions {
 		c, err := entityActionMessage(self, a, t)
 		if err != nil {
-			e.abandonEpisode(ctx, inst, &checkpoint{inputs: inputs}, "could not build a message an entity operation sends", err)
+			fail("could not build a message an entity operation sends", err)
 			return
 		}
-		cp.control = append(cp.control, c)
+		control = append(control, c)
 	}
+	if lock != nil {
+		c, err := e.grantLock(self, &step, *lock, t)
+		if err != nil {
+			fail("could not build the message that grants a lock", err)
+			return
+		}
+		control = append(control, c)
+	}
+
+	input, err := state.Encode()
+	if err != nil {
+		fail("could not encode the entity's scheduler state", err)
+		return
+	}
+	status, err := state.Status().Encode()
+	if err != nil {
+		fail("could not encode the entity's status", err)
+		return
+	}
+	start.Input = input
+	cp := checkpoint{executionID: start.Instance.ExecutionID, events: []history.Event{start}, replaced: inst.executionID,
+		inputs: inputs, row: rowNow, customStatus: status, episodes: 1, opened: time.Now(), control: control}
 	cp.deleted = func(in *inbound) {
 		// A client sends a request once, so once its copy is deleted its ID
 		// can go. An entity's batch retried after a failed commit sends its
@@ -225,6 +202,130 @@ func (e *Engine) processEntity(ctx context.Context, inst *instance, batch []*inb
 	inst.terminal, inst.completion, inst.unrun = false, nil, false
 	e.count(func(s *Stats) { s.Episodes++ })
 	e.commit(ctx, inst, &cp)
+}
+
+// intakeEntity takes in the batch's messages, in order (an orchestration's
+// requests by their numbers): it returns those whose copies the commit
+// deletes, and those to put back (out of order). Duplicates are deleted,
+// early scheduled requests hidden until due, and messages that are not
+// entity messages parked.
+func (e *Engine) intakeEntity(ctx context.Context, inst *instance, batch []*inbound, step *entityStep) (inputs, later []*inbound) {
+	reqs := make([]*history.EntityRequest, len(batch))
+	errs := make([]error, len(batch))
+	for i, in := range batch {
+		ev := in.msg.Event
+		if in.internal() || ev.Type != history.EventRaised || history.ClassifyEntityEvent(ev.Name) != history.EntityMessageRequest {
+			continue
+		}
+		r, err := history.DecodeEntityRequest(ev)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		reqs[i] = &r
+	}
+	orderBatch(batch, reqs)
+	for i, in := range batch {
+		ev := in.msg.Event
+		switch {
+		case in.internal():
+			continue
+		case ev.Type != history.EventRaised:
+			e.dropped(in, "an entity receives only entity messages (EventRaised)")
+			e.removeHeld(in.ack)
+			continue
+		}
+		switch history.ClassifyEntityEvent(ev.Name) {
+		case history.EntityMessageRequest:
+			if reqs[i] == nil {
+				err := errs[i]
+				if err == nil {
+					err = fmt.Errorf("entity request %q could not be read", ev.Name)
+				}
+				e.giveUp(in, err.Error(), false)
+				continue
+			}
+			r := *reqs[i]
+			if !r.Due.IsZero() && r.Due.After(step.now) && in.ack != nil {
+				// Delivered before it is due (the queue caps the delay): hide it again.
+				e.held.release(ctx, in.ack, time.Until(r.Due))
+				continue
+			}
+			verdict, why := step.takeRequest(r)
+			switch verdict {
+			case intakeTaken:
+				inputs = append(inputs, in)
+			case intakeDup:
+				e.dropped(in, "an entity request already taken in (request "+r.ID+")")
+				e.removeHeld(in.ack)
+				if r.ParentInstanceID == "" {
+					inst.entityDone.add(r.ID) // a client's request has one copy: this was it
+				}
+			case intakeWait:
+				in.wait(why, false)
+				later = append(later, in)
+			}
+		case history.EntityMessageRelease:
+			r, err := history.DecodeEntityRelease(ev)
+			if err != nil {
+				e.giveUp(in, err.Error(), false)
+				continue
+			}
+			if !step.takeRelease(r) {
+				e.log.Debug("an entity ignores a release of a lock it does not hold for that holder",
+					"entity", inst.id, "holder", r.ParentInstanceID, "lock", r.ID, "lockedBy", step.state.LockedBy)
+			}
+			inputs = append(inputs, in)
+		case history.EntityMessageContinue:
+			step.state.Suspended = false
+			inputs = append(inputs, in)
+		default:
+			e.giveUp(in, fmt.Sprintf("event %q is not an entity message", ev.Name), false)
+		}
+	}
+	return inputs, later
+}
+
+// grantLock gives the entity's lock to a lock request and returns the
+// message that follows: the request forwarded to the next entity of its
+// lock set, or the answer to the orchestration once the last lock is held.
+func (e *Engine) grantLock(self history.OrchestrationInstance, step *entityStep, r history.EntityRequest, t time.Time) (controlSend, error) {
+	forward, done := step.grant(r)
+	if !done {
+		ev, err := history.NewEntityRequestEvent(*forward, t)
+		if err != nil {
+			return controlSend{}, err
+		}
+		target := history.OrchestrationInstance{InstanceID: forward.LockSet[forward.Position].String()}
+		return controlSend{msg: backend.Message{Event: ev, Target: target, Sender: self}}, nil
+	}
+	ev, err := history.NewEntityResponseEvent(r.ID, history.EntityResponse{Result: history.LockAcquisitionCompleted}, t)
+	if err != nil {
+		return controlSend{}, err
+	}
+	target := history.OrchestrationInstance{InstanceID: r.ParentInstanceID, ExecutionID: r.ParentExecutionID}
+	return controlSend{msg: backend.Message{Event: ev, Target: target, Sender: self}}, nil
+}
+
+// entityResponse is the answer to a call: the operation's result, or its
+// failure, raised on the calling orchestration's execution.
+func entityResponse(self history.OrchestrationInstance, r history.EntityRequest, res replay.EntityOperationResult, t time.Time) (controlSend, error) {
+	resp := history.EntityResponse{Result: res.Result}
+	if f := res.Failure; f != nil {
+		resp = history.EntityResponse{ErrorMessage: f.ErrorMessage, Failure: f}
+		if resp.ErrorMessage == "" {
+			resp.ErrorMessage = f.ErrorType
+		}
+		if resp.ErrorMessage == "" {
+			resp.ErrorMessage = "entity operation failed"
+		}
+	}
+	ev, err := history.NewEntityResponseEvent(r.ID, resp, t)
+	if err != nil {
+		return controlSend{}, err
+	}
+	target := history.OrchestrationInstance{InstanceID: r.ParentInstanceID, ExecutionID: r.ParentExecutionID}
+	return controlSend{msg: backend.Message{Event: ev, Target: target, Sender: self}}, nil
 }
 
 // entityActionMessage turns what an entity operation sends into the control

@@ -1,0 +1,205 @@
+package engine
+
+import (
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/go-durable/durablefunctions/taskhub/history"
+)
+
+// The entity scheduler: what an entity does with the messages of a batch
+// before any operation runs (Durable Task's DetermineWork in
+// TaskEntityDispatcher.cs, with our own deduplication and ordering). It is
+// pure: it changes only the scheduler state it is given.
+//
+// Requests are taken in once. An orchestration numbers its requests (Seq,
+// PredSeq, the same numbers when a crash makes it send them again): the
+// entity keeps, per sending execution, the last number taken in, drops a
+// number it has seen and puts back a request whose predecessor has not
+// arrived yet, so that an orchestration's requests run in the order sent.
+// Other requests (from clients, from entities, forwarded lock requests)
+// are remembered by ID in Applied for as long as a copy may come again.
+//
+// Taken-in requests queue in the state; while an orchestration holds the
+// entity's lock only its own requests leave the queue, and a lock request
+// ends the batch's operations (the lock is granted after them).
+
+// fixOrphanedLockID is the ID of the release that storage cleaning sends
+// for a lock whose holder no longer runs (ClientEntityHelpers.cs): it
+// releases whatever lock that holder has.
+const fixOrphanedLockID = "fix-orphaned-lock"
+
+// intake is the scheduler's verdict on one message.
+type intake int
+
+const (
+	intakeTaken   intake = iota // queued, or a release or continue applied: delete its copy after the commit
+	intakeDup                   // a copy of a request already taken in: delete it
+	intakeWait                  // its predecessor has not been taken in yet: put it back
+)
+
+// entityStep is one batch's work on an entity's scheduler state.
+type entityStep struct {
+	state *history.EntitySchedulerState
+	// now is the batch's time; loaded is when this worker loaded the
+	// entity (records are kept for the dedup horizon from the later of the
+	// two, so that a worker taking over does not forget at once).
+	now, loaded time.Time
+	// holder are requests of the lock holder taken in by this batch: they
+	// go ahead of the queue.
+	holder []history.EntityRequest
+}
+
+// numbered reports whether r is deduplicated and ordered by its sender's
+// numbers rather than by its ID.
+func numbered(r *history.EntityRequest) bool {
+	return r.Seq > 0 && r.ParentInstanceID != "" && r.Position == 0 && r.Due.IsZero()
+}
+
+// orderBatch sorts the numbered requests of each sender execution by
+// number, in the positions they occupy, leaving everything else where it
+// is. reqs[i] is the decoded request of message i (nil: not a request).
+func orderBatch[T any](items []T, reqs []*history.EntityRequest) {
+	bySender := map[string][]int{}
+	var senders []string
+	for i, r := range reqs {
+		if r == nil || !numbered(r) {
+			continue
+		}
+		k := history.SenderKey(r.ParentInstanceID, r.ParentExecutionID)
+		if bySender[k] == nil {
+			senders = append(senders, k)
+		}
+		bySender[k] = append(bySender[k], i)
+	}
+	for _, k := range senders {
+		pos := bySender[k]
+		idx := append([]int(nil), pos...)
+		sort.SliceStable(idx, func(a, b int) bool { return reqs[idx[a]].Seq < reqs[idx[b]].Seq })
+		itemsCopy := make([]T, len(idx))
+		reqsCopy := make([]*history.EntityRequest, len(idx))
+		for j, i := range idx {
+			itemsCopy[j], reqsCopy[j] = items[i], reqs[i]
+		}
+		for j, p := range pos {
+			items[p], reqs[p] = itemsCopy[j], reqsCopy[j]
+		}
+	}
+}
+
+// takeRequest decides on request r (due now) and, when it is taken in,
+// queues it.
+// It returns the verdict and, for intakeWait, why.
+func (s *entityStep) takeRequest(r history.EntityRequest) (intake, string) {
+	st := s.state
+	if numbered(&r) {
+		k := history.SenderKey(r.ParentInstanceID, r.ParentExecutionID)
+		rec, known := st.Senders[k]
+		switch {
+		case known && r.Seq <= rec.Last:
+			return intakeDup, ""
+		case r.PredSeq > 0 && known && r.PredSeq > rec.Last,
+			r.PredSeq > 0 && !known && !r.Predecessor.IsZero() && s.now.Sub(r.Predecessor) < entityDedupHorizon:
+			// Without a record, a predecessor sent within the horizon
+			// has not arrived (a record outlives its sender's silence by
+			// the horizon).
+			return intakeWait, fmt.Sprintf("request %d of %s waits for its predecessor %d", r.Seq, r.ParentInstanceID, r.PredSeq)
+		}
+		if st.Senders == nil {
+			st.Senders = map[string]history.SenderRecord{}
+		}
+		st.Senders[k] = history.SenderRecord{Last: r.Seq, Seen: s.now}
+	} else {
+		if _, seen := st.Applied[r.ID]; seen {
+			return intakeDup, ""
+		}
+		if st.Applied == nil {
+			st.Applied = map[string]time.Time{}
+		}
+		st.Applied[r.ID] = s.now
+	}
+	if st.LockedBy != "" && r.ParentInstanceID == st.LockedBy {
+		s.holder = append(s.holder, r)
+	} else {
+		st.Queue = append(st.Queue, r)
+	}
+	return intakeTaken, ""
+}
+
+// takeRelease applies a lock release: it frees the lock if the release
+// comes from the holder for the lock it holds (or is storage cleaning's).
+// It reports whether the lock was freed.
+func (s *entityStep) takeRelease(r history.EntityRelease) bool {
+	st := s.state
+	if st.LockedBy == "" || r.ParentInstanceID != st.LockedBy ||
+		(st.LockID != "" && r.ID != st.LockID && r.ID != fixOrphanedLockID) {
+		return false // a late copy, or a release of a lock no longer held
+	}
+	st.LockedBy, st.LockID = "", ""
+	return true
+}
+
+// work returns what the batch runs: the operations that may leave the
+// queue now, in order, and the lock request that ends them, if any.
+func (s *entityStep) work() (ops []history.EntityRequest, lock *history.EntityRequest) {
+	st := s.state
+	if len(s.holder) > 0 {
+		st.Queue = append(s.holder, st.Queue...)
+		s.holder = nil
+	}
+	if st.Suspended {
+		return nil, nil
+	}
+	for len(st.Queue) > 0 && (st.LockedBy == "" || st.Queue[0].ParentInstanceID == st.LockedBy) {
+		r := st.Queue[0]
+		st.Queue = st.Queue[1:]
+		if r.IsLockRequest() {
+			lock = &r
+			break
+		}
+		ops = append(ops, r)
+	}
+	if len(st.Queue) == 0 {
+		st.Queue = nil
+	}
+	return ops, lock
+}
+
+// grant gives the lock to the lock request's orchestration and returns
+// where the request goes next: the next entity of its lock set (forwarded
+// with its position advanced, unnumbered), or, for the last entity, done.
+func (s *entityStep) grant(r history.EntityRequest) (forward *history.EntityRequest, done bool) {
+	s.state.LockedBy, s.state.LockID = r.ParentInstanceID, r.ID
+	next := r
+	next.Position++
+	if next.Position >= len(next.LockSet) {
+		return nil, true
+	}
+	next.Seq, next.PredSeq = 0, 0
+	next.Timestamp, next.Predecessor = s.now, time.Time{}
+	return &next, false
+}
+
+// prune forgets the records no longer needed: applied client requests
+// whose copies are confirmed deleted (confirmed), and any request ID or
+// sender record older than the dedup horizon.
+func (s *entityStep) prune(confirmed map[string]bool) {
+	st := s.state
+	for id, at := range st.Applied {
+		if confirmed[id] || s.now.Sub(maxTime(at, s.loaded)) >= entityDedupHorizon {
+			delete(st.Applied, id)
+		}
+	}
+	for k, rec := range st.Senders {
+		if s.now.Sub(maxTime(rec.Seen, s.loaded)) >= entityDedupHorizon {
+			delete(st.Senders, k)
+		}
+	}
+	if len(st.Applied) == 0 {
+		st.Applied = nil
+	}
+	if len(st.Senders) == 0 {
+		st.Senders = nil
+	}
+}

@@ -1,0 +1,168 @@
+package engine
+
+import (
+	"testing"
+	"time"
+
+	"github.com/go-durable/durablefunctions/taskhub/history"
+)
+
+func orchRequest(parent, exec string, seq, pred int64, op string) history.EntityRequest {
+	return history.EntityRequest{ID: parent + "-" + op, Operation: op, ParentInstanceID: parent, ParentExecutionID: exec,
+		Seq: seq, PredSeq: pred}
+}
+
+func TestEntityStepNumberedRequests(t *testing.T) {
+	t0 := time.Date(2026, 12, 2, 5, 0, 0, 0, time.UTC)
+	recent := t0.Add(-time.Second)
+	cases := []struct {
+		name    string
+		senders map[string]history.SenderRecord
+		req     history.EntityRequest
+		want    intake
+		last    int64 // the sender's record afterwards (0: none)
+	}{
+		{"first request", nil, orchRequest("o", "x", 1, 0, "a"), intakeTaken, 1},
+		{"next in order", map[string]history.SenderRecord{"o|x": {Last: 1}}, orchRequest("o", "x", 4, 1, "b"), intakeTaken, 4},
+		{"a copy", map[string]history.SenderRecord{"o|x": {Last: 4}}, orchRequest("o", "x", 4, 1, "b"), intakeDup, 4},
+		{"an older copy", map[string]history.SenderRecord{"o|x": {Last: 4}}, orchRequest("o", "x", 1, 0, "a"), intakeDup, 4},
+		{"ahead of its predecessor", map[string]history.SenderRecord{"o|x": {Last: 1}}, orchRequest("o", "x", 7, 4, "c"), intakeWait, 1},
+		{"another execution is another sender", map[string]history.SenderRecord{"o|x": {Last: 9}}, orchRequest("o", "y", 1, 0, "a"), intakeTaken, 1},
+		{"no record, predecessor sent recently: wait", nil,
+			func() history.EntityRequest { r := orchRequest("o", "x", 7, 4, "c"); r.Predecessor = recent; return r }(), intakeWait, 0},
+		{"no record, predecessor sent long ago: take", nil,
+			func() history.EntityRequest {
+				r := orchRequest("o", "x", 7, 4, "c")
+				r.Predecessor = t0.Add(-2 * entityDedupHorizon)
+				return r
+			}(), intakeTaken, 7},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			st := history.EntitySchedulerState{Senders: c.senders}
+			step := entityStep{state: &st, now: t0}
+			got, why := step.takeRequest(c.req)
+			if got != c.want {
+				t.Fatalf("verdict %d (%s), want %d", got, why, c.want)
+			}
+			if got == intakeWait && why == "" {
+				t.Error("a wait without a reason")
+			}
+			rec := st.Senders[history.SenderKey(c.req.ParentInstanceID, c.req.ParentExecutionID)]
+			if rec.Last != c.last {
+				t.Errorf("sender record %+v, want last %d", rec, c.last)
+			}
+			if (got == intakeTaken) != (len(st.Queue) == 1) {
+				t.Errorf("queue %+v after verdict %d", st.Queue, got)
+			}
+			if len(st.Applied) != 0 {
+				t.Errorf("numbered requests are not remembered by ID: %v", st.Applied)
+			}
+		})
+	}
+}
+
+func TestEntityStepUnnumberedRequestsByID(t *testing.T) {
+	t0 := time.Date(2026, 12, 2, 5, 0, 0, 0, time.UTC)
+	st := history.EntitySchedulerState{}
+	step := entityStep{state: &st, now: t0}
+	client := history.EntityRequest{ID: "c1", Operation: "add", Signal: true}
+	forwarded := history.EntityRequest{ID: "l1", ParentInstanceID: "o", ParentExecutionID: "x", Seq: 3,
+		LockSet: []history.EntityID{history.NewEntityID("a", "1"), history.NewEntityID("b", "1")}, Position: 1}
+	for _, r := range []history.EntityRequest{client, forwarded} {
+		if v, _ := step.takeRequest(r); v != intakeTaken {
+			t.Fatalf("%s: verdict %d, want taken", r.ID, v)
+		}
+		if v, _ := step.takeRequest(r); v != intakeDup {
+			t.Fatalf("%s again: verdict %d, want dup", r.ID, v)
+		}
+	}
+	if len(st.Queue) != 2 || len(st.Senders) != 0 {
+		t.Fatalf("queue %d, senders %v", len(st.Queue), st.Senders)
+	}
+	// Pruning: a confirmed client request goes; the forwarded one stays
+	// until the horizon.
+	step.prune(map[string]bool{"c1": true})
+	if _, ok := st.Applied["c1"]; ok {
+		t.Error("a confirmed client request is still remembered")
+	}
+	if _, ok := st.Applied["l1"]; !ok {
+		t.Error("a forwarded lock request was forgotten before the horizon")
+	}
+	step.now = t0.Add(entityDedupHorizon)
+	step.prune(nil)
+	if st.Applied != nil {
+		t.Errorf("remembered past the horizon: %v", st.Applied)
+	}
+}
+
+func TestEntityStepLocks(t *testing.T) {
+	t0 := time.Date(2026, 12, 2, 5, 0, 0, 0, time.UTC)
+	a, b := history.NewEntityID("acct", "a"), history.NewEntityID("acct", "b")
+	st := history.EntitySchedulerState{}
+	step := entityStep{state: &st, now: t0}
+	lock := history.EntityRequest{ID: "L", ParentInstanceID: "o", ParentExecutionID: "x", Seq: 1, LockSet: []history.EntityID{a, b}}
+	other := orchRequest("p", "y", 1, 0, "add")
+	step.takeRequest(orchRequest("q", "z", 1, 0, "before"))
+	step.takeRequest(lock)
+	step.takeRequest(other)
+	ops, got := step.work()
+	if len(ops) != 1 || ops[0].Operation != "before" || got == nil || got.ID != "L" {
+		t.Fatalf("work: ops %+v, lock %+v; want the operation before the lock, then the lock", ops, got)
+	}
+	fwd, done := step.grant(*got)
+	if done || fwd == nil || fwd.Position != 1 || fwd.Seq != 0 || fwd.ID != "L" {
+		t.Fatalf("grant: forward %+v, done %v; want the request forwarded to position 1, unnumbered", fwd, done)
+	}
+	if st.LockedBy != "o" || st.LockID != "L" {
+		t.Fatalf("locked by %q (%q)", st.LockedBy, st.LockID)
+	}
+	// While locked, another sender's request waits; the holder's runs first.
+	step = entityStep{state: &st, now: t0}
+	step.takeRequest(orchRequest("o", "x", 2, 1, "call"))
+	if ops, l := step.work(); len(ops) != 1 || ops[0].Operation != "call" || l != nil {
+		t.Fatalf("locked: ops %+v, lock %+v; want only the holder's call", ops, l)
+	}
+	if len(st.Queue) != 1 || st.Queue[0].Operation != "add" {
+		t.Fatalf("queue while locked: %+v", st.Queue)
+	}
+	// A stale release (another lock's ID) and another holder's are ignored.
+	for _, r := range []history.EntityRelease{{ParentInstanceID: "o", ID: "old"}, {ParentInstanceID: "p", ID: "L"}} {
+		if step.takeRelease(r) {
+			t.Fatalf("release %+v freed the lock", r)
+		}
+	}
+	if !step.takeRelease(history.EntityRelease{ParentInstanceID: "o", ID: "L"}) || st.LockedBy != "" {
+		t.Fatal("the holder's release did not free the lock")
+	}
+	if ops, _ := step.work(); len(ops) != 1 || ops[0].Operation != "add" {
+		t.Fatalf("after release: %+v", ops)
+	}
+	// Storage cleaning's release frees a lock whatever its ID.
+	st.LockedBy, st.LockID = "gone", "L2"
+	if !step.takeRelease(history.EntityRelease{ParentInstanceID: "gone", ID: fixOrphanedLockID}) {
+		t.Fatal("fix-orphaned-lock did not free the lock")
+	}
+	// The last entity of the set answers instead of forwarding.
+	last := lock
+	last.Position = 1
+	if fwd, done := step.grant(last); !done || fwd != nil {
+		t.Fatalf("last grant: %+v %v", fwd, done)
+	}
+}
+
+func TestOrderBatchSortsEachSenderInPlace(t *testing.T) {
+	r := func(parent string, seq int64) *history.EntityRequest {
+		x := orchRequest(parent, "x", seq, 0, "op")
+		return &x
+	}
+	items := []string{"o3", "client", "p2", "o1", "p1", "o2"}
+	reqs := []*history.EntityRequest{r("o", 3), {ID: "c"}, r("p", 2), r("o", 1), r("p", 1), r("o", 2)}
+	orderBatch(items, reqs)
+	want := []string{"o1", "client", "p1", "o2", "p2", "o3"}
+	for i := range want {
+		if items[i] != want[i] {
+			t.Fatalf("order %v, want %v", items, want)
+		}
+	}
+}
