@@ -34,9 +34,9 @@ const fixOrphanedLockID = "fix-orphaned-lock"
 type intake int
 
 const (
-	intakeTaken   intake = iota // queued, or a release or continue applied: delete its copy after the commit
-	intakeDup                   // a copy of a request already taken in: delete it
-	intakeWait                  // its predecessor has not been taken in yet: put it back
+	intakeTaken intake = iota // queued, or a release or continue applied: delete its copy after the commit
+	intakeDup                 // a copy of a request already taken in: delete it
+	intakeWait                // its predecessor has not been taken in yet: put it back
 )
 
 // entityStep is one batch's work on an entity's scheduler state.
