@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -128,8 +129,14 @@ func CallActivity[Out any](ctx *Context, name string, input any, opts ...CallOpt
 // CallSubOrchestrator starts the orchestrator registered under name as a
 // child of this one and returns a task for its output of type Out. A failed
 // child surfaces as a *TaskFailedError carrying the child's failure.
+// Inside a critical section (LockEntities) the task fails at once with a
+// *LockingRulesError and nothing is started.
 func CallSubOrchestrator[Out any](ctx *Context, name string, input any, opts ...CallOption) *Task[Out] {
 	in, err := encodeJSON(input)
+	if s := ctx.ex.ent.section; s != nil && err == nil {
+		err = &LockingRulesError{Op: fmt.Sprintf("CallSubOrchestrator %q", name), Locked: slices.Clone(s.locks),
+			Rule: "must not call a sub-orchestrator from a critical section"}
+	}
 	return callWith[Out](ctx, "sub-orchestration", name, in, err, opts, func(o *callOptions) *task {
 		ev := history.NewEvent(history.SubOrchestrationInstanceCreated, ctx.currentTime)
 		ev.Name, ev.Input = name, in

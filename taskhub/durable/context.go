@@ -209,7 +209,10 @@ func WithNewVersion(v string) ContinueAsNewOption {
 //	return nil, ctx.ContinueAsNew(next)
 //	return nil, ctx.ContinueAsNew(next, durable.WithNewVersion("2")) // and upgrade
 //
-// Work scheduled but not awaited before it is abandoned. The new execution
+// Work scheduled but not awaited before it is abandoned, except messages
+// sent: entity signals go out, and so do the releases of a critical
+// section still held (a CallEntity not awaited is sent too, but its
+// response, arriving at the new execution, is dropped). The new execution
 // keeps the instance's version unless WithNewVersion names another.
 func (c *Context) ContinueAsNew(input any, opts ...ContinueAsNewOption) error {
 	in, err := encodeJSON(input)

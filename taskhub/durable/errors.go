@@ -177,26 +177,32 @@ func chain(err error) []error {
 	return out
 }
 
-// TaskFailedError is returned by Await when an activity or a
-// sub-orchestration failed. Use errors.As to inspect it, or to get the
-// failure as an application *Error; errors.Is matches it against *Error
-// sentinels by type (see Is).
+// TaskFailedError is returned by Await when an activity, a
+// sub-orchestration or an entity operation (CallEntity) failed. Use
+// errors.As to inspect it, or to get the failure as an application *Error;
+// errors.Is matches it against *Error sentinels by type (see Is).
 type TaskFailedError struct {
-	// Kind is "activity" or "sub-orchestration".
+	// Kind is "activity", "sub-orchestration" or "entity" (CallEntity).
 	Kind string
-	// TaskName is the activity or orchestrator name.
+	// TaskName is the activity or orchestrator name; for an entity call,
+	// the operation and the entity: `"add" on @counter@k`.
 	TaskName string
 	// TaskID is the action's sequence number in the orchestration.
 	TaskID int32
-	// Failure holds the failure as recorded in history.
+	// Failure holds the failure as recorded in history (for an entity
+	// call, as the entity's response reports it).
 	Failure FailureDetails
 }
 
 // Error implements error.
 func (e *TaskFailedError) Error() string {
 	kind := e.Kind
-	if kind == "" {
+	switch kind {
+	case "":
 		kind = "activity"
+	case "entity":
+		// TaskName says `"op" on @name@key` already.
+		return fmt.Sprintf("entity operation %s (task %d) failed: %s", e.TaskName, e.TaskID, e.Failure.String())
 	}
 	return fmt.Sprintf("%s %q (task %d) failed: %s", kind, e.TaskName, e.TaskID, e.Failure.String())
 }

@@ -44,6 +44,8 @@ type executor struct {
 	held         []history.Event // deliveries held while suspended
 	customStatus string
 
+	ent entityBook // entity requests, responses and the critical section
+
 	httpPollInterval time.Duration // the app's default for CallHTTP (0 = DefaultHTTPPollInterval)
 
 	// coroutine plumbing: exactly one of executor and coroutine runs at a time.
@@ -319,6 +321,9 @@ func (e *executor) deliver(ev history.Event) {
 			e.completeTask(t, "", nil)
 		}
 	case history.EventRaised:
+		if e.entityResponse(ev) {
+			return
+		}
 		k := eventKey(ev.Name)
 		if q := e.waiters[k]; len(q) > 0 {
 			w := q[0]
@@ -412,10 +417,12 @@ func (e *executor) complete(output string, err error) {
 	}
 	var can *ContinueAsNewError
 	if errors.As(err, &can) {
-		// Work scheduled but not awaited is abandoned with the execution.
+		// Work scheduled but not awaited is abandoned with the execution;
+		// messages sent (entity signals and releases) are sent, as Durable
+		// Task sends them.
 		kept := e.pending[:0]
 		for _, a := range e.pending {
-			if a.Type.EndsExecution() {
+			if a.Type.EndsExecution() || a.Type == history.EventSent {
 				kept = append(kept, a)
 			}
 		}
@@ -472,6 +479,10 @@ func (e *executor) coroutine() {
 	var out string
 	var err error
 	defer func() {
+		if s := e.ent.section; s != nil && !e.aborting {
+			// Locks still held are released just before the completion.
+			s.Release()
+		}
 		if !returned {
 			switch r := recover(); {
 			case r != nil:

@@ -60,7 +60,8 @@
 // for one that can never finish (naming what it waits for, such as an
 // external event nobody raises) or that hit StopAfter or MaxEpisodes,
 // *DeterminismError (see Check), *BlockedError for orchestrator code that
-// blocks outside the durable API, *PanicError for a panicking callback.
+// blocks outside the durable API, *PanicError for a panicking callback, and
+// ErrEntitiesNotSupported for a message to a durable entity (not run yet).
 // Nothing hangs and no panic escapes.
 //
 // The package needs no *testing.T; MustRun is a shorthand for tests.

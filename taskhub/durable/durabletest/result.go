@@ -2,6 +2,7 @@ package durabletest
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -222,3 +223,10 @@ func orNone(s string) string {
 	}
 	return s
 }
+
+// ErrEntitiesNotSupported is wrapped by the error of a run whose
+// orchestration sends a message to a durable entity (SignalEntity,
+// CallEntity, LockEntities): durabletest does not run entities yet. Test
+// the entity's operations on their own, and the orchestration's entity
+// messages against the engine.
+var ErrEntitiesNotSupported = errors.New("durabletest: the harness does not run durable entities yet")

@@ -393,6 +393,10 @@ func (r *runner) act(in *instState, a history.Event) error {
 	case history.SubOrchestrationInstanceCreated:
 		return r.startChild(in, a)
 	case history.EventSent:
+		if history.IsEntityInstanceID(a.InstanceID) {
+			return fmt.Errorf("%w: instance %q (%s) sends the entity message %q (task %d) to %s",
+				ErrEntitiesNotSupported, in.id, in.start.Name, a.Name, a.EventID, a.InstanceID)
+		}
 		ev := history.NewEvent(history.EventRaised, r.now)
 		ev.Name, ev.Input = a.Name, a.Input
 		r.send(a.InstanceID, ev, fmt.Sprintf("the event %q sent by instance %q", a.Name, in.id))
