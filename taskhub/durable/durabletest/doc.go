@@ -46,6 +46,16 @@
 // the code runs in real time; a real activity that works past it is
 // cancelled, and its failure is recorded as a TimeoutError.
 //
+// Durable entities given to New run their real code when the orchestration
+// signals or calls them (durable.Context.SignalEntity, durable.CallEntity),
+// one operation at a time per entity, in the order the messages arrive; a
+// scheduled signal runs at its time on the virtual clock. Critical
+// sections (durable.Context.LockEntities) lock as in the engine: the locks
+// are taken one entity after the other in lock order, and while an entity
+// is locked the requests of others wait for its release. An entity keeps
+// its state for the rest of the run; entities' signals to other entities
+// and the orchestrations they start run too.
+//
 // durable.CallHTTP runs through the built-in activity
 // durable.HTTPActivityName: mock it with OnActivityName (the input decodes
 // into a durable.HTTPActivityRequest; return a durable.HTTPResponse), or
@@ -61,7 +71,7 @@
 // external event nobody raises) or that hit StopAfter or MaxEpisodes,
 // *DeterminismError (see Check), *BlockedError for orchestrator code that
 // blocks outside the durable API, *PanicError for a panicking callback, and
-// ErrEntitiesNotSupported for a message to a durable entity (not run yet).
+// ErrEntityNotRegistered for a message to an entity not given to New.
 // Nothing hangs and no panic escapes.
 //
 // The package needs no *testing.T; MustRun is a shorthand for tests.

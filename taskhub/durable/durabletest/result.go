@@ -224,9 +224,8 @@ func orNone(s string) string {
 	return s
 }
 
-// ErrEntitiesNotSupported is wrapped by the error of a run whose
-// orchestration sends a message to a durable entity (SignalEntity,
-// CallEntity, LockEntities): durabletest does not run entities yet. Test
-// the entity's operations on their own, and the orchestration's entity
-// messages against the engine.
-var ErrEntitiesNotSupported = errors.New("durabletest: the harness does not run durable entities yet")
+// ErrEntityNotRegistered is wrapped by the error of a run in which a
+// message goes to an entity whose name is not among the entities given to
+// New: the run stops there, since the engine would keep the message for
+// code that this app does not have.
+var ErrEntityNotRegistered = errors.New("durabletest: message to an entity that is not given to New")

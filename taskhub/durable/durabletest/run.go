@@ -121,7 +121,8 @@ type runner struct {
 	ready     []*instState // instances with events to apply, in order
 	root      *instState
 	episodes  int
-	err       error // first error of a callback, ends the run
+	err       error                   // first error of a callback, ends the run
+	entities  map[string]*entityState // by instance ID ("@name@key")
 }
 
 // item is something due at a virtual time: an event for an instance, or
@@ -394,8 +395,7 @@ func (r *runner) act(in *instState, a history.Event) error {
 		return r.startChild(in, a)
 	case history.EventSent:
 		if history.IsEntityInstanceID(a.InstanceID) {
-			return fmt.Errorf("%w: instance %q (%s) sends the entity message %q (task %d) to %s",
-				ErrEntitiesNotSupported, in.id, in.start.Name, a.Name, a.EventID, a.InstanceID)
+			return r.sendToEntity(in, a)
 		}
 		ev := history.NewEvent(history.EventRaised, r.now)
 		ev.Name, ev.Input = a.Name, a.Input
