@@ -341,7 +341,9 @@ func (c *Context) Sleep(d time.Duration) error {
 // WaitForExternalEvent returns a task that completes with the payload of
 // the next event raised to this instance under name (case-insensitive).
 // Events that arrived before the wait are buffered; several waits on one
-// name are served in the order they were made.
+// name are served in the order they were made. Entity responses are not
+// external events: an event named like a request ID (a lowercase GUID)
+// whose payload is an entity response message never reaches a wait.
 func WaitForExternalEvent[T any](ctx *Context, name string) *Task[T] {
 	return &Task[T]{ctx: ctx, t: ctx.ex.waitEvent(name)}
 }

@@ -29,6 +29,13 @@
 // on. The new state, the results and what the successful operations sent
 // are committed together.
 //
+// Orchestrations signal entities (Context.SignalEntity, SignalEntityAt),
+// call them and wait for the result (CallEntity), and lock a set of them
+// in a critical section (Context.LockEntities) under Durable Functions'
+// rules. Each message is an EventSent action to the entity's instance ID
+// "@name@key" in Durable Task's request format; a response comes back as
+// an event named by the request's ID, which no WaitForExternalEvent sees.
+//
 // The replay core (an unexported executor, which the engine drives through
 // taskhub/internal/replay) runs an orchestrator as a coroutine against its
 // history: each Await that cannot be satisfied from history parks the
