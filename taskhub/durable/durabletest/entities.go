@@ -2,6 +2,7 @@ package durabletest
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/go-durable/durablefunctions/taskhub/history"
@@ -23,6 +24,13 @@ type entityState struct {
 	lockedBy string // the instance holding the lock; "" = none
 	lockID   string // the ID of the lock request that holds it
 	queue    []history.EntityRequest
+}
+
+// entityCall is a call or lock request an instance sent.
+type entityCall struct {
+	eventID int32
+	target  history.EntityID
+	req     history.EntityRequest
 }
 
 // entity returns the run's entity id, created empty on first use.
@@ -67,6 +75,9 @@ func (r *runner) sendToEntity(in *instState, a history.Event) error {
 		at := r.now
 		if req.Due.After(at) {
 			at = req.Due
+		}
+		if !req.Signal {
+			in.calls = append(in.calls, entityCall{eventID: a.EventID, target: id, req: req})
 		}
 		r.deliverToEntity(at, id, req)
 	case history.EntityMessageRelease:
@@ -183,6 +194,10 @@ func (r *runner) runOperation(e *entityState, req history.EntityRequest) {
 
 // respond raises the response to req on the execution that sent it.
 func (r *runner) respond(req history.EntityRequest, resp history.EntityResponse) {
+	if r.answered == nil {
+		r.answered = map[string]bool{}
+	}
+	r.answered[req.ID] = true
 	ev, err := history.NewEntityResponseEvent(req.ID, resp, r.now)
 	if err != nil {
 		r.fail(fmt.Errorf("durabletest: the response to request %s: %w", req.ID, err))
@@ -190,4 +205,41 @@ func (r *runner) respond(req history.EntityRequest, resp history.EntityResponse)
 	}
 	r.schedule(r.now, item{target: req.ParentInstanceID, execution: req.ParentExecutionID, ev: ev,
 		what: fmt.Sprintf("the response to request %s", req.ID)})
+}
+
+// entityWaits describes the entity calls and lock requests of instance
+// in that no entity has answered, and what they wait behind.
+func (r *runner) entityWaits(in *instState) []string {
+	var out []string
+	for _, c := range in.calls {
+		if r.answered[c.req.ID] {
+			continue
+		}
+		if !c.req.IsLockRequest() {
+			s := fmt.Sprintf("entity operation %q on %s (task %d)", c.req.Operation, c.target, c.eventID)
+			if e := r.entities[c.target.String()]; e != nil && e.lockedBy != "" && e.lockedBy != in.id {
+				s += fmt.Sprintf(", queued behind the lock that instance %q holds", e.lockedBy)
+			}
+			out = append(out, s)
+			continue
+		}
+		names := make([]string, len(c.req.LockSet))
+		for i, id := range c.req.LockSet {
+			names[i] = id.String()
+		}
+		s := fmt.Sprintf("the locks of %s (task %d)", strings.Join(names, ", "), c.eventID)
+		for _, id := range c.req.LockSet {
+			e := r.entities[id.String()]
+			if e == nil {
+				continue
+			}
+			for _, q := range e.queue {
+				if q.ID == c.req.ID {
+					s += fmt.Sprintf(", queued at %s, which instance %q holds locked", id, e.lockedBy)
+				}
+			}
+		}
+		out = append(out, s)
+	}
+	return out
 }

@@ -3,6 +3,7 @@ package durabletest_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -201,5 +202,36 @@ func TestEntitySignalsEntityInTheHarness(t *testing.T) {
 		!strings.Contains(err.Error(), `instance "`) || !strings.Contains(err.Error(), `sends the entity message "op" (task 0) to @nope@k`) ||
 		!strings.Contains(err.Error(), "known: [tally]") {
 		t.Fatalf("Run: %v; want ErrEntityNotRegistered naming the message and the known entities", err)
+	}
+}
+
+// TestEntityLockWaitReported: a run that can never finish because its
+// lock request waits behind a lock another instance never releases says
+// so, naming the entity and the holder.
+func TestEntityLockWaitReported(t *testing.T) {
+	holder := durable.NewOrchestrator("Holder", func(ctx *durable.Context, _ any) (string, error) {
+		if _, err := ctx.LockEntities(account.ID("a")); err != nil {
+			return "", err
+		}
+		return durable.WaitForExternalEvent[string](ctx, "never").Await()
+	})
+	orch := durable.NewOrchestrator("Waiter", func(ctx *durable.Context, _ any) (int, error) {
+		_ = holder.Call(ctx, nil, durable.WithInstanceID("holder"))
+		if err := ctx.Sleep(time.Minute); err != nil {
+			return 0, err
+		}
+		if _, err := ctx.LockEntities(account.ID("b"), account.ID("a")); err != nil {
+			return 0, err
+		}
+		return 1, nil
+	})
+	_, err := durabletest.Run(context.Background(), durabletest.New(account, holder), orch, nil)
+	var nf *durabletest.NotFinishedError
+	if !errors.As(err, &nf) {
+		t.Fatalf("Run: %v, want a NotFinishedError", err)
+	}
+	want := `the locks of @account@a, @account@b (task 2), queued at @account@a, which instance "holder" holds locked`
+	if !slices.Contains(nf.Waiting, want) {
+		t.Fatalf("waiting for %q, want %q among them", nf.Waiting, want)
 	}
 }

@@ -123,6 +123,7 @@ type runner struct {
 	episodes  int
 	err       error                   // first error of a callback, ends the run
 	entities  map[string]*entityState // by instance ID ("@name@key")
+	answered  map[string]bool         // IDs of the entity requests answered
 }
 
 // item is something due at a virtual time: an event for an instance, or
@@ -186,6 +187,7 @@ type instState struct {
 	ex      replay.Executor
 	hist    []history.Event
 	actions map[int32]history.Event // the current execution's actions, by id
+	calls   []entityCall            // the current execution's entity calls and lock requests
 	inbox   []history.Event
 	queued  bool
 	done    bool
@@ -223,6 +225,7 @@ func (r *runner) beginExecution(in *instState, start history.Event) {
 	in.start = start
 	in.hist = nil
 	in.actions = map[int32]history.Event{}
+	in.calls = nil
 	code, ok := r.tr.lookupOrchestrator(start.Name)
 	if !ok {
 		// As the engine: the instance fails, naming the missing code.
@@ -632,6 +635,7 @@ func (r *runner) waitingFor(in *instState, depth int) []string {
 			out = append(out, s)
 		}
 	}
+	out = append(out, r.entityWaits(in)...)
 	for _, name := range replay.EventsAwaited(in.ex) {
 		out = append(out, fmt.Sprintf("external event %q", name))
 	}
