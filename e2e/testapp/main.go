@@ -40,6 +40,7 @@
 //     each WithTimeout(2s), and reports both timeouts;
 //   - Counter is an entity of an int: add (int input), reset, get (returns
 //     the value); a copy of the sample's, as Orchestrator and Hello are;
+//   - CounterAdder, Account, Transfer, Audit and Overdraw: see entities.go;
 //   - HttpStart is the library's generic starter, as in the sample.
 package main
 
@@ -458,5 +459,6 @@ func main() {
 		return app.Handler.HandleHTTP("HttpStart", app.API.HandleStart)
 	}, crashTest, step, waiter, echo, fragile, flaky, load, work, orchestrator, hello, callHTTP,
 		ticket, issue, versioned, stepV1, stepV2, versionEcho, versionedParent, upgrading,
-		charge, chargeChild, typedErrors, block, timeouts, counter)
+		charge, chargeChild, typedErrors, block, timeouts, counter,
+		counterAdder, account, transfer, audit, overdraw)
 }

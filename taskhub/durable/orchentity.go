@@ -26,6 +26,9 @@ type entityBook struct {
 	lastSeq   map[string]int64       // per target instance ID: the Seq of the last unscheduled request
 	waiting   map[string]*entityWait // requests awaiting their response, by request ID
 	answered  map[string]bool        // request IDs whose response was applied (a second copy is dropped)
+	// early are responses that came before their request was made: a
+	// lost episode's request was answered, and the episode runs again.
+	early   map[string]history.Event
 	section   *CriticalSection       // the critical section the code is in; nil outside
 }
 
@@ -195,7 +198,7 @@ func (c *Context) callEntity(id EntityID, op string, input any) *task {
 		s.available[id] = false // until the response arrives
 		w.section = s
 	}
-	c.ex.ent.wait(reqID, w)
+	c.ex.waitResponse(reqID, w)
 	return t
 }
 
@@ -270,7 +273,7 @@ func (c *Context) LockEntities(ids ...EntityID) (*CriticalSection, error) {
 	cs := &CriticalSection{ex: c.ex, id: reqID, locks: set, available: make(map[EntityID]bool, len(set))}
 	name := "lock of " + entityList(set)
 	t := &task{id: eventID, kind: "entity", name: name, resultOf: name}
-	c.ex.ent.wait(reqID, &entityWait{t: t, target: set[0], lock: true})
+	c.ex.waitResponse(reqID, &entityWait{t: t, target: set[0], lock: true})
 	c.ex.ent.section = cs
 	c.waitUntil(func() bool { return t.done })
 	if t.err == nil && t.result != history.LockAcquisitionCompleted {
@@ -349,11 +352,18 @@ func (e *executor) send(id int32, target EntityID, raised history.Event) {
 	e.pending = append(e.pending, ev)
 }
 
-func (b *entityBook) wait(requestID string, w *entityWait) {
+// waitResponse registers w for the response to requestID, and applies the
+// response at once if it came early.
+func (e *executor) waitResponse(requestID string, w *entityWait) {
+	b := &e.ent
 	if b.waiting == nil {
 		b.waiting = map[string]*entityWait{}
 	}
 	b.waiting[requestID] = w
+	if ev, ok := b.early[requestID]; ok {
+		delete(b.early, requestID)
+		e.entityResponse(ev)
+	}
 }
 
 // entityResponse applies ev if it is the response to one of the
@@ -369,7 +379,16 @@ func (e *executor) entityResponse(ev history.Event) bool {
 			return true
 		}
 		if looksLikeEntityResponse(k, ev.Input) {
-			e.debug("dropping an entity response to no request of this execution", "requestId", k)
+			// The answer to a request this execution has not made (yet):
+			// a crash lost the episode that sent it after the request went
+			// out, and the episode runs again. Its request ID is derived
+			// from the execution and the action's position, so the
+			// request made again takes this response; the entity does not
+			// answer the copy.
+			if b := &e.ent; b.early == nil {
+				b.early = map[string]history.Event{}
+			}
+			e.ent.early[k] = ev
 			return true
 		}
 		return false

@@ -198,6 +198,15 @@ func (e *Engine) plan(inst *instance, batch []*inbound, stored *storedRow) batch
 				p.terminate = append(p.terminate, in)
 				continue
 			}
+			if ev.Type == history.EventRaised && inst.executionID == "" && p.start == nil &&
+				history.IsEntityInstanceID(in.msg.Sender.InstanceID) {
+				// An entity's answer to a request whose sender has no
+				// history: its first episode sent the request and then lost
+				// its checkpoint, and will run again from its start message.
+				in.wait("it answers an entity request of an instance that has no history", false)
+				p.later = append(p.later, in)
+				continue
+			}
 			if inst.terminal || (inst.ex == nil && p.start == nil) {
 				e.dropped(in, "the instance is not running")
 				p.drop = append(p.drop, in)
