@@ -188,3 +188,160 @@ func (c *Client) ListEntities(ctx context.Context, q EntityQuery) ([]EntityState
 	}
 	return out, next, nil
 }
+
+// DefaultEmptyEntityIdle is how long an empty entity must have been idle
+// before CleanEntityStorage removes it, unless
+// CleanEntityStorageOptions.EmptyFor says otherwise. It is Durable Task
+// Azure Storage's default EntityMessageReorderWindow (30 minutes), the age
+// past which it removes empty entities; it is well over the 10 minutes for
+// which our engine keeps the IDs of applied requests to drop redelivered
+// copies, so that removing an entity cannot make a late copy apply twice.
+const DefaultEmptyEntityIdle = 30 * time.Minute
+
+// OrphanedLockReleaseID is the request ID of the release CleanEntityStorage
+// sends for an orphaned lock, as Durable Task's does (it does not know the
+// lock request's ID).
+const OrphanedLockReleaseID = "fix-orphaned-lock"
+
+// CleanEntityStorageOptions say what CleanEntityStorage does.
+type CleanEntityStorageOptions struct {
+	// RemoveEmptyEntities purges the instances of entities that have no
+	// state, no queued requests and no lock holder, and have been idle
+	// for EmptyFor.
+	RemoveEmptyEntities bool
+	// ReleaseOrphanedLocks sends a release to every entity locked by an
+	// orchestration that no longer exists or no longer runs.
+	ReleaseOrphanedLocks bool
+	// EmptyFor is how long an empty entity must have been idle (since its
+	// row was last updated) to be removed; 0 means DefaultEmptyEntityIdle.
+	EmptyFor time.Duration
+}
+
+// CleanEntityStorageResult counts what CleanEntityStorage did.
+type CleanEntityStorageResult struct {
+	// EmptyEntitiesRemoved is the number of empty entities purged.
+	EmptyEntitiesRemoved int
+	// OrphanedLocksReleased is the number of releases sent.
+	OrphanedLocksReleased int
+}
+
+// CleanEntityStorage goes through every entity of the task hub, page by
+// page, and does what opts asks, as Durable Task's CleanEntityStorageAsync
+// does (DurableTask.AzureStorage/EntityTrackingStoreQueries.cs):
+//
+//   - An entity whose status (the Instances row's CustomStatus) names a
+//     lock holder whose instance does not exist or is neither Running nor
+//     Suspended gets a "release" message from that holder with the ID
+//     OrphanedLockReleaseID (ClientEntityHelpers.EmitUnlockForOrphanedLock);
+//     the entity frees the lock when it processes it. The release is sent
+//     again on every run until then, which is harmless.
+//   - An entity whose status says it has no state, no queued requests and
+//     no lock, and whose row was last updated more than EmptyFor ago, is
+//     purged (history and row). Durable Task waits for its message reorder
+//     window (30 minutes by default) for the same reason: a message to the
+//     entity that is still in flight must find the records it is checked
+//     against. The row is read again just before the purge, and the entity
+//     is kept if it ran a batch since it was listed. A message that arrives
+//     after the purge starts the entity afresh, as for an entity that never
+//     existed.
+//
+// Rows without an entity status (an entity that has not run a batch) are
+// left alone. Unlike Durable Task, which stops after 5 seconds and returns a
+// continuation, it works through all entities (bound it with ctx); the
+// counts are of what was done before an error. An error names the entity.
+func (c *Client) CleanEntityStorage(ctx context.Context, opts CleanEntityStorageOptions) (CleanEntityStorageResult, error) {
+	var res CleanEntityStorageResult
+	if !opts.RemoveEmptyEntities && !opts.ReleaseOrphanedLocks {
+		return res, nil
+	}
+	idle := opts.EmptyFor
+	if idle <= 0 {
+		idle = DefaultEmptyEntityIdle
+	}
+	q := backend.InstanceQuery{InstanceIDPrefix: "@"}
+	for {
+		rows, next, err := c.be.QueryInstances(ctx, q)
+		if err != nil {
+			return res, fmt.Errorf("client: clean entity storage: list entities: %w", err)
+		}
+		now := time.Now()
+		for _, row := range rows {
+			id, ok := history.ParseEntityID(row.InstanceID)
+			if !ok || row.CustomStatus == "" {
+				continue
+			}
+			status, err := history.ParseEntityStatus(row.CustomStatus)
+			if err != nil {
+				return res, fmt.Errorf("client: clean entity storage: entity %q: %w", id, err)
+			}
+			if opts.ReleaseOrphanedLocks && status.LockedBy != "" {
+				released, err := c.releaseOrphanedLock(ctx, id, status.LockedBy)
+				if err != nil {
+					return res, err
+				}
+				if released {
+					res.OrphanedLocksReleased++
+				}
+			}
+			empty := !status.EntityExists && status.QueueSize == 0 && status.LockedBy == ""
+			if opts.RemoveEmptyEntities && empty && now.Sub(row.LastUpdatedTime) > idle {
+				removed, err := c.removeEmptyEntity(ctx, id, row)
+				if err != nil {
+					return res, err
+				}
+				if removed {
+					res.EmptyEntitiesRemoved++
+				}
+			}
+		}
+		if next == "" {
+			return res, nil
+		}
+		q.Continuation = next
+	}
+}
+
+// releaseOrphanedLock sends entity id a release from holder if holder is
+// not a running orchestration, and reports whether it did.
+func (c *Client) releaseOrphanedLock(ctx context.Context, id history.EntityID, holder string) (bool, error) {
+	owner, err := c.be.GetInstance(ctx, holder, false)
+	switch {
+	case errors.Is(err, backend.ErrNotFound):
+	case err != nil:
+		return false, fmt.Errorf("client: clean entity storage: entity %q: read its lock holder %q: %w", id, holder, err)
+	case owner.Status == history.StatusRunning || owner.Status == history.StatusSuspended:
+		return false, nil
+	}
+	ev, err := history.NewEntityReleaseEvent(history.EntityRelease{ParentInstanceID: holder, ID: OrphanedLockReleaseID}, history.StorageTime(time.Now()))
+	if err != nil {
+		return false, fmt.Errorf("client: clean entity storage: entity %q: %w", id, err)
+	}
+	msg := backend.Message{Event: ev, Target: history.OrchestrationInstance{InstanceID: id.String()}}
+	if err := c.deliver(ctx, id.String(), msg); err != nil {
+		return false, fmt.Errorf("client: clean entity storage: release the orphaned lock of %q on entity %q: %w", holder, id, err)
+	}
+	return true, nil
+}
+
+// removeEmptyEntity purges entity id, listed as listed, unless it ran a
+// batch since (a new execution) or its row is gone; it reports whether it
+// purged.
+func (c *Client) removeEmptyEntity(ctx context.Context, id history.EntityID, listed backend.InstanceState) (bool, error) {
+	row, err := c.be.GetInstance(ctx, id.String(), false)
+	if errors.Is(err, backend.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("client: clean entity storage: entity %q: %w", id, err)
+	}
+	if row.ExecutionID != listed.ExecutionID || row.CustomStatus != listed.CustomStatus || !row.LastUpdatedTime.Equal(listed.LastUpdatedTime) {
+		return false, nil
+	}
+	if err := c.be.PurgeInstance(ctx, id.String()); err != nil {
+		if errors.Is(err, backend.ErrNotFound) {
+			return false, nil
+		}
+		return false, fmt.Errorf("client: clean entity storage: remove empty entity %q: %w", id, err)
+	}
+	return true, nil
+}
