@@ -2,6 +2,8 @@ package client
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -53,7 +55,7 @@ func (c *Client) SignalEntity(ctx context.Context, id history.EntityID, operatio
 		raw = string(b)
 	}
 	t := history.StorageTime(time.Now())
-	r := history.EntityRequest{Operation: operation, Signal: true, Input: raw, ID: history.NewID(), Timestamp: t}
+	r := history.EntityRequest{Operation: operation, Signal: true, Input: raw, ID: newRequestID(), Timestamp: t}
 	var delay time.Duration
 	for _, o := range opts {
 		if !o.At.IsZero() {
@@ -76,6 +78,21 @@ func (c *Client) SignalEntity(ctx context.Context, id history.EntityID, operatio
 		return nil
 	}
 	return c.deliver(ctx, id.String(), msg)
+}
+
+// newRequestID returns a random request ID as Durable Task's client makes
+// it (ClientEntityHelpers.EmitOperationSignal's Guid.NewGuid(), written by
+// Newtonsoft as Guid.ToString(): 36 lowercase characters with hyphens), a
+// version 4 UUID.
+func newRequestID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("crypto/rand failed: " + err.Error())
+	}
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
 
 // checkEntity reports whether name is an entity of this app (when the
