@@ -248,7 +248,8 @@ type CleanEntityStorageResult struct {
 //
 //   - An entity whose status (the Instances row's CustomStatus) names a
 //     lock holder whose instance does not exist or is neither Running nor
-//     Suspended gets a "release" message from that holder with the ID
+//     Suspended (a missing or Pending row whose history has started counts
+//     as running, see holderRunning) gets a "release" message from that holder with the ID
 //     OrphanedLockReleaseID (ClientEntityHelpers.EmitUnlockForOrphanedLock);
 //     the entity frees the lock when it processes it. The release is sent
 //     again on every run until then, which is harmless.
@@ -321,12 +322,11 @@ func (c *Client) CleanEntityStorage(ctx context.Context, opts CleanEntityStorage
 // releaseOrphanedLock sends entity id a release from holder if holder is
 // not a running orchestration, and reports whether it did.
 func (c *Client) releaseOrphanedLock(ctx context.Context, id history.EntityID, holder string) (bool, error) {
-	owner, err := c.be.GetInstance(ctx, holder, false)
-	switch {
-	case errors.Is(err, backend.ErrNotFound):
-	case err != nil:
+	running, err := c.holderRunning(ctx, holder)
+	if err != nil {
 		return false, fmt.Errorf("client: clean entity storage: entity %q: read its lock holder %q: %w", id, holder, err)
-	case owner.Status == history.StatusRunning || owner.Status == history.StatusSuspended:
+	}
+	if running {
 		return false, nil
 	}
 	ev, err := history.NewEntityReleaseEvent(history.EntityRelease{ParentInstanceID: holder, ID: OrphanedLockReleaseID}, history.StorageTime(time.Now()))
@@ -338,6 +338,40 @@ func (c *Client) releaseOrphanedLock(ctx context.Context, id history.EntityID, h
 		return false, fmt.Errorf("client: clean entity storage: release the orphaned lock of %q on entity %q: %w", holder, id, err)
 	}
 	return true, nil
+}
+
+// holderRunning reports whether the lock holder's instance is a running
+// orchestration. As in Durable Task, a Running or Suspended row counts as
+// running and a finished one does not. Unlike Durable Task, a missing or
+// Pending row is not taken at its word: our engine writes an instance's
+// Pending→Running row update, and a sub-orchestration's first row, a moment
+// after the episode's history (engine.Options.StatusFlushDelay), so such a
+// holder counts as running when its history has started and not ended.
+func (c *Client) holderRunning(ctx context.Context, holder string) (bool, error) {
+	row, err := c.be.GetInstance(ctx, holder, false)
+	switch {
+	case errors.Is(err, backend.ErrNotFound):
+	case err != nil:
+		return false, err
+	case row.Status == history.StatusRunning || row.Status == history.StatusSuspended:
+		return true, nil
+	case row.Status != history.StatusPending:
+		return false, nil
+	}
+	h, err := c.be.LoadHistory(ctx, holder)
+	if err != nil {
+		return false, err
+	}
+	started := false
+	for _, ev := range h.Events {
+		switch {
+		case ev.Type == history.ExecutionStarted:
+			started = true
+		case ev.Type.EndsExecution() || ev.Type == history.ExecutionTerminated || ev.Type == history.ExecutionFailed:
+			return false, nil
+		}
+	}
+	return started, nil
 }
 
 // removeEmptyEntity purges entity id, listed as listed, unless it ran a

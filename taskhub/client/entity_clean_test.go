@@ -157,7 +157,8 @@ func controlMessages(ctx context.Context, t *testing.T, be backend.Backend, stor
 // TestCleanEntityStorage runs Counter entities through an engine (one with
 // state, one emptied by "delete"), adds the rows a storage fault leaves
 // (entities locked by an orchestration that never existed, by one that
-// completed, by one that runs; 110 empty entities idle for an hour, so that
+// completed, by one that runs, by two whose rows lag behind their started
+// histories; 110 empty entities idle for an hour, so that
 // the clean pages), and cleans, on memory and on Azurite: orphaned locks get
 // exactly Durable Task's release message, the idle empty entities go, the
 // just-emptied one stays until EmptyFor allows it, and a last run removes
@@ -202,6 +203,22 @@ func testCleanEntityStorage(t *testing.T, storage string) {
 		CreatedTime: now, LastUpdatedTime: now, Status: history.StatusRunning}); err != nil {
 		t.Fatal(err)
 	}
+	// Holders whose row lags behind their history, as the engine's deferred
+	// row updates leave them: running, so their locks stay.
+	startedAt := history.NewEvent(history.ExecutionStarted, now)
+	startedAt.Name = "Quick"
+	for _, holder := range []string{"holder-unwritten", "holder-pending"} {
+		startedAt.Instance = history.OrchestrationInstance{InstanceID: holder, ExecutionID: history.NewID()}
+		if _, err := be.AppendHistory(ctx, holder, startedAt.Instance.ExecutionID, 0, []history.Event{startedAt}, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := be.CreateInstance(ctx, backend.InstanceState{InstanceID: "holder-pending", Name: "Quick", ExecutionID: history.NewID(),
+		CreatedTime: now, LastUpdatedTime: now, Status: history.StatusPending}); err != nil {
+		t.Fatal(err)
+	}
+	writeEntityRow(ctx, t, be, "held-unwritten", history.EntitySchedulerState{LockedBy: "holder-unwritten"}, now.Add(-time.Hour))
+	writeEntityRow(ctx, t, be, "held-pending", history.EntitySchedulerState{LockedBy: "holder-pending"}, now.Add(-time.Hour))
 	writeEntityRow(ctx, t, be, "orphan-ghost", history.EntitySchedulerState{State: "5", LockedBy: "ghost", LockID: history.NewID()}, now)
 	writeEntityRow(ctx, t, be, "orphan-done", history.EntitySchedulerState{LockedBy: "holder-done"}, now.Add(-time.Hour))
 	writeEntityRow(ctx, t, be, "held", history.EntitySchedulerState{State: "7", LockedBy: "holder-live"}, now.Add(-time.Hour))
@@ -236,7 +253,7 @@ func testCleanEntityStorage(t *testing.T, storage string) {
 	if err != nil || len(rows) != 0 {
 		t.Fatalf("stale entities left: %d, %v", len(rows), err)
 	}
-	for _, key := range []string{"full", "gone", "orphan-ghost", "orphan-done", "held"} {
+	for _, key := range []string{"full", "gone", "orphan-ghost", "orphan-done", "held", "held-unwritten", "held-pending"} {
 		if _, err := be.GetInstance(ctx, history.NewEntityID("Counter", key).String(), false); err != nil {
 			t.Errorf("entity %s after the first clean: %v", key, err)
 		}
