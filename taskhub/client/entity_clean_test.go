@@ -321,3 +321,37 @@ func TestCleanEntityStorageBadStatus(t *testing.T) {
 		t.Fatalf("row after the failed clean: %v", err)
 	}
 }
+
+// TestCleanedEntityStartsAfresh: an entity removed by the clean of the
+// engine's own process (whose cache still holds it) takes its next signal as
+// a new entity, on memory and on Azurite.
+func TestCleanedEntityStartsAfresh(t *testing.T) { onBothBackends(t, testCleanedEntityStartsAfresh) }
+
+func testCleanedEntityStartsAfresh(t *testing.T, storage string) {
+	ctx := testCtx(t)
+	be := cleanBackend(t, storage)
+	_, _, c := enginetest.Start(t, engine.Options{Backend: be}, counter.Entity)
+	id := history.NewEntityID("Counter", "again")
+	for _, op := range []string{"add", "delete"} {
+		if err := c.SignalEntity(ctx, id, op, map[string]any{"add": 2}[op]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitRow(ctx, t, be, id.String(), func(r backend.InstanceState) bool { return r.CustomStatus == "{}" })
+	// The batch ran before its row was written, so its time is in the past
+	// by more than a nanosecond now.
+	res, err := c.CleanEntityStorage(ctx, client.CleanEntityStorageOptions{RemoveEmptyEntities: true, EmptyFor: time.Nanosecond})
+	if err != nil || res != (client.CleanEntityStorageResult{EmptyEntitiesRemoved: 1}) {
+		t.Fatalf("clean = %+v, %v; want one entity removed", res, err)
+	}
+	if _, err := be.GetInstance(ctx, id.String(), false); !errors.Is(err, backend.ErrNotFound) {
+		t.Fatalf("row after the clean: %v", err)
+	}
+	if err := c.SignalEntity(ctx, id, "add", 4); err != nil {
+		t.Fatal(err)
+	}
+	row := waitRow(ctx, t, be, id.String(), func(r backend.InstanceState) bool { return strings.Contains(r.Input, `"state":"4"`) })
+	if st, err := c.ReadEntityState(ctx, id); err != nil || st.State != "4" {
+		t.Fatalf("entity after the clean and a signal: %+v, %v (row %+v)", st, err, row)
+	}
+}
