@@ -265,8 +265,11 @@ type CleanEntityStorageResult struct {
 //
 // Rows without an entity status (an entity that has not run a batch) are
 // left alone. Unlike Durable Task, which stops after 5 seconds and returns a
-// continuation, it works through all entities (bound it with ctx); the
-// counts are of what was done before an error. An error names the entity.
+// continuation that the Durable Functions extension does not follow, it
+// works through all entities, as the extension's own loop for older
+// backends does (DurableClient.CleanEntityStorageLegacyAsync); bound it with
+// ctx. The counts are of what was done before an error; an error names the
+// entity.
 func (c *Client) CleanEntityStorage(ctx context.Context, opts CleanEntityStorageOptions) (CleanEntityStorageResult, error) {
 	var res CleanEntityStorageResult
 	if !opts.RemoveEmptyEntities && !opts.ReleaseOrphanedLocks {
