@@ -52,9 +52,10 @@ func cleanBackend(t *testing.T, storage string) backend.Backend {
 	return nil
 }
 
-// writeEntityRow writes the Instances row an entity with scheduler state s
-// would have after a batch at last, as a storage fault (or a crashed
-// lock holder) leaves it.
+// writeEntityRow writes the history (the execution's ExecutionStarted with
+// s as its input) and the Instances row an entity with scheduler state s
+// has after a batch at last, as a storage fault (or a crashed lock holder)
+// leaves it.
 func writeEntityRow(ctx context.Context, t *testing.T, be backend.Backend, key string, s history.EntitySchedulerState, last time.Time) {
 	t.Helper()
 	id := history.NewEntityID("Counter", key).String()
@@ -66,8 +67,14 @@ func writeEntityRow(ctx context.Context, t *testing.T, be backend.Backend, key s
 	if err != nil {
 		t.Fatal(err)
 	}
-	row := backend.InstanceState{InstanceID: id, Name: id, ExecutionID: history.NewID(), Input: input, CustomStatus: status,
-		CreatedTime: last, LastUpdatedTime: last, Status: history.StatusRunning}
+	start := history.NewEvent(history.ExecutionStarted, last)
+	start.Name, start.Input = id, input
+	start.Instance = history.OrchestrationInstance{InstanceID: id, ExecutionID: history.NewID()}
+	if _, err := be.AppendHistory(ctx, id, start.Instance.ExecutionID, 0, []history.Event{start}, ""); err != nil {
+		t.Fatalf("write entity history %s: %v", id, err)
+	}
+	row := backend.InstanceState{InstanceID: id, Name: id, ExecutionID: start.Instance.ExecutionID, Input: input, CustomStatus: status,
+		CreatedTime: last, LastUpdatedTime: last, Status: history.StatusRunning, HistoryPosition: 1}
 	if _, err := be.CreateInstance(ctx, row); err != nil {
 		t.Fatalf("write entity row %s: %v", id, err)
 	}
@@ -97,8 +104,8 @@ func waitRow(ctx context.Context, t *testing.T, be backend.Backend, id string, c
 type release struct{ target, name, input string }
 
 // controlMessages returns, sorted, every message in the hub's control
-// queues as a release: from Azurite through the plain SDK (the stored
-// MessageData JSON), from memory through the backend.
+// queues as a release, leaving them there: from Azurite through the plain
+// SDK (the stored MessageData JSON), from memory through the backend.
 func controlMessages(ctx context.Context, t *testing.T, be backend.Backend, storage string) []release {
 	t.Helper()
 	var out []release
@@ -111,6 +118,10 @@ func controlMessages(ctx context.Context, t *testing.T, be backend.Backend, stor
 			}
 			for _, m := range got {
 				out = append(out, release{m.Message.Target.InstanceID + "|" + m.Message.Target.ExecutionID, m.Message.Event.Name, m.Message.Event.Input})
+				// Visible again, for the engine that comes next (a peek).
+				if _, err := be.SetVisibility(ctx, m.Receipt, 0); err != nil {
+					t.Fatal(err)
+				}
 			}
 		}
 	case "azurite":
@@ -160,9 +171,9 @@ func controlMessages(ctx context.Context, t *testing.T, be backend.Backend, stor
 // completed, by one that runs, by two whose rows lag behind their started
 // histories; 110 empty entities idle for an hour, so that
 // the clean pages), and cleans, on memory and on Azurite: orphaned locks get
-// exactly Durable Task's release message, the idle empty entities go, the
-// just-emptied one stays until EmptyFor allows it, and a last run removes
-// nothing more.
+// exactly Durable Task's release message, which the engine honours; the
+// idle empty entities go, the just-emptied one stays until EmptyFor allows
+// it, and a last run finds nothing more to do.
 func TestCleanEntityStorage(t *testing.T) { onBothBackends(t, testCleanEntityStorage) }
 
 func testCleanEntityStorage(t *testing.T, storage string) {
@@ -262,24 +273,33 @@ func testCleanEntityStorage(t *testing.T, storage string) {
 		t.Fatalf("full entity: %+v, %v", st, err)
 	}
 
-	// The entity emptied a moment ago goes once EmptyFor is shorter than
-	// its idle time; then nothing is left to remove.
-	res, err = remote.CleanEntityStorage(ctx, client.CleanEntityStorageOptions{RemoveEmptyEntities: true, EmptyFor: time.Millisecond})
+	// An engine again: it takes the releases, which free the two locks.
+	enginetest.Start(t, engine.Options{Backend: be}, counter.Entity, quick)
+	waitRow(ctx, t, be, "@counter@orphan-ghost", func(r backend.InstanceState) bool { return r.CustomStatus == `{"entityExists":true}` })
+	waitRow(ctx, t, be, "@counter@orphan-done", func(r backend.InstanceState) bool { return r.CustomStatus == "{}" })
+
+	// The entity emptied a moment ago, and the one whose lock was the
+	// only thing left, go once EmptyFor is shorter than their idle time
+	// (their batches ran before their rows were written); then nothing is
+	// left to do.
+	res, err = remote.CleanEntityStorage(ctx, client.CleanEntityStorageOptions{RemoveEmptyEntities: true, ReleaseOrphanedLocks: true, EmptyFor: time.Nanosecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (client.CleanEntityStorageResult{EmptyEntitiesRemoved: 1}); res != want {
-		t.Fatalf("second clean (emptied %v ago) = %+v, want %+v", time.Since(emptied.LastUpdatedTime), res, want)
+	if want := (client.CleanEntityStorageResult{EmptyEntitiesRemoved: 2}); res != want {
+		t.Fatalf("second clean (gone emptied %v ago) = %+v, want %+v", time.Since(emptied.LastUpdatedTime), res, want)
 	}
-	if _, err := be.GetInstance(ctx, gone.String(), false); !errors.Is(err, backend.ErrNotFound) {
-		t.Fatalf("emptied entity's row after the clean: %v, want ErrNotFound", err)
+	for _, id := range []string{gone.String(), "@counter@orphan-done"} {
+		if _, err := be.GetInstance(ctx, id, false); !errors.Is(err, backend.ErrNotFound) {
+			t.Fatalf("emptied entity %s's row after the clean: %v, want ErrNotFound", id, err)
+		}
+		if h, err := be.LoadHistory(ctx, id); err != nil || len(h.Events) != 0 {
+			t.Fatalf("emptied entity %s's history after the clean: %d events, %v", id, len(h.Events), err)
+		}
 	}
-	if h, err := be.LoadHistory(ctx, gone.String()); err != nil || len(h.Events) != 0 {
-		t.Fatalf("emptied entity's history after the clean: %d events, %v", len(h.Events), err)
-	}
-	res, err = remote.CleanEntityStorage(ctx, client.CleanEntityStorageOptions{RemoveEmptyEntities: true, EmptyFor: time.Millisecond})
+	res, err = remote.CleanEntityStorage(ctx, client.CleanEntityStorageOptions{RemoveEmptyEntities: true, ReleaseOrphanedLocks: true, EmptyFor: time.Nanosecond})
 	if err != nil || res != (client.CleanEntityStorageResult{}) {
-		t.Fatalf("last clean = %+v, %v; want nothing removed", res, err)
+		t.Fatalf("last clean = %+v, %v; want nothing to do", res, err)
 	}
 	list, _, err := remote.ListEntities(ctx, client.EntityQuery{Name: "Counter", WithState: true})
 	if err != nil {
