@@ -1,13 +1,18 @@
 package e2e
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
 	"github.com/go-durable/durablefunctions/handler/durableapi"
 	"github.com/go-durable/durablefunctions/internal/azuritetest"
@@ -140,5 +145,158 @@ func TestEntityHTTPAPI(t *testing.T) {
 	}
 	if g := strings.Join(got, " "); g != "counter/c1=0 counter/c2=2 counter/c3=2 counter/c4=2" || pages < 4 {
 		t.Fatalf("listed %q in %d pages, want the 4 counters one per page", g, pages)
+	}
+}
+
+// listEntities pages through GET url (following x-ms-continuation-token)
+// and returns the entities as name/key[=state], the number of pages, and
+// whether any entity carried a "state" member.
+func listEntities(t *testing.T, url string) (got []string, pages int, withState bool) {
+	t.Helper()
+	token := ""
+	for {
+		req, err := http.NewRequest(http.MethodGet, url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if token != "" {
+			req.Header.Set("x-ms-continuation-token", token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := readAll(t, resp)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s: %d %s", url, resp.StatusCode, body)
+		}
+		for _, raw := range decode[[]map[string]json.RawMessage](t, body) {
+			b, err := json.Marshal(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := decode[durableapi.EntityPayload](t, b)
+			s := e.EntityID.Name + "/" + e.EntityID.Key
+			if _, ok := raw["state"]; ok {
+				withState = true
+				s += "=" + string(e.State)
+			}
+			got = append(got, s)
+		}
+		pages++
+		if token = resp.Header.Get("x-ms-continuation-token"); token == "" {
+			return got, pages, withState
+		}
+		if pages > 20 {
+			t.Fatalf("GET %s: more than 20 pages", url)
+		}
+	}
+}
+
+// TestEntityHTTPListAndReadErrors covers, in the running app on Azurite,
+// what TestEntityHTTPAPI does not: GET entities across names, without and
+// with state, bounded by lastOperationTimeFrom/To, paged with top; an
+// entity deleted by its "delete" operation is neither listed nor read; and
+// the 4xx JSON errors of bad reads and bad list filters, which write
+// nothing.
+func TestEntityHTTPListAndReadErrors(t *testing.T) {
+	hub := azuritetest.HubName(t)
+	p := startApp(t, binary(t, "./e2e/testapp"), appEnv(t, hub, "CRASHTEST_DIR="+t.TempDir())...)
+	waitReady(t, p)
+	base := p.base + "/api/durabletask/"
+
+	bad := []struct {
+		name, path string
+		status     int
+		mention    string
+	}{
+		{"read with control character", "entities/Counter/a%7Fb", 400, "control character U+007F"},
+		{"read with /", "entities/Counter/a%2Fb", 400, "may not contain '/'"},
+		{"read of unknown name", "entities/Nope/k", 404, `"@nope@k" does not exist`},
+		{"list with bad from", "entities?lastOperationTimeFrom=yesterday", 400, `lastOperationTimeFrom="yesterday" is not a date`},
+		{"list with bad to", "entities/Counter?lastOperationTimeTo=2026-13-01", 400, "lastOperationTimeTo"},
+		{"list with to before from", "entities?lastOperationTimeFrom=2026-02-01&lastOperationTimeTo=2026-01-01", 400, "lastOperationTimeTo is before lastOperationTimeFrom"},
+		{"list with top 0", "entities?top=0", 400, `top="0"`},
+		{"list with top not a number", "entities/Counter?top=ten", 400, `top="ten"`},
+		{"list with a forged continuation", "entities", 400, "x-ms-continuation-token"},
+	}
+	for _, tc := range bad {
+		t.Run(tc.name, func(t *testing.T) {
+			req, err := http.NewRequest(http.MethodGet, base+tc.path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.name == "list with a forged continuation" {
+				req.Header.Set("x-ms-continuation-token", "bm90IGEgdG9rZW4=")
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body := readAll(t, resp)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d: %s", resp.StatusCode, tc.status, body)
+			}
+			e := decode[errorBody](t, body)
+			if e.Error.Code == "" || !strings.Contains(e.Error.Message, tc.mention) {
+				t.Fatalf("error %+v does not mention %q", e.Error, tc.mention)
+			}
+		})
+	}
+	// Nothing written: no entity row ('@' sorts before 'A'), no message.
+	filter := "PartitionKey ge '@' and PartitionKey lt 'A'"
+	pager := tableService(t).NewClient(hub + "Instances").NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter})
+	for pager.More() {
+		page, err := pager.NextPage(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page.Entities) != 0 {
+			t.Fatalf("entity rows after bad requests only: %s", page.Entities[0])
+		}
+	}
+	for i := range 4 {
+		if n := queuedMessages(t, fmt.Sprintf("%s-control-%02d", strings.ToLower(hub), i)); n != 0 {
+			t.Fatalf("control queue %d holds %d messages after bad requests only", i, n)
+		}
+	}
+
+	before := time.Now().UTC().Add(-time.Second)
+	for _, s := range []struct{ key, body string }{{"a", "1"}, {"b", "2"}, {"c", "3"}, {"gone", "4"}} {
+		expect(t, do(t, http.MethodPost, base+"entities/Counter/"+s.key+"?op=add", s.body), http.StatusAccepted, "")
+		waitEntityBody(t, base+"entities/Counter/"+s.key, s.body)
+	}
+	expect(t, do(t, http.MethodPost, base+"entities/Counter/gone?op=delete", ""), http.StatusAccepted, "")
+	deadline := time.Now().Add(30 * time.Second)
+	for do(t, http.MethodGet, base+"entities/Counter/gone", "").status != http.StatusNotFound {
+		if time.Now().After(deadline) {
+			t.Fatal("Counter/gone still has state after delete")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	after := time.Now().UTC().Add(time.Second)
+	from, to := url.QueryEscape(before.Format(time.RFC3339Nano)), url.QueryEscape(after.Format(time.RFC3339Nano))
+
+	for _, tc := range []struct {
+		name, query string
+		want        string
+		state       bool
+		minPages    int
+	}{
+		{"all names, no state", "entities", "counter/a counter/b counter/c", false, 1},
+		{"all names, state, two a page", "entities?fetchState=true&top=2", "counter/a=1 counter/b=2 counter/c=3", true, 2},
+		{"by name, one a page", "entities/counter?top=1", "counter/a counter/b counter/c", false, 3},
+		{"in the test's time", "entities/Counter?lastOperationTimeFrom=" + from + "&lastOperationTimeTo=" + to, "counter/a counter/b counter/c", false, 1},
+		{"from after", "entities?lastOperationTimeFrom=" + to, "", false, 1},
+		{"to before", "entities?lastOperationTimeTo=" + from, "", false, 1},
+		{"unknown name", "entities/Nope", "", false, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, pages, withState := listEntities(t, base+tc.query)
+			if g := strings.Join(got, " "); g != tc.want || withState != tc.state || pages < tc.minPages {
+				t.Fatalf("listed %q in %d pages (state members: %v), want %q in at least %d (state members: %v)",
+					g, pages, withState, tc.want, tc.minPages, tc.state)
+			}
+		})
 	}
 }
