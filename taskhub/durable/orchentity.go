@@ -29,7 +29,7 @@ type entityBook struct {
 	// early are responses that came before their request was made: a
 	// lost episode's request was answered, and the episode runs again.
 	early   map[string]history.Event
-	section   *CriticalSection       // the critical section the code is in; nil outside
+	section *CriticalSection // the critical section the code is in; nil outside
 }
 
 // entityWait is a call or lock request waiting for its response.
