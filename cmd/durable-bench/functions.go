@@ -87,8 +87,73 @@ var fanOutOrchestrator = durable.NewOrchestrator("FanOut", func(ctx *durable.Con
 	return sum, nil
 })
 
+// counterEntity is the bench's copy of the sample's Counter: "add" adds
+// its int input, "reset" sets 0, "get" returns the state.
+var counterEntity = durable.NewEntity("Counter", durable.Operations[int]{
+	"add": durable.Op(func(ctx *durable.EntityContext[int], n int) error {
+		ctx.SetState(ctx.State() + n)
+		return nil
+	}),
+	"reset": durable.Op(func(ctx *durable.EntityContext[int], _ struct{}) error {
+		ctx.SetState(0)
+		return nil
+	}),
+	"get": durable.OpResult(func(ctx *durable.EntityContext[int], _ struct{}) (int, error) {
+		return ctx.State(), nil
+	}),
+})
+
+// signalerInput is the input of EntitySignaler.
+type signalerInput struct {
+	Keys    []string `json:"keys"`    // the Counters, signalled round-robin
+	First   int      `json:"first"`   // the run-wide index of this orchestration's first signal
+	Signals int      `json:"signals"` // how many it sends
+}
+
+// signalerOrchestrator sends Signals "add" 1 signals: its j-th to Counter
+// Keys[(First+j) mod len(Keys)]. It returns Signals.
+var signalerOrchestrator = durable.NewOrchestrator("EntitySignaler", func(ctx *durable.Context, in signalerInput) (int, error) {
+	if len(in.Keys) == 0 {
+		return 0, fmt.Errorf("EntitySignaler: no keys to signal")
+	}
+	for j := 0; j < in.Signals; j++ {
+		id := counterEntity.ID(in.Keys[(in.First+j)%len(in.Keys)])
+		if err := ctx.SignalEntity(id, "add", 1); err != nil {
+			return 0, err
+		}
+	}
+	return in.Signals, nil
+})
+
+// callerInput is the input of EntityCaller.
+type callerInput struct {
+	Key   string `json:"key"`   // a fresh Counter
+	Calls int    `json:"calls"` // sequential "get" calls
+}
+
+// callerOrchestrator signals "add" 1 to a fresh Counter, then calls "get"
+// on it Calls times in sequence; each must return 1 (a sender's requests
+// run in the order sent). It returns Calls.
+var callerOrchestrator = durable.NewOrchestrator("EntityCaller", func(ctx *durable.Context, in callerInput) (int, error) {
+	id := counterEntity.ID(in.Key)
+	if err := ctx.SignalEntity(id, "add", 1); err != nil {
+		return 0, err
+	}
+	for i := 0; i < in.Calls; i++ {
+		v, err := durable.CallEntity[int](ctx, id, "get", nil).Await()
+		if err != nil {
+			return 0, fmt.Errorf("call %d: %w", i+1, err)
+		}
+		if v != 1 {
+			return 0, fmt.Errorf("call %d: get returned %d, want 1 (the signal sent before it)", i+1, v)
+		}
+	}
+	return in.Calls, nil
+})
+
 // definitions are the functions the bench registers.
-var definitions = []durable.Definition{sampleOrchestrator, helloActivity, sequenceOrchestrator, fanOutOrchestrator, incActivity, echoActivity}
+var definitions = []durable.Definition{sampleOrchestrator, helloActivity, sequenceOrchestrator, fanOutOrchestrator, incActivity, echoActivity,
+	counterEntity, signalerOrchestrator, callerOrchestrator}
 
 // httpStart is the bench's copy of the sample's client function: POST
 // /api/orchestrators/{functionName} starts that orchestrator with the body

@@ -11,6 +11,9 @@
 //     500 / (last CompletedTime - first CreatedTime), and wall-clock;
 //   - W3, one orchestration fanning out to 200 activities, and W4, one
 //     calling 50 activities in sequence (medians of a few runs);
+//   - E1..E4, durable entities: signals per second into one Counter and
+//     into 100, through the HTTP entity route and from orchestrations,
+//     and the CallEntity round trip (entities.go);
 //   - one orchestration of 5,000 sequential activities: time per activity
 //     over the first and the last 500, from times the activities record;
 //   - a final one-line JSON summary of all figures.
@@ -74,6 +77,11 @@ type config struct {
 	sampleTimeout, burstTimeout     time.Duration
 	shapeTimeout, longTimeout       time.Duration
 	partitionWait, engineStartLimit time.Duration
+	// The entity workloads.
+	entitySignals, entityClients, entityKeys int
+	entityOrchs, entityOrchSignals           int
+	entityCalls, entityRepeat                int
+	entityTimeout                            time.Duration
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -98,6 +106,14 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.burstTimeout, "burst-timeout", 10*time.Minute, "W2: limit for the whole burst")
 	fs.DurationVar(&c.shapeTimeout, "shape-timeout", 5*time.Minute, "W3 and W4: limit for one orchestration")
 	fs.DurationVar(&c.longTimeout, "long-timeout", 20*time.Minute, "limit for the long sequential orchestration")
+	fs.IntVar(&c.entitySignals, "entity-signals", 1000, "E1 and E2: \"add\" signals sent through the HTTP entity route per run (0 skips)")
+	fs.IntVar(&c.entityClients, "entity-clients", 32, "E1 and E2: concurrent HTTP clients sending the signals")
+	fs.IntVar(&c.entityKeys, "entity-keys", 100, "E2 and E3: entities the signals are spread over, round-robin")
+	fs.IntVar(&c.entityOrchs, "entity-orchs", 25, "E3: orchestrations sending signals per run (0 skips)")
+	fs.IntVar(&c.entityOrchSignals, "entity-orch-signals", 40, "E3: signals each orchestration sends")
+	fs.IntVar(&c.entityCalls, "entity-calls", 200, "E4: sequential CallEntity \"get\" of one orchestration (0 skips)")
+	fs.IntVar(&c.entityRepeat, "entity-repeat", 3, "E1..E4: runs each; the median is reported (0 skips every entity workload)")
+	fs.DurationVar(&c.entityTimeout, "entity-timeout", 5*time.Minute, "E1..E4: limit for one run")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -125,10 +141,23 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	notNegative("repeat", c.repeat)
 	notNegative("long", c.long)
 	notNegative("list", c.list)
+	notNegative("entity-signals", c.entitySignals)
+	notNegative("entity-orchs", c.entityOrchs)
+	notNegative("entity-calls", c.entityCalls)
+	notNegative("entity-repeat", c.entityRepeat)
+	positive("entity-clients", c.entityClients)
+	positive("entity-keys", c.entityKeys)
+	positive("entity-orch-signals", c.entityOrchSignals)
+	if c.entityRepeat > 0 && c.entitySignals > 0 && c.entitySignals < c.entityKeys {
+		errs = append(errs, fmt.Errorf("-entity-signals=%d with -entity-keys=%d: want at least one signal per entity", c.entitySignals, c.entityKeys))
+	}
+	if n := c.entityOrchs * c.entityOrchSignals; c.entityRepeat > 0 && c.entityOrchs > 0 && c.entityOrchSignals > 0 && n < c.entityKeys {
+		errs = append(errs, fmt.Errorf("-entity-orchs=%d x -entity-orch-signals=%d = %d signals with -entity-keys=%d: want at least one signal per entity", c.entityOrchs, c.entityOrchSignals, n, c.entityKeys))
+	}
 	if c.long > 0 && (c.longWindow <= 0 || c.long < 2*c.longWindow) {
 		errs = append(errs, fmt.Errorf("-long-window=%d with -long=%d: want a window of at least 1 and at most half the sequence", c.longWindow, c.long))
 	}
-	for name, d := range map[string]time.Duration{"sample-timeout": c.sampleTimeout, "burst-timeout": c.burstTimeout, "shape-timeout": c.shapeTimeout, "long-timeout": c.longTimeout} {
+	for name, d := range map[string]time.Duration{"sample-timeout": c.sampleTimeout, "burst-timeout": c.burstTimeout, "shape-timeout": c.shapeTimeout, "long-timeout": c.longTimeout, "entity-timeout": c.entityTimeout} {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("-%s=%v: want a positive duration", name, d))
 		}
@@ -333,6 +362,11 @@ func (b *bench) runAll(ctx context.Context) error {
 		b.note("W3 and W4: fan-out to %d, sequence of %d, %d runs each", c.fan, c.chain, c.repeat)
 		if err := b.w3w4(ctx); err != nil {
 			return fmt.Errorf("W3/W4: %w", err)
+		}
+	}
+	if c.entityRepeat > 0 && (c.entitySignals > 0 || c.entityOrchs > 0 || c.entityCalls > 0) {
+		if err := b.entities(ctx); err != nil {
+			return fmt.Errorf("entities: %w", err)
 		}
 	}
 	if c.long > 0 {

@@ -152,7 +152,8 @@ func TestParseFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.sequential != 30 || c.burst != 500 || c.starters != 32 || c.fan != 200 || c.chain != 50 || c.long != 5000 || c.longWindow != 500 || c.list != 0 {
+	if c.sequential != 30 || c.burst != 500 || c.starters != 32 || c.fan != 200 || c.chain != 50 || c.long != 5000 || c.longWindow != 500 || c.list != 0 ||
+		c.entitySignals != 1000 || c.entityClients != 32 || c.entityKeys != 100 || c.entityOrchs != 25 || c.entityOrchSignals != 40 || c.entityCalls != 200 || c.entityRepeat != 3 {
 		t.Errorf("defaults = %+v", c)
 	}
 	for _, tt := range []struct {
@@ -163,6 +164,16 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"-sequential", "0"}, "-sequential=0"},
 		{[]string{"-burst-timeout", "0s"}, "-burst-timeout=0s"},
 		{[]string{"extra"}, "unexpected arguments"},
+		{[]string{"-entity-signals", "-1"}, "-entity-signals=-1: want 0 or more"},
+		{[]string{"-entity-orchs", "-2"}, "-entity-orchs=-2: want 0 or more"},
+		{[]string{"-entity-calls", "-3"}, "-entity-calls=-3: want 0 or more"},
+		{[]string{"-entity-repeat", "-1"}, "-entity-repeat=-1: want 0 or more"},
+		{[]string{"-entity-clients", "0"}, "-entity-clients=0: want a positive number"},
+		{[]string{"-entity-keys", "0"}, "-entity-keys=0: want a positive number"},
+		{[]string{"-entity-orch-signals", "0"}, "-entity-orch-signals=0: want a positive number"},
+		{[]string{"-entity-timeout", "0s"}, "-entity-timeout=0s: want a positive duration"},
+		{[]string{"-entity-signals", "50"}, "-entity-signals=50 with -entity-keys=100: want at least one signal per entity"},
+		{[]string{"-entity-orchs", "2", "-entity-orch-signals", "10"}, "-entity-orchs=2 x -entity-orch-signals=10 = 20 signals with -entity-keys=100"},
 	} {
 		if _, err := parseFlags(tt.args, &sink); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("parseFlags(%q) error = %v, want one containing %q", tt.args, err, tt.want)
