@@ -163,8 +163,9 @@ func startApp(t *testing.T, bin string, env ...string) *process {
 }
 
 // checkInvariants runs the one invariant check of package invariants over
-// ids of hub (each expected Completed with the output want gives) and
-// fails the test with every violation.
+// ids of hub (each expected Completed with the output want gives, or for
+// an entity ID, holding the state want gives) and fails the test with
+// every violation.
 func checkInvariants(t *testing.T, hub string, ids []string, want func(id string) string) {
 	t.Helper()
 	checker, err := invariants.New(invariants.Options{ConnectionString: azuritetest.ConnectionString(t), HubName: hub, DrainTimeout: 10 * time.Second})
@@ -172,6 +173,9 @@ func checkInvariants(t *testing.T, hub string, ids []string, want func(id string
 		t.Fatal(err)
 	}
 	vs, err := checker.Check(t.Context(), ids, func(id string) invariants.Want {
+		if history.IsEntityInstanceID(id) {
+			return invariants.Want{EntityState: want(id)}
+		}
 		return invariants.Want{Status: history.StatusCompleted, Output: want(id)}
 	})
 	if err != nil {

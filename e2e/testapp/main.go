@@ -39,7 +39,8 @@
 //     what ended it to cancelled-<key>) and the sub-orchestration Waiter,
 //     each WithTimeout(2s), and reports both timeouts;
 //   - Counter is an entity of an int: add (int input), reset, get (returns
-//     the value); a copy of the sample's, as Orchestrator and Hello are;
+//     the value); a copy of the sample's, as Orchestrator and Hello are,
+//     except that each add takes COUNTER_ADD_DELAY (default none);
 //   - CounterAdder, Account, Transfer, Audit and Overdraw: see entities.go;
 //   - HttpStart is the library's generic starter, as in the sample.
 package main
@@ -440,8 +441,13 @@ var timeouts = durable.NewOrchestrator("Timeouts", func(ctx *durable.Context, ke
 	return out, nil
 })
 
+// counterAddDelay is how long each add takes (COUNTER_ADD_DELAY, default
+// none): a crash test stretches the time the adds take.
+var counterAddDelay, _ = time.ParseDuration(os.Getenv("COUNTER_ADD_DELAY"))
+
 var counter = durable.NewEntity("Counter", durable.Operations[int]{
 	"add": durable.Op(func(ctx *durable.EntityContext[int], n int) error {
+		time.Sleep(counterAddDelay)
 		ctx.SetState(ctx.State() + n)
 		return nil
 	}),

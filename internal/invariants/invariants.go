@@ -50,6 +50,11 @@ type Want struct {
 	// Output is the expected output as stored: JSON text, compared byte for
 	// byte ("ErrorType: message" for a failed instance).
 	Output string
+	// EntityState is, for an entity (an instance ID "@name@key"), its
+	// expected state as JSON text, compared byte for byte; Status and
+	// Output are then not used (an entity's executions never complete).
+	// The entity must also be quiet: no request queued, no lock held.
+	EntityState string
 }
 
 // Options configures a Checker.
@@ -454,9 +459,15 @@ func (c *Checker) checkInstance(ctx context.Context, id, pk string, raw []rawRow
 	}
 	hasRow := rowErr == nil
 
-	if !hasRow {
+	entity := history.IsEntityInstanceID(id)
+	switch {
+	case entity && !hasRow:
+		add(RuleOutcome, "no Instances row; want the entity state %s", show(want.EntityState))
+	case entity:
+		vs = append(vs, entityOutcome(id, &row, want)...)
+	case !hasRow:
 		add(RuleOutcome, "no Instances row; want %s %s", want.Status, show(want.Output))
-	} else if row.Status != want.Status || row.Output != want.Output {
+	case row.Status != want.Status || row.Output != want.Output:
 		add(RuleOutcome, "row says %s %s; want %s %s", row.Status, show(row.Output), want.Status, show(want.Output))
 	}
 	if h.ExecutionID == "" {
@@ -530,7 +541,7 @@ func (c *Checker) checkInstance(ctx context.Context, id, pk string, raw []rawRow
 	if len(starts) != 1 {
 		add(RuleExecution, "%d ExecutionStarted events (at %v), want 1", len(starts), starts)
 	}
-	if len(completions) > 1 || want.Status.IsTerminal() && len(completions) != 1 {
+	if len(completions) > 1 || !entity && want.Status.IsTerminal() && len(completions) != 1 || entity && len(completions) > 0 {
 		add(RuleExecution, "%d ExecutionCompleted events (at %v), want 1", len(completions), completions)
 	}
 	var start, completion *history.Event
@@ -554,6 +565,30 @@ func (c *Checker) checkInstance(ctx context.Context, id, pk string, raw []rawRow
 		vs = append(vs, rowAgainstHistory(id, &row, h.ExecutionID, start, completion)...)
 	}
 	return append(vs, c.checkRewritten(ctx, id, pk)...), nil
+}
+
+// entityOutcome checks an entity's row: the state its scheduler state
+// holds, no request queued or lock held, and the status column saying so.
+func entityOutcome(id string, row *backend.InstanceState, want Want) []Violation {
+	var vs []Violation
+	add := func(rule Rule, format string, args ...any) {
+		vs = append(vs, Violation{Instance: id, Rule: rule, Detail: fmt.Sprintf(format, args...)})
+	}
+	st, err := history.ParseEntitySchedulerState(row.Input)
+	if err != nil {
+		add(RuleRow, "the scheduler state %s cannot be read: %v", show(row.Input), err)
+		return vs
+	}
+	if st.State != want.EntityState {
+		add(RuleOutcome, "entity state %s, want %s", show(st.State), show(want.EntityState))
+	}
+	if len(st.Queue) > 0 || st.LockedBy != "" {
+		add(RuleOutcome, "entity not quiet: %d requests queued, locked by %q", len(st.Queue), st.LockedBy)
+	}
+	if status, err := st.Status().Encode(); err != nil || row.CustomStatus != status {
+		add(RuleRow, "CustomStatus %s, the scheduler state says %s", show(row.CustomStatus), show(status))
+	}
+	return vs
 }
 
 // rowAgainstHistory compares an Instances row with the history it must

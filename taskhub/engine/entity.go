@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -27,6 +28,14 @@ import (
 // worker loaded the entity.
 const entityDedupHorizon = 10 * time.Minute
 
+// entityReorderWait is how long after it was sent an orchestration's
+// request waits for its predecessor to arrive before it is taken in ahead
+// of it: long enough for a crashed sender's lost episode to run again
+// (its messages reappear after MessageVisibility).
+func (e *Engine) entityReorderWait() time.Duration {
+	return max(5*e.opts.MessageVisibility, time.Minute)
+}
+
 // unregisteredEntityRetry is how long a message for an entity that this
 // app does not define stays hidden before it is looked at again.
 const unregisteredEntityRetry = time.Minute
@@ -42,11 +51,17 @@ func (e *Engine) entityOf(instanceID string) (history.EntityID, replay.EntityFun
 	return id, fn, ok
 }
 
-// entityConfirmations records the applied requests whose queue messages
-// are confirmed deleted (written by background deletes).
+// entityConfirmations records the client requests an entity took in whose
+// queue copies are confirmed deleted (written by background deletes), and
+// remembers them for a while in this process: a queue message can be
+// dequeued twice (its visibility ran out while it waited in memory), so a
+// second copy may still be on its way here after the first was deleted.
+// Another process's stale copy cannot be applied: that process no longer
+// owns the partition, which it checks before every commit.
 type entityConfirmations struct {
 	mu      sync.Mutex
 	deleted map[string]bool
+	recent  map[string]time.Time // confirmed and no longer in the scheduler state, with when
 }
 
 func (c *entityConfirmations) add(id string) {
@@ -58,13 +73,33 @@ func (c *entityConfirmations) add(id string) {
 	c.deleted[id] = true
 }
 
-// take returns the confirmed IDs and forgets them.
-func (c *entityConfirmations) take() map[string]bool {
+// take returns the confirmed IDs, which the scheduler state may forget:
+// from now on they are remembered here, for keep.
+func (c *entityConfirmations) take(now time.Time, keep time.Duration) map[string]bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	for id, at := range c.recent {
+		if now.Sub(at) >= keep {
+			delete(c.recent, id)
+		}
+	}
 	d := c.deleted
 	c.deleted = nil
+	for id := range d {
+		if c.recent == nil {
+			c.recent = map[string]time.Time{}
+		}
+		c.recent[id] = now
+	}
 	return d
+}
+
+// seen reports whether id is a confirmed request remembered here.
+func (c *entityConfirmations) seen(id string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.recent[id]
+	return ok
 }
 
 // keepUnregisteredEntity handles messages for an entity whose name this
@@ -115,14 +150,17 @@ func (e *Engine) processEntity(ctx context.Context, inst *instance, batch []*inb
 		state = s
 	}
 	t := now()
-	step := entityStep{state: &state, now: t, loaded: inst.entityLoaded}
+	step := entityStep{state: &state, now: t, loaded: inst.entityLoaded, reorderWait: e.entityReorderWait(),
+		forgotten: inst.entityDone.seen}
 	inputs, later := e.intakeEntity(ctx, inst, batch, &step)
 	e.putBack(ctx, inst, later)
 	if len(inputs) == 0 {
 		return
 	}
 	ops, lock := step.work()
-	step.prune(inst.entityDone.take())
+	// Copies of a message dequeued twice are processed within a few
+	// visibility periods.
+	step.prune(inst.entityDone.take(t, 3*e.opts.MessageVisibility+time.Minute))
 
 	requests := make([]replay.EntityRequest, len(ops))
 	for i, r := range ops {
@@ -251,7 +289,11 @@ func (e *Engine) intakeEntity(ctx context.Context, inst *instance, batch []*inbo
 				e.held.release(ctx, in.ack, time.Until(r.Due))
 				continue
 			}
-			verdict, why := step.takeRequest(r)
+			verdict := step.takeRequest(r)
+			if r.Seq > 0 && e.log.Enabled(ctx, slog.LevelDebug) {
+				e.log.Debug("entity request", "entity", inst.id, "from", r.ParentInstanceID, "seq", r.Seq, "predSeq", r.PredSeq,
+					"verdict", [...]string{"taken", "copy", "wait"}[verdict], "record", step.state.Senders[history.SenderKey(r.ParentInstanceID, r.ParentExecutionID)].Last)
+			}
 			switch verdict {
 			case intakeTaken:
 				inputs = append(inputs, in)
@@ -259,10 +301,12 @@ func (e *Engine) intakeEntity(ctx context.Context, inst *instance, batch []*inbo
 				e.dropped(in, "an entity request already taken in (request "+r.ID+")")
 				e.removeHeld(in.ack)
 				if r.ParentInstanceID == "" {
-					inst.entityDone.add(r.ID) // a client's request has one copy: this was it
+					inst.entityDone.add(r.ID) // a client's request has one queue message: this was it
 				}
 			case intakeWait:
-				in.wait(why, false)
+				// Waiting for a predecessor is not a failure: it is
+				// retried, never parked, until the reorder wait is over.
+				in.wait("", false)
 				later = append(later, in)
 			}
 		case history.EntityMessageRelease:

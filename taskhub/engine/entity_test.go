@@ -181,7 +181,7 @@ func TestEntityRedeliveredRequestNotReapplied(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				vs, err := checker.Check(t.Context(), []string{id.String()}, func(string) invariants.Want { return invariants.Want{Status: history.StatusRunning} })
+				vs, err := checker.Check(t.Context(), []string{id.String()}, func(string) invariants.Want { return invariants.Want{EntityState: strconv.Itoa(sum)} })
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -339,7 +339,12 @@ func TestEntityOnAzurite(t *testing.T) {
 		t.Fatal(err)
 	}
 	ids := []string{id.String(), counter.ID("src").String()}
-	vs, err := checker.Check(t.Context(), ids, func(string) invariants.Want { return invariants.Want{Status: history.StatusRunning} })
+	vs, err := checker.Check(t.Context(), ids, func(id string) invariants.Want {
+		if id == counter.ID("src").String() {
+			return invariants.Want{EntityState: "3"}
+		}
+		return invariants.Want{EntityState: strconv.Itoa(sum)}
+	})
 	if err != nil {
 		t.Fatal(err)
 	}

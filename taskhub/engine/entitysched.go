@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"fmt"
 	"sort"
 	"time"
 
@@ -18,6 +17,9 @@ import (
 // entity keeps, per sending execution, the last number taken in, drops a
 // number it has seen and puts back a request whose predecessor has not
 // arrived yet, so that an orchestration's requests run in the order sent.
+// A request whose predecessor does not come within the reorder wait (its
+// sender's lost episode, run again, went another way) is taken in ahead
+// of it, never dropped.
 // Other requests (from clients, from entities, forwarded lock requests)
 // are remembered by ID in Applied for as long as a copy may come again.
 //
@@ -46,6 +48,13 @@ type entityStep struct {
 	// entity (records are kept for the dedup horizon from the later of the
 	// two, so that a worker taking over does not forget at once).
 	now, loaded time.Time
+	// reorderWait is how long after it was sent a request waits for its
+	// predecessor before it is taken in ahead of it.
+	reorderWait time.Duration
+	// forgotten reports an unnumbered request taken in earlier whose ID
+	// the scheduler state no longer holds but the process remembers (nil:
+	// none).
+	forgotten func(id string) bool
 	// holder are requests of the lock holder taken in by this batch: they
 	// go ahead of the queue.
 	holder []history.EntityRequest
@@ -90,29 +99,58 @@ func orderBatch[T any](items []T, reqs []*history.EntityRequest) {
 
 // takeRequest decides on request r (due now) and, when it is taken in,
 // queues it.
-// It returns the verdict and, for intakeWait, why.
-func (s *entityStep) takeRequest(r history.EntityRequest) (intake, string) {
+func (s *entityStep) takeRequest(r history.EntityRequest) intake {
 	st := s.state
 	if numbered(&r) {
 		k := history.SenderKey(r.ParentInstanceID, r.ParentExecutionID)
 		rec, known := st.Senders[k]
+		_, ahead := rec.Ahead[r.Seq]
+		_, predAhead := rec.Ahead[r.PredSeq]
+		inOrder := r.PredSeq == 0 || known && (r.PredSeq <= rec.Last || predAhead) ||
+			// Without a record, a predecessor sent long ago was taken
+			// in before the record was forgotten (a record outlives
+			// its sender's silence by the horizon).
+			!known && (r.Predecessor.IsZero() || s.now.Sub(r.Predecessor) >= entityDedupHorizon)
 		switch {
-		case known && r.Seq <= rec.Last:
-			return intakeDup, ""
-		case r.PredSeq > 0 && known && r.PredSeq > rec.Last,
-			r.PredSeq > 0 && !known && !r.Predecessor.IsZero() && s.now.Sub(r.Predecessor) < entityDedupHorizon:
-			// Without a record, a predecessor sent within the horizon
-			// has not arrived (a record outlives its sender's silence by
-			// the horizon).
-			return intakeWait, fmt.Sprintf("request %d of %s waits for its predecessor %d", r.Seq, r.ParentInstanceID, r.PredSeq)
+		case known && (r.Seq <= rec.Last || ahead):
+			return intakeDup
+		case !inOrder && s.now.Sub(r.Timestamp) < s.reorderWait:
+			return intakeWait
+		}
+		rec.Seen = s.now
+		if inOrder && (r.PredSeq <= rec.Last || !known) && !predAhead {
+			rec.Last = max(rec.Last, r.Seq)
+			// Requests taken in ahead of this one now follow on.
+			for advanced := true; advanced; {
+				advanced = false
+				for seq, pred := range rec.Ahead {
+					if pred <= rec.Last {
+						rec.Last = max(rec.Last, seq)
+						delete(rec.Ahead, seq)
+						advanced = true
+					}
+				}
+			}
+		} else {
+			// Its predecessor did not come within the reorder wait (a
+			// crash lost the episode that sent it, and the episode run
+			// again went another way), or follows one that did not: take
+			// it ahead, and keep its number so that a copy is dropped.
+			if rec.Ahead == nil {
+				rec.Ahead = map[int64]int64{}
+			}
+			rec.Ahead[r.Seq] = r.PredSeq
+		}
+		if len(rec.Ahead) == 0 {
+			rec.Ahead = nil
 		}
 		if st.Senders == nil {
 			st.Senders = map[string]history.SenderRecord{}
 		}
-		st.Senders[k] = history.SenderRecord{Last: r.Seq, Seen: s.now}
+		st.Senders[k] = rec
 	} else {
-		if _, seen := st.Applied[r.ID]; seen {
-			return intakeDup, ""
+		if _, seen := st.Applied[r.ID]; seen || s.forgotten != nil && s.forgotten(r.ID) {
+			return intakeDup
 		}
 		if st.Applied == nil {
 			st.Applied = map[string]time.Time{}
@@ -124,7 +162,7 @@ func (s *entityStep) takeRequest(r history.EntityRequest) (intake, string) {
 	} else {
 		st.Queue = append(st.Queue, r)
 	}
-	return intakeTaken, ""
+	return intakeTaken
 }
 
 // takeRelease applies a lock release: it frees the lock if the release

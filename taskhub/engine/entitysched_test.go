@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -40,13 +42,13 @@ func TestEntityStepNumberedRequests(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			st := history.EntitySchedulerState{Senders: c.senders}
-			step := entityStep{state: &st, now: t0}
-			got, why := step.takeRequest(c.req)
-			if got != c.want {
-				t.Fatalf("verdict %d (%s), want %d", got, why, c.want)
+			step := entityStep{state: &st, now: t0, reorderWait: time.Minute}
+			if c.req.Timestamp.IsZero() {
+				c.req.Timestamp = recent // sent a moment ago
 			}
-			if got == intakeWait && why == "" {
-				t.Error("a wait without a reason")
+			got := step.takeRequest(c.req)
+			if got != c.want {
+				t.Fatalf("verdict %d, want %d", got, c.want)
 			}
 			rec := st.Senders[history.SenderKey(c.req.ParentInstanceID, c.req.ParentExecutionID)]
 			if rec.Last != c.last {
@@ -62,6 +64,51 @@ func TestEntityStepNumberedRequests(t *testing.T) {
 	}
 }
 
+// TestEntityStepReorderWait: a request whose predecessor does not come
+// within the reorder wait is taken in ahead of it and remembered; the
+// predecessor arriving later is still taken in (not dropped), and then
+// the chain follows on.
+func TestEntityStepReorderWait(t *testing.T) {
+	t0 := time.Date(2026, 12, 2, 5, 0, 0, 0, time.UTC)
+	st := history.EntitySchedulerState{Senders: map[string]history.SenderRecord{"o|x": {Last: 6}}}
+	step := entityStep{state: &st, now: t0, reorderWait: time.Minute}
+	r := func(seq, pred int64, sent time.Time) history.EntityRequest {
+		x := orchRequest("o", "x", seq, pred, "op"+strconv.FormatInt(seq, 10))
+		x.Timestamp = sent
+		return x
+	}
+	steps := []struct {
+		req  history.EntityRequest
+		want intake
+		last int64
+		n    int // requests ahead afterwards
+	}{
+		{r(9, 8, t0.Add(-10*time.Second)), intakeWait, 6, 0},  // 8 (and 7) missing, sent recently
+		{r(8, 7, t0.Add(-2*time.Minute)), intakeTaken, 6, 1},  // waited long enough: ahead
+		{r(9, 8, t0.Add(-10*time.Second)), intakeTaken, 6, 2}, // follows one taken ahead
+		{r(9, 8, t0.Add(-10*time.Second)), intakeDup, 6, 2},   // a copy of one taken ahead
+		{r(7, 6, t0.Add(-3*time.Minute)), intakeTaken, 9, 0},  // the lost predecessor: the chain closes
+		{r(8, 7, t0.Add(-2*time.Minute)), intakeDup, 9, 0},    // copies are dropped
+		{r(11, 9, t0.Add(-time.Second)), intakeTaken, 11, 0},  // in order again
+	}
+	for i, c := range steps {
+		if got := step.takeRequest(c.req); got != c.want {
+			t.Fatalf("step %d (seq %d): verdict %d, want %d", i, c.req.Seq, got, c.want)
+		}
+		rec := st.Senders["o|x"]
+		if rec.Last != c.last || len(rec.Ahead) != c.n {
+			t.Fatalf("step %d (seq %d): record %+v, want last %d with %d ahead", i, c.req.Seq, rec, c.last, c.n)
+		}
+	}
+	var ops []string
+	for _, q := range st.Queue {
+		ops = append(ops, q.Operation)
+	}
+	if strings.Join(ops, ",") != "op8,op9,op7,op11" {
+		t.Fatalf("queue %v", ops)
+	}
+}
+
 func TestEntityStepUnnumberedRequestsByID(t *testing.T) {
 	t0 := time.Date(2026, 12, 2, 5, 0, 0, 0, time.UTC)
 	st := history.EntitySchedulerState{}
@@ -70,10 +117,10 @@ func TestEntityStepUnnumberedRequestsByID(t *testing.T) {
 	forwarded := history.EntityRequest{ID: "l1", ParentInstanceID: "o", ParentExecutionID: "x", Seq: 3,
 		LockSet: []history.EntityID{history.NewEntityID("a", "1"), history.NewEntityID("b", "1")}, Position: 1}
 	for _, r := range []history.EntityRequest{client, forwarded} {
-		if v, _ := step.takeRequest(r); v != intakeTaken {
+		if v := step.takeRequest(r); v != intakeTaken {
 			t.Fatalf("%s: verdict %d, want taken", r.ID, v)
 		}
-		if v, _ := step.takeRequest(r); v != intakeDup {
+		if v := step.takeRequest(r); v != intakeDup {
 			t.Fatalf("%s again: verdict %d, want dup", r.ID, v)
 		}
 	}

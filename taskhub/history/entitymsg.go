@@ -336,10 +336,13 @@ type EntitySchedulerState struct {
 }
 
 // SenderRecord is what an entity remembers of one sending orchestration
-// execution: the number of the last request it took in, and when.
+// execution: the number of the last request it took in in order, the
+// requests it took in ahead of a predecessor that never came in time
+// (number → predecessor's number), and when it last heard from it.
 type SenderRecord struct {
-	Last int64     `json:"last"`
-	Seen time.Time `json:"-"`
+	Last  int64
+	Ahead map[int64]int64
+	Seen  time.Time
 }
 
 // SenderKey returns the key of a sender's record: the sending instance
@@ -347,13 +350,14 @@ type SenderRecord struct {
 func SenderKey(instanceID, executionID string) string { return instanceID + "|" + executionID }
 
 type senderRecordJSON struct {
-	Last int64   `json:"last"`
-	Seen netTime `json:"seen"`
+	Last  int64           `json:"last"`
+	Ahead map[int64]int64 `json:"ahead,omitempty"`
+	Seen  netTime         `json:"seen"`
 }
 
 // MarshalJSON writes the record with its time as Durable Task writes times.
 func (r SenderRecord) MarshalJSON() ([]byte, error) {
-	return marshalJSON(senderRecordJSON{Last: r.Last, Seen: netTime(r.Seen)})
+	return marshalJSON(senderRecordJSON{Last: r.Last, Ahead: r.Ahead, Seen: netTime(r.Seen)})
 }
 
 // UnmarshalJSON reads a record.
@@ -362,7 +366,7 @@ func (r *SenderRecord) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &w); err != nil {
 		return fmt.Errorf("history: entity sender record: %w", err)
 	}
-	*r = SenderRecord{Last: w.Last, Seen: time.Time(w.Seen)}
+	*r = SenderRecord{Last: w.Last, Ahead: w.Ahead, Seen: time.Time(w.Seen)}
 	return nil
 }
 
