@@ -67,7 +67,7 @@ func TestEntityCounterExactUnderKill(t *testing.T) {
 	// Each add takes 12 ms, so that the kill lands while the adds are
 	// being applied.
 	env := appEnv(t, hub, "CRASHTEST_DIR="+t.TempDir(), "DURABLE_MESSAGE_VISIBILITY=2s", "DURABLE_LEASE_INTERVAL=3s",
-		"COUNTER_ADD_DELAY=12ms", "DURABLE_LOG_LEVEL=debug")
+		"COUNTER_ADD_DELAY=12ms")
 	bin := binary(t, "./e2e/testapp")
 	p1 := startApp(t, bin, env...)
 	waitReady(t, p1)

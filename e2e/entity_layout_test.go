@@ -245,10 +245,9 @@ func checkEntityRows(ctx context.Context, t *testing.T, hub, id, state string) s
 		}
 	}
 	// Durable Task's batch writes OrchestratorStarted, ExecutionStarted,
-	// OrchestratorCompleted (TaskEntityDispatcher.cs); readers need the
-	// ExecutionStarted, which must be the only one.
-	if started != 1 {
-		t.Errorf("history of the current execution: %v, want one ExecutionStarted", types)
+	// OrchestratorCompleted (TaskEntityDispatcher.cs).
+	if started != 1 || strings.Join(types, ",") != "OrchestratorStarted,ExecutionStarted,OrchestratorCompleted" {
+		t.Errorf("history of the current execution: %v, want OrchestratorStarted, ExecutionStarted, OrchestratorCompleted", types)
 	}
 	t.Logf("entity %s: execution %s, history %v, scheduler state %s", id, execID, types, input)
 	return execID

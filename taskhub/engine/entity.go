@@ -225,7 +225,11 @@ func (e *Engine) processEntity(ctx context.Context, inst *instance, batch []*inb
 		return
 	}
 	start.Input = input
-	cp := checkpoint{executionID: start.Instance.ExecutionID, events: []history.Event{start}, replaced: inst.executionID,
+	// The new execution's history as Durable Task writes it
+	// (TaskEntityDispatcher.cs): OrchestratorStarted, ExecutionStarted,
+	// OrchestratorCompleted.
+	events := []history.Event{history.NewEvent(history.OrchestratorStarted, t), start, history.NewEvent(history.OrchestratorCompleted, t)}
+	cp := checkpoint{executionID: start.Instance.ExecutionID, events: events, replaced: inst.executionID,
 		inputs: inputs, row: rowNow, customStatus: status, episodes: 1, opened: time.Now(), control: control}
 	cp.deleted = func(in *inbound) {
 		// A client sends a request once, so once its copy is deleted its ID

@@ -80,7 +80,7 @@ func signalConcurrently(t *testing.T, c *client.Client, id history.EntityID, n i
 
 // TestEntityCounterOnMemory: 200 concurrent add signals from the client end
 // in the exact sum, read back with ReadEntityState; the entity's history is
-// one ExecutionStarted whose input is the scheduler state, and its row
+// an ExecutionStarted whose input is the scheduler state, and its row
 // follows Durable Task's entity shape.
 func TestEntityCounterOnMemory(t *testing.T) {
 	be := memoryBackend(t)
@@ -105,10 +105,11 @@ func checkEntityStorage(t *testing.T, be backend.Backend, id history.EntityID, s
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(hist.Events) != 1 || hist.Events[0].Type != history.ExecutionStarted || hist.Events[0].Name != id.String() {
-		t.Fatalf("entity history %+v, want one ExecutionStarted named %s", hist.Events, id)
+	if len(hist.Events) != 3 || hist.Events[0].Type != history.OrchestratorStarted || hist.Events[1].Type != history.ExecutionStarted ||
+		hist.Events[2].Type != history.OrchestratorCompleted || hist.Events[1].Name != id.String() {
+		t.Fatalf("entity history %+v, want OrchestratorStarted, ExecutionStarted named %s, OrchestratorCompleted", hist.Events, id)
 	}
-	s, err := history.ParseEntitySchedulerState(hist.Events[0].Input)
+	s, err := history.ParseEntitySchedulerState(hist.Events[1].Input)
 	if err != nil || s.State != strconv.Itoa(sum) {
 		t.Fatalf("scheduler state %+v (%v), want state %d", s, err, sum)
 	}
@@ -116,9 +117,9 @@ func checkEntityStorage(t *testing.T, be backend.Backend, id history.EntityID, s
 	if err != nil {
 		t.Fatal(err)
 	}
-	if row.Status != history.StatusRunning || row.ExecutionID != hist.ExecutionID || row.Input != hist.Events[0].Input ||
-		row.CustomStatus != `{"entityExists":true}` || !row.CreatedTime.Equal(hist.Events[0].Timestamp) || row.Name != id.String() {
-		t.Errorf("Instances row %+v does not match the entity's history %+v", row, hist.Events[0])
+	if row.Status != history.StatusRunning || row.ExecutionID != hist.ExecutionID || row.Input != hist.Events[1].Input ||
+		row.CustomStatus != `{"entityExists":true}` || !row.CreatedTime.Equal(hist.Events[1].Timestamp) || row.Name != id.String() {
+		t.Errorf("Instances row %+v does not match the entity's history %+v", row, hist.Events[1])
 	}
 }
 
@@ -329,9 +330,9 @@ func TestEntityOnAzurite(t *testing.T) {
 			events = append(events, r)
 		}
 	}
-	if len(events) != 1 || events[0]["EventType"] != "ExecutionStarted" || events[0]["Name"] != id.String() ||
-		events[0]["Input"] != row["Input"] {
-		t.Errorf("History rows of the current execution %v, want one ExecutionStarted named %s with the row's Input", events, id)
+	if len(events) != 3 || events[0]["EventType"] != "OrchestratorStarted" || events[1]["EventType"] != "ExecutionStarted" ||
+		events[2]["EventType"] != "OrchestratorCompleted" || events[1]["Name"] != id.String() || events[1]["Input"] != row["Input"] {
+		t.Errorf("History rows of the current execution %v, want OrchestratorStarted, ExecutionStarted named %s with the row's Input, OrchestratorCompleted", events, id)
 	}
 
 	checker, err := invariants.New(invariants.Options{ConnectionString: azuritetest.ConnectionString(t), HubName: h.name, DrainTimeout: 10 * time.Second})
