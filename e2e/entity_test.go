@@ -146,6 +146,17 @@ func TestEntityHTTPAPI(t *testing.T) {
 	if g := strings.Join(got, " "); g != "counter/c1=0 counter/c2=2 counter/c3=2 counter/c4=2" || pages < 4 {
 		t.Fatalf("listed %q in %d pages, want the 4 counters one per page", g, pages)
 	}
+
+	// The instance list leaves entities out, as Durable Task's clients do,
+	// unless the prefix asks for them.
+	base := p.base + "/api/durabletask/instances"
+	if r := do(t, http.MethodGet, base, ""); r.status != http.StatusOK || strings.Contains(string(r.body), "@counter@") {
+		t.Fatalf("GET instances: %d %s, want no entity", r.status, r.body)
+	}
+	r = do(t, http.MethodGet, base+"?instanceIdPrefix=%40counter%40", "")
+	if n := len(decode[[]statusPayload](t, r.body)); r.status != http.StatusOK || n != 4 {
+		t.Fatalf("GET instances by the entity prefix: %d, %d instances %s; want the 4 counters", r.status, n, r.body)
+	}
 }
 
 // listEntities pages through GET url (following x-ms-continuation-token)

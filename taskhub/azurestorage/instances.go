@@ -376,6 +376,11 @@ func instanceFilter(q *backend.InstanceQuery) string {
 		}
 		clauses = append(clauses, "("+clause+")")
 	}
+	if q.ExcludeEntities {
+		// Entity IDs start with '@' (U+0040), and nothing else sorts
+		// between '@' and 'A'.
+		clauses = append(clauses, "(PartitionKey lt '@' or PartitionKey ge 'A')")
+	}
 	return strings.Join(clauses, " and ")
 }
 

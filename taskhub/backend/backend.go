@@ -204,6 +204,9 @@ type InstanceQuery struct {
 	PageSize         int32  // 0 = backend default
 	Continuation     string // from a previous page
 	WithInput        bool
+	// ExcludeEntities leaves out durable entities (instance IDs starting
+	// with '@'), as Durable Task's OrchestrationQuery.ExcludeEntities does.
+	ExcludeEntities bool
 }
 
 // PartitionLease is one row of the partition-ownership table.

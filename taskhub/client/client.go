@@ -579,12 +579,18 @@ type Query struct {
 	PageSize         int32  // 0 = the backend's default
 	Continuation     string // from a previous page
 	WithInput        bool
+	// IncludeEntities lists durable entities too (their instances, "@name@key");
+	// by default they are left out, as Durable Task's clients leave them
+	// out (ListEntities lists them). A prefix starting with '@' includes
+	// them.
+	IncludeEntities bool
 }
 
 func (q Query) backend() backend.InstanceQuery {
 	return backend.InstanceQuery{
 		Statuses: q.Statuses, CreatedFrom: q.CreatedFrom, CreatedTo: q.CreatedTo, InstanceIDPrefix: q.InstanceIDPrefix,
 		PageSize: q.PageSize, Continuation: q.Continuation, WithInput: q.WithInput,
+		ExcludeEntities: !q.IncludeEntities && !strings.HasPrefix(q.InstanceIDPrefix, "@"),
 	}
 }
 

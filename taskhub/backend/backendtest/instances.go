@@ -289,6 +289,35 @@ func (s *suite) testQueryInstances(t *testing.T) {
 			}
 		})
 	}
+	// Entities ("@name@key") are left out on request, with paging too.
+	for i, id := range []string{"@counter@1", "@counter@2"} {
+		st := backend.InstanceState{InstanceID: id, Name: id, Status: history.StatusRunning, CreatedTime: ts(20+i, 0), LastUpdatedTime: ts(20+i, 1)}
+		etag, err := b.CreateInstance(ctx(t), st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.ETag = etag
+		rows[id] = st
+	}
+	for _, tc := range []struct {
+		name string
+		q    backend.InstanceQuery
+		want []string
+	}{
+		{"with entities", backend.InstanceQuery{}, append([]string{"@counter@1", "@counter@2"}, all...)},
+		{"without entities, pages of 2", backend.InstanceQuery{ExcludeEntities: true, PageSize: 2}, all},
+		{"without entities, running", backend.InstanceQuery{ExcludeEntities: true, Statuses: []history.OrchestrationStatus{history.StatusRunning}},
+			[]string{"a/0", "a/2", "a/4", "b/6", "b/7"}},
+		{"entities by prefix", backend.InstanceQuery{InstanceIDPrefix: "@"}, []string{"@counter@1", "@counter@2"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ids := collect(t, tc.q)
+			slices.Sort(ids)
+			if !slices.Equal(ids, tc.want) {
+				t.Errorf("instances %v, want %v", ids, tc.want)
+			}
+		})
+	}
 	if _, _, err := b.QueryInstances(ctx(t), backend.InstanceQuery{Continuation: "not a token!"}); err == nil || !strings.Contains(err.Error(), "continuation") {
 		t.Errorf("a bad continuation token: %v, want an error naming it", err)
 	}

@@ -168,7 +168,8 @@ func (b *Backend) QueryInstances(ctx context.Context, q backend.InstanceQuery) (
 	}
 	ids := make([]string, 0, len(b.h.instances))
 	for id := range b.h.instances {
-		if (q.Continuation == "" || id > after) && strings.HasPrefix(id, q.InstanceIDPrefix) {
+		if (q.Continuation == "" || id > after) && strings.HasPrefix(id, q.InstanceIDPrefix) &&
+			!(q.ExcludeEntities && strings.HasPrefix(id, "@")) {
 			ids = append(ids, id)
 		}
 	}
