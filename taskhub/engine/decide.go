@@ -107,6 +107,7 @@ func (e *Engine) decide(inst *instance, plan batchPlan) checkpoint {
 		inputs = append(inputs, in.msg.Event)
 		cp.inputs = append(cp.inputs, in)
 	}
+	cp.inputs = append(cp.inputs, plan.copies...) // deleted with the events they copy
 	events, actions, err := inst.ex.Step(now, inputs)
 	if err != nil {
 		e.log.Error("orchestration failed its determinism check", "instance", inst.id, "err", err)

@@ -253,6 +253,9 @@ func (e *Engine) processBatch(inst *instance, batch []*inbound) {
 		}
 	}
 	if plan.rewind != nil {
+		for _, in := range plan.copies {
+			e.removeHeld(in.ack)
+		}
 		e.rewind(ctx, inst, plan.rewind)
 		return
 	}

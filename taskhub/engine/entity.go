@@ -294,18 +294,28 @@ func (e *Engine) intakeEntity(ctx context.Context, inst *instance, batch []*inbo
 				continue
 			}
 			verdict := step.takeRequest(r)
-			if r.Seq > 0 && e.log.Enabled(ctx, slog.LevelDebug) {
-				e.log.Debug("entity request", "entity", inst.id, "from", r.ParentInstanceID, "seq", r.Seq, "predSeq", r.PredSeq,
-					"verdict", [...]string{"taken", "copy", "wait"}[verdict], "record", step.state.Senders[history.SenderKey(r.ParentInstanceID, r.ParentExecutionID)].Last)
+			if e.log.Enabled(ctx, slog.LevelDebug) {
+				e.log.Debug("entity request", "entity", inst.id, "id", r.ID, "from", r.ParentInstanceID, "seq", r.Seq, "predSeq", r.PredSeq,
+					"verdict", [...]string{"taken", "copy", "pending copy", "wait"}[verdict], "record", step.state.Senders[history.SenderKey(r.ParentInstanceID, r.ParentExecutionID)].Last)
 			}
 			switch verdict {
 			case intakeTaken:
 				inputs = append(inputs, in)
+			case intakeDupPending:
+				e.dropped(in, "a second copy of an entity request this batch takes in (request "+r.ID+")")
+				inputs = append(inputs, in) // deleted once the batch is committed
 			case intakeDup:
 				e.dropped(in, "an entity request already taken in (request "+r.ID+")")
-				e.removeHeld(in.ack)
-				if r.ParentInstanceID == "" {
-					inst.entityDone.add(r.ID) // a client's request has one queue message: this was it
+				if h := in.ack; h != nil {
+					e.background(func(ctx context.Context) {
+						// A client's request has one queue message: once
+						// this copy deleted it, no other copy comes from
+						// the queue. (A failed delete means another
+						// dequeue holds it, still to come.)
+						if e.held.removeOK(ctx, h) && r.ParentInstanceID == "" {
+							inst.entityDone.add(r.ID)
+						}
+					})
 				}
 			case intakeWait:
 				// Waiting for a predecessor is not a failure: it is

@@ -36,9 +36,10 @@ const fixOrphanedLockID = "fix-orphaned-lock"
 type intake int
 
 const (
-	intakeTaken intake = iota // queued, or a release or continue applied: delete its copy after the commit
-	intakeDup                 // a copy of a request already taken in: delete it
-	intakeWait                // its predecessor has not been taken in yet: put it back
+	intakeTaken      intake = iota // queued, or a release or continue applied: delete its copy after the commit
+	intakeDup                      // a copy of a request the committed state has taken in: delete it
+	intakeDupPending               // a copy of a request this batch takes in: delete it after the commit
+	intakeWait                     // its predecessor has not been taken in yet: put it back
 )
 
 // entityStep is one batch's work on an entity's scheduler state.
@@ -58,6 +59,11 @@ type entityStep struct {
 	// holder are requests of the lock holder taken in by this batch: they
 	// go ahead of the queue.
 	holder []history.EntityRequest
+	// taken are the IDs of the requests this batch took in. A second copy
+	// of one may be the same queue message dequeued twice: deleting it
+	// before the batch is committed would lose the request if the commit
+	// fails.
+	taken map[string]bool
 }
 
 // numbered reports whether r is deduplicated and ordered by its sender's
@@ -100,6 +106,20 @@ func orderBatch[T any](items []T, reqs []*history.EntityRequest) {
 // takeRequest decides on request r (due now) and, when it is taken in,
 // queues it.
 func (s *entityStep) takeRequest(r history.EntityRequest) intake {
+	v := s.take(r)
+	switch {
+	case v == intakeDup && s.taken[r.ID]:
+		return intakeDupPending
+	case v == intakeTaken:
+		if s.taken == nil {
+			s.taken = map[string]bool{}
+		}
+		s.taken[r.ID] = true
+	}
+	return v
+}
+
+func (s *entityStep) take(r history.EntityRequest) intake {
 	st := s.state
 	if numbered(&r) {
 		k := history.SenderKey(r.ParentInstanceID, r.ParentExecutionID)

@@ -83,13 +83,13 @@ func TestEntityStepReorderWait(t *testing.T) {
 		last int64
 		n    int // requests ahead afterwards
 	}{
-		{r(9, 8, t0.Add(-10*time.Second)), intakeWait, 6, 0},  // 8 (and 7) missing, sent recently
-		{r(8, 7, t0.Add(-2*time.Minute)), intakeTaken, 6, 1},  // waited long enough: ahead
-		{r(9, 8, t0.Add(-10*time.Second)), intakeTaken, 6, 2}, // follows one taken ahead
-		{r(9, 8, t0.Add(-10*time.Second)), intakeDup, 6, 2},   // a copy of one taken ahead
-		{r(7, 6, t0.Add(-3*time.Minute)), intakeTaken, 9, 0},  // the lost predecessor: the chain closes
-		{r(8, 7, t0.Add(-2*time.Minute)), intakeDup, 9, 0},    // copies are dropped
-		{r(11, 9, t0.Add(-time.Second)), intakeTaken, 11, 0},  // in order again
+		{r(9, 8, t0.Add(-10*time.Second)), intakeWait, 6, 0},       // 8 (and 7) missing, sent recently
+		{r(8, 7, t0.Add(-2*time.Minute)), intakeTaken, 6, 1},       // waited long enough: ahead
+		{r(9, 8, t0.Add(-10*time.Second)), intakeTaken, 6, 2},      // follows one taken ahead
+		{r(9, 8, t0.Add(-10*time.Second)), intakeDupPending, 6, 2}, // a copy of one this batch took ahead
+		{r(7, 6, t0.Add(-3*time.Minute)), intakeTaken, 9, 0},       // the lost predecessor: the chain closes
+		{r(8, 7, t0.Add(-2*time.Minute)), intakeDupPending, 9, 0},  // copies are dropped (after the commit)
+		{r(11, 9, t0.Add(-time.Second)), intakeTaken, 11, 0},       // in order again
 	}
 	for i, c := range steps {
 		if got := step.takeRequest(c.req); got != c.want {
@@ -120,8 +120,15 @@ func TestEntityStepUnnumberedRequestsByID(t *testing.T) {
 		if v := step.takeRequest(r); v != intakeTaken {
 			t.Fatalf("%s: verdict %d, want taken", r.ID, v)
 		}
-		if v := step.takeRequest(r); v != intakeDup {
-			t.Fatalf("%s again: verdict %d, want dup", r.ID, v)
+		if v := step.takeRequest(r); v != intakeDupPending {
+			t.Fatalf("%s again: verdict %d, want a copy deleted after the commit", r.ID, v)
+		}
+	}
+	// In the next batch, the committed state knows them: copies go at once.
+	next := entityStep{state: &st, now: t0}
+	for _, r := range []history.EntityRequest{client, forwarded} {
+		if v := next.takeRequest(r); v != intakeDup {
+			t.Fatalf("%s in the next batch: verdict %d, want dup", r.ID, v)
 		}
 	}
 	if len(st.Queue) != 2 || len(st.Senders) != 0 {

@@ -33,6 +33,11 @@ type batchPlan struct {
 	fail *history.FailureDetails
 	// answered are the tasks a response in apply answers.
 	answered map[int32]bool
+	// copies are second copies of events in apply: their queue copies go
+	// only once the checkpoint applying the first is committed, since a
+	// message dequeued twice is one queue message, which must outlive a
+	// checkpoint that fails.
+	copies []*inbound
 }
 
 // hasEvent reports whether apply already holds a copy of the inbound event
@@ -142,7 +147,7 @@ func (e *Engine) plan(inst *instance, batch []*inbound, stored *storedRow) batch
 						// its answer was lost, or a local result and its
 						// queue copy): apply it once.
 						e.log.Debug("ignoring a second copy of a response", "instance", inst.id, "task", responseTo(ev), "event", ev.Type.String())
-						p.drop = append(p.drop, in)
+						p.copies = append(p.copies, in)
 						continue
 					}
 					if p.answered == nil {
@@ -212,11 +217,16 @@ func (e *Engine) plan(inst *instance, batch []*inbound, stored *storedRow) batch
 				p.drop = append(p.drop, in)
 				continue
 			}
-			if p.start == nil && (inst.recorded(ev) || p.hasEvent(ev)) {
+			if p.start == nil && inst.recorded(ev) {
 				// Already in history: a redelivery after a crash or a lost
 				// delete. Applying it again would raise the event twice.
 				e.log.Debug("ignoring an event already in history", "instance", inst.id, "event", ev.Type.String(), "name", ev.Name)
 				p.drop = append(p.drop, in)
+				continue
+			}
+			if p.start == nil && p.hasEvent(ev) {
+				e.log.Debug("ignoring a second copy of an event", "instance", inst.id, "event", ev.Type.String(), "name", ev.Name)
+				p.copies = append(p.copies, in)
 				continue
 			}
 			p.apply = append(p.apply, in)
