@@ -117,32 +117,7 @@ func TestEntityHTTPAPI(t *testing.T) {
 		expect(t, do(t, http.MethodPost, api+"Counter/"+k+"?op=add", "2"), http.StatusAccepted, "")
 		waitEntityBody(t, api+"Counter/"+k, "2")
 	}
-	var got []string
-	token, pages := "", 0
-	for {
-		req, err := http.NewRequest(http.MethodGet, api+"Counter?top=1&fetchState=true", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if token != "" {
-			req.Header.Set("x-ms-continuation-token", token)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body := readAll(t, resp)
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("list: %d %s", resp.StatusCode, body)
-		}
-		for _, e := range decode[[]durableapi.EntityPayload](t, body) {
-			got = append(got, e.EntityID.Name+"/"+e.EntityID.Key+"="+string(e.State))
-		}
-		pages++
-		if token = resp.Header.Get("x-ms-continuation-token"); token == "" || pages > 10 {
-			break
-		}
-	}
+	got, pages, _ := listEntities(t, api+"Counter?top=1&fetchState=true")
 	if g := strings.Join(got, " "); g != "counter/c1=0 counter/c2=2 counter/c3=2 counter/c4=2" || pages < 4 {
 		t.Fatalf("listed %q in %d pages, want the 4 counters one per page", g, pages)
 	}
