@@ -214,12 +214,24 @@ func encodeInput(what string, v any) ([]byte, error) {
 // StartOption configures [Client.Start] and [Client.StartAndWait].
 type StartOption func(*startOptions)
 
-type startOptions struct{ instanceID string }
+type startOptions struct{ instanceID, version string }
+
+// query is the query of a start request.
+func (o startOptions) query() url.Values {
+	if o.version == "" {
+		return nil
+	}
+	return url.Values{"version": {o.version}}
+}
 
 // WithInstanceID starts the instance under id instead of a generated one.
 // Starting an ID whose instance is still running fails with ErrConflict;
 // a finished instance with that ID is replaced.
 func WithInstanceID(id string) StartOption { return func(o *startOptions) { o.instanceID = id } }
+
+// WithVersion starts the instance with orchestration version v instead of
+// the app's default version.
+func WithVersion(v string) StartOption { return func(o *startOptions) { o.version = v } }
 
 func startPath(name string, o startOptions) []string {
 	if o.instanceID != "" {
@@ -240,7 +252,7 @@ func (c *Client) Start(ctx context.Context, name string, input any, opts ...Star
 	if err != nil {
 		return nil, err
 	}
-	u := c.endpoint(nil, startPath(name, o)...)
+	u := c.endpoint(o.query(), startPath(name, o)...)
 	r, err := c.call(ctx, http.MethodPost, u, bodyOrEmpty(body), nil, http.StatusAccepted, http.StatusCreated, http.StatusOK)
 	if err != nil {
 		return nil, err
@@ -290,6 +302,9 @@ func (c *Client) StartAndWait(ctx context.Context, name string, input any, timeo
 		return nil, err
 	}
 	q := url.Values{"timeout": {seconds(timeout)}, "pollingInterval": {seconds(pollingInterval)}}
+	if o.version != "" {
+		q.Set("version", o.version)
+	}
 	u := c.endpoint(q, startPath(name, o)...)
 	r, err := c.send(ctx, http.MethodPost, u, bodyOrEmpty(body), nil)
 	if err != nil {
