@@ -7,10 +7,11 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"os"
 	"sort"
 	"strings"
 	"syscall"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 
 	"github.com/go-durable/durablefunctions/cmd/durable/internal/render"
 	"github.com/go-durable/durablefunctions/handler/durableapi/apiclient"
@@ -48,16 +49,6 @@ type globals struct {
 func newEnv(stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) *env {
 	return &env{stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv,
 		stdinTTY: isTerminal(stdin), stdoutTTY: isTerminal(stdout)}
-}
-
-// isTerminal reports whether f is a character device (a terminal).
-func isTerminal(f any) bool {
-	file, ok := f.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := file.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 // style is the colouring of output: only on a terminal, never with
@@ -182,6 +173,16 @@ func (e *env) describe(err error) string {
 			s += " " + ae.Code
 		}
 		return s + ": " + ae.Message
+	}
+	var re *azcore.ResponseError
+	if errors.As(err, &re) {
+		// The SDK's error spans many lines with the whole response; its
+		// status and error code say it.
+		full, short := err.Error(), fmt.Sprintf("storage answered %d %s", re.StatusCode, re.ErrorCode)
+		if i := strings.Index(full, re.Error()); i >= 0 {
+			return full[:i] + short
+		}
+		return short
 	}
 	var ue *url.Error
 	if errors.As(err, &ue) && e.g.storage == "" {

@@ -10,6 +10,7 @@ import (
 	"github.com/go-durable/durablefunctions/cmd/durable/internal/render"
 	"github.com/go-durable/durablefunctions/handler/durableapi/apiclient"
 	"github.com/go-durable/durablefunctions/taskhub/client"
+	"github.com/go-durable/durablefunctions/taskhub/history"
 )
 
 // entityCommands are the subcommands of "durable entity".
@@ -162,7 +163,7 @@ func runEntitySignal(ctx context.Context, e *env, args []string) error {
 	if err := cn.api.SignalEntity(ctx, pos[0], pos[1], pos[2], input); err != nil {
 		return err
 	}
-	return e.done(map[string]string{"name": pos[0], "key": pos[1], "operation": pos[2]}, "signalled %s to @%s@%s", pos[2], pos[0], pos[1])
+	return e.done(map[string]string{"name": pos[0], "key": pos[1], "operation": pos[2]}, "signalled %s to %s", pos[2], history.NewEntityID(pos[0], pos[1]))
 }
 
 func runEntityClean(ctx context.Context, e *env, args []string) error {
