@@ -51,7 +51,7 @@ func (s Style) Status(st string) string {
 }
 
 // Table writes rows under header with columns padded to their widest cell
-// (two spaces apart; the last column is not padded). Cells may carry ANSI
+// (two spaces apart; lines carry no trailing spaces). Cells may carry ANSI
 // colour: widths count only the visible characters.
 func Table(w io.Writer, header []string, rows [][]string) error {
 	widths := make([]int, len(header))
@@ -65,16 +65,17 @@ func Table(w io.Writer, header []string, rows [][]string) error {
 	}
 	var b strings.Builder
 	for _, r := range all {
+		var line strings.Builder
 		for i, c := range r {
 			if i >= len(widths) {
 				break
 			}
-			b.WriteString(c)
+			line.WriteString(c)
 			if i < len(r)-1 {
-				b.WriteString(strings.Repeat(" ", widths[i]-visibleLen(c)+2))
+				line.WriteString(strings.Repeat(" ", widths[i]-visibleLen(c)+2))
 			}
 		}
-		b.WriteString("\n")
+		b.WriteString(strings.TrimRight(line.String(), " ") + "\n")
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
