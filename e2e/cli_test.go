@@ -165,6 +165,18 @@ func TestCLI(t *testing.T) {
 		cli.fails(2, `unknown command "frobnicate"`, "frobnicate")
 		cli.fails(2, "flag provided but not defined: --frob", "list", "--frob")
 		cli.fails(1, "404 OrchestratorNotFound: ", "start", "NoSuchOrchestrator")
+		// The same in storage mode, and a storage account that refuses the key.
+		store := cliRunner{t: t, bin: bin, flags: modes[1].flags}
+		store.fails(1, "404 NotFound: ", "show", "no-such-instance")
+		store.fails(1, "404 NotFound: ", "raise", "no-such-instance", "Go")
+		store.fails(2, `unknown status "Bogus"`, "list", "--status", "Bogus")
+		acct := storageAccount(t)
+		badKey := strings.Replace(azuritetest.ConnectionString(t), acct.Key, "AAAA"+acct.Key[4:], 1)
+		if badKey == azuritetest.ConnectionString(t) {
+			t.Fatal("the connection string does not carry the account key")
+		}
+		wrong := cliRunner{t: t, bin: bin, flags: []string{"--storage", badKey, "--hub", hub}}
+		wrong.fails(1, "storage answered 403 AuthorizationFailure", "list")
 		unreachable := cliRunner{t: t, bin: bin, flags: []string{"--url", "http://127.0.0.1:1"}}
 		unreachable.fails(1, "cannot reach http://127.0.0.1:1: connection refused", "list")
 		// Help goes to stdout with exit 0.
@@ -260,8 +272,8 @@ func testCLIInstances(t *testing.T, cli cliRunner, pre, dir string) {
 		t.Fatalf("watch of a terminated instance: %s", res.stdout)
 	}
 	out = cli.ok("show", susp)
-	for _, want := range []string{" suspended ", " resumed ", " terminated "} {
-		if !strings.Contains(out, want) {
+	for _, want := range []string{"suspended +pause", "resumed", `terminated +"enough"`} {
+		if !regexp.MustCompile(`(?m) ` + want + `$`).MatchString(out) {
 			t.Fatalf("show: no %q line:\n%s", want, out)
 		}
 	}
