@@ -177,6 +177,8 @@ func TestCLI(t *testing.T) {
 		}
 		wrong := cliRunner{t: t, bin: bin, flags: []string{"--storage", badKey, "--hub", hub}}
 		wrong.fails(1, "storage answered 403 AuthorizationFailure", "list")
+		noHub := cliRunner{t: t, bin: bin, flags: []string{"--storage", azuritetest.ConnectionString(t), "--hub", "NoSuchHub"}}
+		noHub.fails(1, `task hub "NoSuchHub": no such task hub in this storage account (no table NoSuchHubInstances; check --hub)`, "list")
 		unreachable := cliRunner{t: t, bin: bin, flags: []string{"--url", "http://127.0.0.1:1"}}
 		unreachable.fails(1, "cannot reach http://127.0.0.1:1: connection refused", "list")
 		// Help goes to stdout with exit 0.

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,9 +11,13 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+
 	"github.com/go-durable/durablefunctions/handler"
 	"github.com/go-durable/durablefunctions/handler/durableapi"
 	"github.com/go-durable/durablefunctions/handler/durableapi/apiclient"
+	"github.com/go-durable/durablefunctions/internal/rawstorage"
 	"github.com/go-durable/durablefunctions/taskhub/azurestorage"
 	"github.com/go-durable/durablefunctions/taskhub/client"
 )
@@ -63,6 +68,10 @@ func (e *env) connect(ctx context.Context) (*conn, error) {
 	store, err := azurestorage.New(azurestorage.Options{ConnectionString: e.g.storage, HubName: e.g.hub, PartitionCount: partitions, Logger: quiet})
 	if err != nil {
 		return nil, &usageError{fmt.Sprintf("storage mode: %v", err)}
+	}
+	// A mistyped --hub must not create an empty task hub.
+	if err := hubExists(ctx, e.g.storage, store.InstancesTableName()); err != nil {
+		return nil, fmt.Errorf("storage mode: task hub %q: %w", e.g.hub, err)
 	}
 	// Creating the task hub is idempotent; it checks that the partition
 	// count agrees with the hub's, so that messages reach the right queue.
@@ -115,4 +124,38 @@ func (t inProcess) RoundTrip(req *http.Request) (*http.Response, error) {
 	out.Body = io.NopCloser(bytes.NewReader(body))
 	out.ContentLength = int64(len(body))
 	return out, nil
+}
+
+// errNoHub: the storage account has no task hub of the name.
+var errNoHub = errors.New("no such task hub in this storage account")
+
+// hubExists checks that the task hub's Instances table exists, and names
+// the hub whose table differs only in case if there is one (the task hub
+// layout uses the name as given).
+func hubExists(ctx context.Context, conn, table string) error {
+	svc, err := rawstorage.Tables(conn)
+	if err != nil {
+		return err
+	}
+	pager := svc.NewListTablesPager(&aztables.ListTablesOptions{Top: to.Ptr[int32](1000)})
+	similar := ""
+	for pager.More() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			return err
+		}
+		for _, t := range page.Tables {
+			switch {
+			case t.Name == nil:
+			case *t.Name == table:
+				return nil
+			case strings.EqualFold(*t.Name, table):
+				similar = strings.TrimSuffix(*t.Name, (*t.Name)[len(*t.Name)-len("Instances"):])
+			}
+		}
+	}
+	if similar != "" {
+		return fmt.Errorf("%w (no table %s; did you mean --hub %s?)", errNoHub, table, similar)
+	}
+	return fmt.Errorf("%w (no table %s; check --hub)", errNoHub, table)
 }
