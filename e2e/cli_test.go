@@ -48,11 +48,7 @@ func (r cliRunner) run(args ...string) cliResult {
 	cmd.Env = append(append(env, "GORACE=atexit_sleep_ms=0"), r.env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	t0 := time.Now()
 	err := cmd.Run()
-	if os.Getenv("CLI_TIMING") != "" {
-		r.t.Logf("%v durable %s", time.Since(t0).Round(time.Millisecond), strings.Join(args, " "))
-	}
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
