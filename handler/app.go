@@ -75,6 +75,8 @@ type App struct {
 	mu          sync.RWMutex
 	httpFuncs   map[string]HTTPFunc       // by exact function name
 	invokeFuncs map[string]InvocationFunc // by exact function name
+	// rootRedirect is where GET / goes in standalone mode ("" for 404).
+	rootRedirect string
 }
 
 // New reads host.json (extensions.http.routePrefix, default "api") and every
@@ -175,6 +177,16 @@ func (a *App) HandleHTTP(functionName string, fn HTTPFunc) error {
 	defer a.mu.Unlock()
 	a.httpFuncs[info.Name] = fn
 	return nil
+}
+
+// SetRootRedirect makes GET and HEAD of "/" in standalone mode answer
+// 302 Found with Location target (the dashboard, say) when no function
+// route matches "/"; "" restores the 404. Under the Functions host the
+// host owns "/".
+func (a *App) SetRootRedirect(target string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.rootRedirect = target
 }
 
 // HandleInvocation binds fn to a function whose trigger is not an

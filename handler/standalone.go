@@ -33,6 +33,15 @@ func (a *App) serveStandalone(w http.ResponseWriter, r *http.Request) {
 func (a *App) serveRoute(w http.ResponseWriter, r *http.Request, viaHost bool) {
 	path := r.URL.EscapedPath()
 	m, allowed, ok := a.router.Route(r.Method, path)
+	if !ok && !viaHost && path == "/" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		a.mu.RLock()
+		target := a.rootRedirect
+		a.mu.RUnlock()
+		if target != "" {
+			writeResponse(w, &Response{StatusCode: http.StatusFound, Header: http.Header{"Location": {target}}})
+			return
+		}
+	}
 	if !ok {
 		var resp *Response
 		if len(allowed) > 0 {

@@ -797,6 +797,11 @@ func HistoryEntries(events []history.Event, showInput, showOutput bool) ([]json.
 				if showInput {
 					entry["Input"] = rawJSON(s.Input)
 				}
+				// InstanceId, our addition too: the child of a
+				// sub-orchestration, which the dashboard links to.
+				if s.Type == history.SubOrchestrationInstanceCreated && s.InstanceID != "" {
+					entry["InstanceId"] = s.InstanceID
+				}
 			}
 			if ev.Type == history.TaskCompleted || ev.Type == history.SubOrchestrationInstanceCompleted {
 				if showOutput {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/go-durable/durablefunctions/handler"
+	"github.com/go-durable/durablefunctions/handler/dashboard"
 	"github.com/go-durable/durablefunctions/handler/durableapi"
 	"github.com/go-durable/durablefunctions/taskhub/azurestorage"
 	"github.com/go-durable/durablefunctions/taskhub/client"
@@ -45,7 +46,8 @@ type App struct {
 
 // New assembles an app from cfg with the given orchestrators and
 // activities. It binds the management API to ManagementFunction when the
-// app declares that function.
+// app declares that function, and the dashboard to dashboard.Function
+// (with "/" redirecting to it in standalone mode) when it declares that.
 func New(cfg Config, log *slog.Logger, defs ...durable.Definition) (*App, error) {
 	reg := durable.NewRegistry()
 	if err := reg.Add(defs...); err != nil {
@@ -100,6 +102,15 @@ func New(cfg Config, log *slog.Logger, defs ...durable.Definition) (*App, error)
 		if err := h.HandleHTTP(ManagementFunction, api.Handle); err != nil {
 			return nil, err
 		}
+	}
+	// The dashboard: its files are served by their own anonymous function
+	// (dashboard.Function) so that the page opens without the key and asks
+	// for it; its data calls go to the management API above, keyed.
+	if _, ok := h.Config().Function(dashboard.Function); ok {
+		if err := h.HandleHTTP(dashboard.Function, dashboard.Serve); err != nil {
+			return nil, err
+		}
+		h.SetRootRedirect(base + "/ui/")
 	}
 	return a, nil
 }

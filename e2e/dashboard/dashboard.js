@@ -1,0 +1,187 @@
+// Drives the built-in dashboard in headless Chromium (Debian's chromium,
+// through playwright-core) against a running test app. Run by
+// e2e/dashboard_test.go, which started the instances named below; it
+// prints "ok <step>" per step and "PASS" at the end, and exits non-zero
+// on the first failure.
+//
+//   node e2e/dashboard/dashboard.js   (configured by the environment)
+//   DASH_BASE      the app's base URL, e.g. http://127.0.0.1:7071
+//   DASH_KEY       the app's function key
+//   DASH_CHROMIUM  the chromium executable
+//   DASH_SHOT      where to write the instance page's screenshot (PNG)
+//   DASH_ORCH, DASH_WAIT, DASH_TERM, DASH_XSS   instance IDs
+//   DASH_RETRY     a finished TypedErrors instance (retries, failures, a child)
+//   DASH_COUNTER   the key of a Counter entity holding 5
+'use strict';
+const { chromium } = require('playwright-core');
+
+const env = (k) => {
+  const v = process.env[k];
+  if (!v) throw new Error(`environment variable ${k} is not set`);
+  return v;
+};
+const base = env('DASH_BASE');
+const ids = { orch: env('DASH_ORCH'), wait: env('DASH_WAIT'), term: env('DASH_TERM'), xss: env('DASH_XSS'), retry: env('DASH_RETRY') };
+const T = 20000;
+
+function ok(step, detail) { console.log('ok ' + step + (detail ? ': ' + detail : '')); }
+function check(cond, msg) { if (!cond) throw new Error(msg); }
+
+async function statusIn(page, sel) { return (await page.locator(sel).innerText()).trim(); }
+
+async function openInstance(page, id) {
+  await page.goto(base + '/api/durabletask/ui/#/instances/' + encodeURIComponent(id));
+  await page.locator('#instance-id').filter({ hasText: id }).waitFor({ timeout: T });
+}
+
+(async () => {
+  const browser = await chromium.launch({ executablePath: env('DASH_CHROMIUM'), headless: true, args: ['--no-sandbox'] });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    const dialogs = [];
+    page.on('dialog', (d) => { dialogs.push(d.message()); d.accept(); });
+    const pageErrors = [];
+    page.on('pageerror', (e) => pageErrors.push(e.message));
+
+    // "/" redirects to the dashboard, which asks for the key once.
+    await page.goto(base + '/');
+    check(new URL(page.url()).pathname === '/api/durabletask/ui/', 'opening / landed on ' + page.url());
+    await page.locator('#key-form').waitFor({ timeout: T });
+    await page.fill('#key', 'wrong-key');
+    await page.click('#key-form button[type=submit]');
+    await page.locator('#key-form .answer.error').waitFor({ timeout: T });
+    await page.fill('#key', env('DASH_KEY'));
+    await page.click('#key-form button[type=submit]');
+    await page.locator('#filters').waitFor({ timeout: T });
+    check(!page.url().includes(env('DASH_KEY')), 'the key is in the URL ' + page.url());
+    ok('key asked once', 'a wrong key is refused in place, the right one opens the list');
+
+    // The list, filtered by prefix, shows the instances with their status.
+    const prefix = ids.orch.replace(/-orch$/, '-');
+    await page.fill('#f-prefix', prefix);
+    await page.click('#filters button[type=submit]');
+    const row = (id) => page.locator(`#instances tr[data-id="${id}"]`);
+    const want = { [ids.orch]: 'Completed', [ids.wait]: 'Running', [ids.term]: 'Running', [ids.xss]: 'Completed' };
+    for (const [id, st] of Object.entries(want)) {
+      await row(id).locator('.st', { hasText: st }).waitFor({ timeout: T });
+    }
+    const shown = await page.locator('#instances tr').count();
+    check(shown === 4, `the prefix filter shows ${shown} rows, want 4`);
+    await page.locator('#counts [data-status=Running]', { hasText: '2' }).waitFor({ timeout: T });
+    await page.locator('#counts [data-status=Completed]', { hasText: '2' }).waitFor({ timeout: T });
+    ok('list', Object.entries(want).map(([i, s]) => i + '=' + s).join(' '));
+
+    // A status filter narrows the list.
+    await page.selectOption('#f-status', 'Running');
+    await page.click('#filters button[type=submit]');
+    await page.waitForFunction(() => document.querySelectorAll('#instances tr[data-id]').length === 2, null, { timeout: T });
+    await page.selectOption('#f-status', '');
+    await page.click('#filters button[type=submit]');
+    await page.waitForFunction(() => document.querySelectorAll('#instances tr[data-id]').length === 4, null, { timeout: T });
+    ok('status filter', 'Running shows 2 of 4');
+
+    // The Orchestrator instance: three Hello bars on the timeline.
+    await row(ids.orch).locator('a').click();
+    await page.locator('#instance-id').filter({ hasText: ids.orch }).waitFor({ timeout: T });
+    await page.locator('#timeline').waitFor({ timeout: T });
+    const bars = page.locator('#timeline .bar.activity[data-label="Hello"]');
+    check(await bars.count() === 3, `timeline has ${await bars.count()} Hello bars, want 3`);
+    const titles = await bars.evaluateAll((bs) => bs.map((b) => b.getAttribute('title')));
+    check(titles.every((t) => /^activity Hello: [\d.]+ (ms|s)$/.test(t)), 'bar titles: ' + titles.join(' | '));
+    const output = await page.locator('#panel-output').innerText();
+    check(output.includes('"Hello Tokyo!"') && output.includes('"Hello London!"'), 'output panel: ' + output);
+    const hist = await page.locator('#history tbody tr').count();
+    check(hist >= 5, `history table has ${hist} rows`);
+    await page.screenshot({ path: env('DASH_SHOT'), fullPage: true });
+    ok('timeline', titles.join(' | '));
+
+    // An action the API refuses shows its message in place; the page goes on.
+    await page.fill('#event-name', 'Go');
+    await page.fill('#event-data', '"late"');
+    await page.click('#raise');
+    await page.locator('#action-answer.error').waitFor({ timeout: T });
+    const refused = await page.locator('#action-answer').innerText();
+    check(/^Raise event .*: 410: /.test(refused), 'refused answer: ' + refused);
+    await page.fill('#event-data', '{not json');
+    await page.click('#raise');
+    await page.locator('#action-answer.error', { hasText: 'not JSON' }).waitFor({ timeout: T });
+    ok('errors in place', refused.split('\n')[0]);
+
+    // Raise the event the Waiter waits for: it completes with the data.
+    await openInstance(page, ids.wait);
+    await page.locator('#instance-status', { hasText: 'Running' }).waitFor({ timeout: T });
+    const before = dialogs.length;
+    await page.fill('#event-name', 'Go');
+    await page.fill('#event-data', '{"from":"dashboard"}');
+    await page.click('#raise');
+    await page.locator('#action-answer.ok', { hasText: '202' }).waitFor({ timeout: T });
+    check(dialogs.length === before + 1 && dialogs[before].startsWith('Raise event "Go" to instance'), 'confirm dialog: ' + dialogs[before]);
+    await page.locator('#instance-status', { hasText: 'Completed' }).waitFor({ timeout: T });
+    check((await page.locator('#panel-output').innerText()).includes('"dashboard"'), 'waiter output');
+    await page.locator('#timeline .bar.event[data-label="event Go"]').waitFor({ timeout: T });
+    ok('raise event', 'confirmed, 202, live update to Completed');
+
+    // Terminate the other one.
+    await openInstance(page, ids.term);
+    await page.fill('#reason', 'stopped from the dashboard');
+    await page.click('#terminate');
+    await page.locator('#action-answer.ok', { hasText: '202' }).waitFor({ timeout: T });
+    await page.locator('#instance-status', { hasText: 'Terminated' }).waitFor({ timeout: T });
+    check((await page.locator('#panel-output').innerText()).includes('stopped from the dashboard'), 'terminated output');
+    ok('terminate', 'confirmed, 202, live update to Terminated');
+
+    // Back in the list (its filter kept), the statuses changed.
+    await page.click('header nav a[href="#/"]');
+    check(await page.inputValue('#f-prefix') === prefix, 'the list lost its filter');
+    await row(ids.wait).locator('.st', { hasText: 'Completed' }).waitFor({ timeout: T });
+    await row(ids.term).locator('.st', { hasText: 'Terminated' }).waitFor({ timeout: T });
+    ok('list after actions', `${ids.wait}=Completed ${ids.term}=Terminated`);
+
+    // Output holding markup is shown as text; no script of it runs.
+    await openInstance(page, ids.xss);
+    const xssOut = await page.locator('#panel-output').innerText();
+    check(xssOut.includes('<script>window.__xss=1</script>') && xssOut.includes('<img src=x onerror='), 'output panel: ' + xssOut);
+    await page.goto(base + '/api/durabletask/ui/#/');
+    await row(ids.xss).waitFor({ timeout: T });
+    const flag = await page.evaluate(() => [window.__xss, document.querySelectorAll('main script, main img').length]);
+    check(flag[0] === undefined && flag[1] === 0, 'injected markup ran or was parsed: ' + JSON.stringify(flag));
+    ok('xss', 'output shown as text, window.__xss unset');
+
+    // Retries, failures and a sub-orchestration on the timeline.
+    await openInstance(page, ids.retry);
+    await page.locator('#instance-status', { hasText: 'Completed' }).waitFor({ timeout: T });
+    const charges = await page.locator('#timeline .bar.activity[data-label="Charge"]').evaluateAll((bs) =>
+      bs.map((b) => ({ failed: b.classList.contains('failed'), title: b.getAttribute('title') })));
+    const summary = charges.map((c) => (c.failed ? 'failed ' : 'ok ') + c.title).join(' | ');
+    check(charges.length === 4 && charges.filter((c) => c.failed).length === 3, 'Charge bars: ' + summary);
+    check(/attempt 1\): .* failed: .*gateway busy/.test(charges[0].title) && /attempt 3\): [\d.]+ (ms|s)$/.test(charges[2].title) && !/attempt/.test(charges[3].title), 'Charge attempts: ' + summary);
+    const timers = await page.locator('#timeline .bar.timer:not(.pending)').count();
+    check(timers >= 2, `${timers} fired retry timers on the timeline, want at least 2`);
+    const child = page.locator('#timeline a.bar.suborchestration.failed[data-label="ChargeChild"]');
+    check(await child.count() === 1, 'no failed ChargeChild bar');
+    await child.click();
+    await page.locator('#instance-id').filter({ hasText: ids.retry + '-child' }).waitFor({ timeout: T });
+    check((await page.locator('#instance-name').innerText()) === 'ChargeChild', 'the child link opened another instance');
+    ok('retries', summary);
+
+    // Entities: listed with their state, and signalled from the page.
+    await page.locator('#nav-entities:not([hidden])').click();
+    const ekey = env('DASH_COUNTER');
+    const erow = page.locator('#entities tr', { hasText: ekey });
+    await erow.waitFor({ timeout: T });
+    check((await erow.innerText()).toLowerCase().includes('counter') && (await erow.locator('td.state').innerText()).trim() === '5', 'entity row: ' + (await erow.innerText()));
+    await page.fill('#sig-name', 'Counter');
+    await page.fill('#sig-key', ekey);
+    await page.fill('#sig-op', 'add');
+    await page.fill('#sig-input', '2');
+    await page.click('#signal-form button[type=submit]');
+    await page.locator('#signal-answer.ok', { hasText: '202' }).waitFor({ timeout: T });
+    await page.locator('#entities tr', { hasText: ekey }).locator('td.state', { hasText: /^7$/ }).waitFor({ timeout: T });
+    ok('entities', `Counter/${ekey}: 5, signalled add 2, 7`);
+
+    check(pageErrors.length === 0, 'page errors: ' + pageErrors.join('; '));
+    console.log('PASS');
+  } finally {
+    await browser.close();
+  }
+})().catch((e) => { console.error('FAIL ' + (e && e.stack ? e.stack : e)); process.exit(1); });

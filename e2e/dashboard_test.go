@@ -1,0 +1,196 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"image/png"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-durable/durablefunctions/internal/azuritetest"
+)
+
+// dashboardSteps are the steps e2e/dashboard/dashboard.js reports, in order.
+var dashboardSteps = []string{"key asked once", "list", "status filter", "timeline", "errors in place",
+	"raise event", "terminate", "list after actions", "xss", "retries", "entities"}
+
+// requireChromium fails the test unless Debian's chromium and the pinned
+// playwright-core are installed (.ci/run installs both). It returns the
+// node and chromium executables.
+func requireChromium(t *testing.T, root string) (node, chromium string) {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatalf("node is needed for the dashboard's browser test (install Node.js 20, then run npm ci): %v", err)
+	}
+	chromium, err = exec.LookPath("chromium")
+	if err != nil {
+		t.Fatalf("the dashboard's browser test needs Debian's chromium package (apt-get install chromium; .ci/run installs it): %v", err)
+	}
+	var pkg struct {
+		DevDependencies map[string]string `json:"devDependencies"`
+	}
+	var installed struct{ Version string }
+	b, err := os.ReadFile(filepath.Join(root, "package.json"))
+	if err == nil {
+		err = json.Unmarshal(b, &pkg)
+	}
+	if err != nil {
+		t.Fatalf("package.json: %v", err)
+	}
+	b, err = os.ReadFile(filepath.Join(root, "node_modules", "playwright-core", "package.json"))
+	if err == nil {
+		err = json.Unmarshal(b, &installed)
+	}
+	if err != nil {
+		t.Fatalf("the npm package playwright-core is not installed (run npm ci in %s): %v", root, err)
+	}
+	if want := pkg.DevDependencies["playwright-core"]; installed.Version != want {
+		t.Fatalf("node_modules has playwright-core %s, package.json pins %q: run npm ci", installed.Version, want)
+	}
+	return node, chromium
+}
+
+// TestDashboardInBrowser opens the built-in dashboard in headless Chromium
+// against the test app (with a function key) and uses it as a person
+// would: it finds sample instances in the list with their status, sees the
+// three Hello calls of an Orchestrator instance on its timeline, raises an
+// event to a waiting instance and terminates another from the page, sees
+// both statuses change, and checks that an output holding markup is shown
+// as text. The Go side then confirms through the API that the actions
+// took effect. With DURABLE_UPDATE_SCREENSHOT=1 the instance page's
+// screenshot replaces docs/dashboard.png.
+func TestDashboardInBrowser(t *testing.T) {
+	root := moduleRoot(t)
+	node, chromium := requireChromium(t, root)
+	const key = "dash-s3cret"
+	p := startApp(t, binary(t, "./e2e/testapp"), appEnv(t, azuritetest.HubName(t), "DURABLE_FUNCTION_KEY="+key, "CRASHTEST_DIR="+t.TempDir())...)
+	code := "?code=" + key
+	api := p.base + "/api/durabletask"
+	waitReadyKeyed(t, api+"/instances?top=1&code="+key)
+
+	prefix := "dash-" + strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")) + "-"
+	ids := map[string]string{"orch": prefix + "orch", "wait": prefix + "wait", "term": prefix + "term", "xss": prefix + "xss"}
+	const xss = `<script>window.__xss=1</script><img src=x onerror="window.__xss=2">`
+	xssInput, _ := json.Marshal(xss)
+	startVia(t, p.base, "Orchestrator/"+ids["orch"]+code, "")
+	startVia(t, p.base, "Waiter/"+ids["wait"]+code, "")
+	startVia(t, p.base, "Waiter/"+ids["term"]+code, "")
+	startVia(t, p.base, "Echo/"+ids["xss"]+code, string(xssInput))
+	waitRuntimeStatus(t, p.base, ids["orch"]+code, "Completed")
+	if st := waitRuntimeStatus(t, p.base, ids["xss"]+code, "Completed"); string(st.Output) != string(xssInput) {
+		t.Fatalf("Echo output %s, want %s", st.Output, xssInput)
+	}
+	// TypedErrors: a retried activity (two failures, then success), a
+	// failure not retried and a failed sub-orchestration. Its prefix is
+	// another one, out of the list the script filters.
+	retry := "dashr-" + prefix + "retry"
+	startVia(t, p.base, "TypedErrors/"+retry+code, `"`+retry+`"`)
+	counterKey := prefix + "c1"
+	if r := do(t, http.MethodPost, api+"/entities/Counter/"+counterKey+code+"&op=add", "5"); r.status != http.StatusAccepted {
+		t.Fatalf("signal Counter/%s: %d %s", counterKey, r.status, r.body)
+	}
+	waitEntity(t, api+"/entities/Counter/"+counterKey+code, "5")
+	waitRuntimeStatus(t, p.base, retry+code, "Completed")
+	waitRuntimeStatus(t, p.base, ids["wait"]+code, "Running")
+	waitRuntimeStatus(t, p.base, ids["term"]+code, "Running")
+
+	shot := filepath.Join(t.TempDir(), "dashboard.png")
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, filepath.Join("e2e", "dashboard", "dashboard.js"))
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "DASH_BASE="+p.base, "DASH_KEY="+key, "DASH_CHROMIUM="+chromium, "DASH_SHOT="+shot,
+		"DASH_ORCH="+ids["orch"], "DASH_WAIT="+ids["wait"], "DASH_TERM="+ids["term"], "DASH_XSS="+ids["xss"],
+		"DASH_RETRY="+retry, "DASH_COUNTER="+counterKey)
+	cmd.WaitDelay = 5 * time.Second
+	out, err := cmd.CombinedOutput()
+	t.Logf("node e2e/dashboard/dashboard.js:\n%s", out)
+	if ctx.Err() != nil {
+		t.Fatal("the dashboard script did not finish within 2 minutes")
+	}
+	if err != nil {
+		t.Fatalf("the dashboard script failed (%v); see its output above", err)
+	}
+	var oks []string
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	for _, l := range lines {
+		if rest, ok := strings.CutPrefix(l, "ok "); ok {
+			name, _, _ := strings.Cut(rest, ": ")
+			oks = append(oks, name)
+		}
+	}
+	if !slices.Equal(oks, dashboardSteps) || lines[len(lines)-1] != "PASS" {
+		t.Fatalf("steps reported ok %q (last line %q), want %q then PASS", oks, lines[len(lines)-1], dashboardSteps)
+	}
+
+	// What the page did, seen through the API.
+	if st := waitRuntimeStatus(t, p.base, ids["wait"]+code, "Completed"); string(st.Output) != `{"from":"dashboard"}` {
+		t.Fatalf("the waiter's output is %s, want the event data the page raised", st.Output)
+	}
+	if st := waitRuntimeStatus(t, p.base, ids["term"]+code, "Terminated"); string(st.Output) != `"stopped from the dashboard"` {
+		t.Fatalf("the terminated instance's output is %s, want the page's reason", st.Output)
+	}
+
+	waitEntity(t, api+"/entities/Counter/"+counterKey+code, "7")
+
+	// The screenshot of the instance page is a real picture.
+	b, err := os.ReadFile(shot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(bytes.NewReader(b))
+	if err != nil {
+		t.Fatalf("the screenshot is not a PNG: %v", err)
+	}
+	if r := img.Bounds(); r.Dx() != 1280 || r.Dy() < 600 {
+		t.Fatalf("the screenshot is %v, want 1280 wide and a full page", r)
+	}
+	if os.Getenv("DURABLE_UPDATE_SCREENSHOT") == "1" {
+		if err := os.WriteFile(filepath.Join(root, "docs", "dashboard.png"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// waitReadyKeyed waits until the keyed management API stops answering 503.
+func waitReadyKeyed(t *testing.T, url string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the app's task hub was not ready within 60s (last: %v)", err)
+		}
+		<-time.After(20 * time.Millisecond)
+	}
+}
+
+// waitEntity waits until the entity at url holds want (its JSON state).
+func waitEntity(t *testing.T, url, want string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r := do(t, http.MethodGet, url, "")
+		if r.status == http.StatusOK && string(r.body) == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("entity %s never held %s: %d %s", url, want, r.status, r.body)
+		}
+		<-time.After(50 * time.Millisecond)
+	}
+}
