@@ -12,6 +12,7 @@
 //   DASH_ORCH, DASH_WAIT, DASH_TERM, DASH_XSS   instance IDs
 //   DASH_RETRY     a finished TypedErrors instance (retries, failures, a child)
 //   DASH_COUNTER   the key of a Counter entity holding 5
+//   DASH_SHOT_RETRY  optional: a screenshot of the DASH_RETRY page
 'use strict';
 const { chromium } = require('playwright-core');
 
@@ -155,14 +156,17 @@ async function openInstance(page, id) {
     const summary = charges.map((c) => (c.failed ? 'failed ' : 'ok ') + c.title).join(' | ');
     check(charges.length === 4 && charges.filter((c) => c.failed).length === 3, 'Charge bars: ' + summary);
     check(/attempt 1\): .* failed: .*gateway busy/.test(charges[0].title) && /attempt 3\): [\d.]+ (ms|s)$/.test(charges[2].title) && !/attempt/.test(charges[3].title), 'Charge attempts: ' + summary);
-    const timers = await page.locator('#timeline .bar.timer:not(.pending)').count();
-    check(timers >= 2, `${timers} fired retry timers on the timeline, want at least 2`);
+    // The policy waits 200 ms before each retry (backoff coefficient 1).
+    const timers = await page.locator('#timeline .bar.timer:not(.pending)').evaluateAll((bs) => bs.map((b) => b.getAttribute('title')));
+    const waits = timers.map((x) => { const m = /^timer: ([\d.]+) (ms|s)$/.exec(x); return m ? Number(m[1]) * (m[2] === 's' ? 1000 : 1) : NaN; });
+    check(waits.length === 2 && waits.every((w) => w >= 190), 'retry timers: ' + timers.join(' | '));
+    if (process.env.DASH_SHOT_RETRY) await page.screenshot({ path: process.env.DASH_SHOT_RETRY, fullPage: true });
     const child = page.locator('#timeline a.bar.suborchestration.failed[data-label="ChargeChild"]');
     check(await child.count() === 1, 'no failed ChargeChild bar');
     await child.click();
     await page.locator('#instance-id').filter({ hasText: ids.retry + '-child' }).waitFor({ timeout: T });
     check((await page.locator('#instance-name').innerText()) === 'ChargeChild', 'the child link opened another instance');
-    ok('retries', summary);
+    ok('retries', summary + ' | ' + timers.join(' | '));
 
     // Entities: listed with their state, and signalled from the page.
     await page.locator('#nav-entities:not([hidden])').click();

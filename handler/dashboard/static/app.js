@@ -341,7 +341,10 @@ function timelineItems(events, st) {
         break;
       case 'TimerFired': {
         const tm = timers.find((x) => x.pending && x.fireAt === ev.FireAt);
-        if (tm) { tm.end = ts; tm.pending = false; } else items.push({ kind: 'timer', label: 'timer', start: ts, end: ts });
+        // A timer fires no earlier than its FireAt (the event's own time
+        // may be when the timer was scheduled).
+        const end = Math.max(ts, t(ev.FireAt) || ts);
+        if (tm) { tm.end = end; tm.pending = false; } else items.push({ kind: 'timer', label: 'timer', start: ts, end });
         break;
       }
       case 'EventRaised':
@@ -380,7 +383,7 @@ function timeline(events, st) {
     const end = isFinite(it.end) ? it.end : start;
     const dur = end - start;
     let label = it.label + (it.retry ? ` (attempt ${it.attempt})` : '');
-    const title = `${it.kind} ${label}: ${fmtDuration(dur)}${it.failed ? ' — failed' + (it.reason ? ': ' + it.reason : '') : ''}${it.pending ? ' (pending)' : ''}`;
+    const title = `${it.kind === 'timer' ? 'timer' : it.kind + ' ' + label}: ${fmtDuration(dur)}${it.failed ? ' — failed' + (it.reason ? ': ' + it.reason : '') : ''}${it.pending ? ' (pending)' : ''}`;
     const bar = el(it.child ? 'a' : 'span', {
       class: `bar ${it.kind}${it.failed ? ' failed' : ''}${it.pending ? ' pending' : ''}`, title,
       href: it.child ? instanceHref(it.child) : null, 'data-kind': it.kind, 'data-label': it.label,
@@ -403,7 +406,7 @@ function historyTable(events) {
     el('thead', {}, el('tr', {}, ['#', 'Event', 'Timestamp', 'Name', 'Details'].map((x) => el('th', {}, x)))),
     el('tbody', {}, events.map((ev, i) => {
       const rest = Object.fromEntries(Object.entries(ev).filter(([k]) => !known.has(k)));
-      return el('tr', { class: /Failed|Terminated/.test(ev.EventType) ? 'failed' : '' }, el('td', {}, i + 1), el('td', {}, ev.EventType), el('td', {}, fmtTime(ev.Timestamp)),
+      return el('tr', { class: /Failed|Terminated/.test(ev.EventType) ? 'failed' : '' }, el('td', {}, i + 1), el('td', {}, ev.EventType), el('td', { class: 'time' }, fmtTime(ev.Timestamp)),
         el('td', {}, ev.FunctionName || ev.Name || ''), el('td', { class: 'json' }, Object.keys(rest).length ? jsonView(rest, 1) : ''));
     })));
 }
