@@ -57,11 +57,11 @@ func Serve(_ context.Context, req *handler.Request) *handler.Response {
 	}
 	name := strings.Trim(req.Params[RouteParam], "/")
 	if name == "" {
-		p := req.URL.EscapedPath()
-		if req.EscapedPath != "" {
-			p = req.EscapedPath
+		p := req.EscapedPath
+		if p == "" && req.URL != nil {
+			p = req.URL.EscapedPath()
 		}
-		if !strings.HasSuffix(p, "/") {
+		if p != "" && !strings.HasSuffix(p, "/") {
 			return &handler.Response{StatusCode: http.StatusMovedPermanently, Header: http.Header{"Location": {p + "/"}}}
 		}
 		name = "index.html"

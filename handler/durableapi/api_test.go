@@ -99,8 +99,10 @@ func TestHistoryEntriesFoldSchedulingAndFraming(t *testing.T) {
 		ev(history.OrchestratorCompleted, nil),
 		ev(history.OrchestratorStarted, nil),
 		ev(history.TaskCompleted, func(e *history.Event) { e.TaskScheduledID = 0; e.Result = `"Hello Tokyo!"` }),
+		ev(history.SubOrchestrationInstanceCreated, func(e *history.Event) { e.EventID = 1; e.Name = "Child"; e.InstanceID = "kid" }),
+		ev(history.SubOrchestrationInstanceCompleted, func(e *history.Event) { e.TaskScheduledID = 1; e.Result = `1` }),
 		ev(history.ExecutionCompleted, func(e *history.Event) {
-			e.EventID = 1
+			e.EventID = 2
 			e.Status = history.StatusCompleted
 			e.Result = `["Hello Tokyo!"]`
 		}),
@@ -117,6 +119,7 @@ func TestHistoryEntriesFoldSchedulingAndFraming(t *testing.T) {
 	want := []string{
 		`{"EventType":"ExecutionStarted","FunctionName":"O","Input":"in","Timestamp":"2026-01-01T00:00:00Z"}`,
 		`{"EventType":"TaskCompleted","FunctionName":"Hello","Input":"Tokyo","ScheduledTime":"2026-01-01T00:00:00Z","TaskScheduledId":0,"Timestamp":"2026-01-01T00:00:00Z"}`,
+		`{"EventType":"SubOrchestrationInstanceCompleted","FunctionName":"Child","Input":null,"InstanceId":"kid","ScheduledTime":"2026-01-01T00:00:00Z","TaskScheduledId":1,"Timestamp":"2026-01-01T00:00:00Z"}`,
 		`{"EventType":"ExecutionCompleted","OrchestrationStatus":"Completed","Timestamp":"2026-01-01T00:00:00Z"}`,
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
