@@ -249,15 +249,19 @@ function listPage(v) {
     if (s.auto && v === view) timer = setTimeout(load, POLL_MS * 2);
   }
 
+  // Only the latest load may draw: an older answer arriving late (the
+  // auto-refresh racing a new filter) is dropped.
+  let seq = 0;
   async function load() {
     stopPoll();
+    const my = ++seq;
     const q = filterQuery(s);
     q.set('top', String(s.top));
     q.set('showInput', 'false');
     try {
       const token = s.tokens[s.page];
       const r = await api('GET', '/instances?' + q, { headers: token ? { 'x-ms-continuation-token': token } : {} });
-      if (v !== view) return;
+      if (v !== view || my !== seq) return;
       s.tokens[s.page + 1] = r.headers.get('x-ms-continuation-token') || '';
       s.tokens.length = s.page + 2;
       let rows = r.data;
@@ -272,17 +276,17 @@ function listPage(v) {
       next.disabled = !s.tokens[s.page + 1];
       answer.className = 'answer';
       answer.textContent = '';
-      await loadCounts();
+      await loadCounts(my);
     } catch (e) {
-      if (v !== view || e.status === 401) return;
+      if (v !== view || my !== seq || e.status === 401) return;
       showAnswer(answer, false, e.message);
     }
-    schedule();
+    if (my === seq) schedule();
   }
 
-  async function loadCounts() {
+  async function loadCounts(my) {
     const { rows, more } = await all(filterQuery(s, { status: false }), 5000);
-    if (v !== view) return;
+    if (v !== view || my !== seq) return;
     const n = {};
     for (const x of rows) {
       if (s.name && !(x.name || '').toLowerCase().includes(s.name.toLowerCase())) continue;
@@ -332,7 +336,8 @@ function timelineItems(events, st) {
         // The attempts of one call: the same function with the same input.
         const call = kind + '\u0000' + fn + '\u0000' + JSON.stringify(ev.Input === undefined ? null : ev.Input);
         const n = (attempts[call] = (attempts[call] || 0) + 1);
-        items.push({ kind, label: fn, call, start: t(ev.ScheduledTime), end: ts, failed: ev.EventType.endsWith('Failed'), attempt: n, child: ev.InstanceId, reason: ev.Reason });
+        const input = ev.Input === undefined || ev.Input === null ? '' : JSON.stringify(ev.Input);
+        items.push({ kind, label: fn, call, input, start: t(ev.ScheduledTime), end: ts, failed: ev.EventType.endsWith('Failed'), attempt: n, child: ev.InstanceId, reason: ev.Reason });
         break;
       }
       case 'TimerCreated':
@@ -391,7 +396,8 @@ function timeline(events, st) {
     bar.style.left = ((start - t0) / span * 100) + '%';
     bar.style.width = (Math.max(dur, 0) / span * 100) + '%';
     box.append(el('div', { class: 'lane' + (it.failed ? ' failed' : '') },
-      el('span', { class: 'label', title: label }, it.failed ? '✕ ' : '', it.retry ? '↻ ' : '', label),
+      el('span', { class: 'label', title: label + (it.input ? ' ' + it.input : '') }, it.failed ? '✕ ' : '', it.retry ? '↻ ' : '', label,
+        it.input ? el('span', { class: 'muted' }, ' ' + (it.input.length > 28 ? it.input.slice(0, 27) + '…' : it.input)) : ''),
       el('span', { class: 'track' }, bar)));
   }
   box.append(el('div', { class: 'legend' }, el('span', {}, el('i', {}), 'activity'), el('span', {}, el('i', { class: 'suborchestration' }), 'sub-orchestration'),
