@@ -14,7 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-durable/durablefunctions/handler/dashboard"
 	"github.com/go-durable/durablefunctions/internal/azuritetest"
+	"github.com/go-durable/durablefunctions/internal/hostemulator"
 )
 
 // dashboardSteps are the steps e2e/dashboard/dashboard.js reports, in order.
@@ -192,5 +194,47 @@ func waitEntity(t *testing.T, url, want string) {
 			t.Fatalf("entity %s never held %s: %d %s", url, want, r.status, r.body)
 		}
 		<-time.After(50 * time.Millisecond)
+	}
+}
+
+// TestDashboardUnderHost fetches the dashboard's files through the host
+// emulator, which invokes the DurableTaskUI function the way the Functions
+// host does (the file path only in the route parameter, the answer's body
+// carried as a JSON string): each arrives whole, with its type and the CSP.
+func TestDashboardUnderHost(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	host, err := hostemulator.Start(ctx, hostemulator.Options{
+		AppRoot:    moduleRoot(t),
+		Executable: binary(t, "./e2e/testapp"),
+		Env:        appEnv(t, azuritetest.HubName(t), "CRASHTEST_DIR="+t.TempDir()),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer host.Stop()
+	ui := host.URL() + "/api/durabletask/ui/"
+	for _, tc := range []struct{ path, contentType, file string }{
+		{"", "text/html; charset=utf-8", "index.html"},
+		{"app.js", "text/javascript; charset=utf-8", "app.js"},
+		{"style.css", "text/css; charset=utf-8", "style.css"},
+	} {
+		r := do(t, http.MethodGet, ui+tc.path, "")
+		want, err := os.ReadFile(filepath.Join(moduleRoot(t), "handler", "dashboard", "static", tc.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.status != http.StatusOK || !bytes.Equal(r.body, want) {
+			t.Fatalf("GET %s: %d, %d bytes, want 200 and the %d bytes of %s", ui+tc.path, r.status, len(r.body), len(want), tc.file)
+		}
+		if ct, csp := r.header.Get("Content-Type"), r.header.Get("Content-Security-Policy"); ct != tc.contentType || csp != dashboard.CSP {
+			t.Fatalf("GET %s: Content-Type %q, CSP %q", ui+tc.path, ct, csp)
+		}
+	}
+	if r := do(t, http.MethodGet, ui+"missing.js", ""); r.status != http.StatusNotFound {
+		t.Fatalf("GET missing.js: %d %s", r.status, r.body)
+	}
+	if errs := host.InvocationErrors(); len(errs) > 0 {
+		t.Fatalf("the host emulator saw invocation errors: %v", errs)
 	}
 }
