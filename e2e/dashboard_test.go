@@ -21,7 +21,8 @@ import (
 
 // dashboardSteps are the steps e2e/dashboard/dashboard.js reports, in order.
 var dashboardSteps = []string{"key asked once", "list", "status filter", "timeline", "errors in place",
-	"raise event", "terminate", "list after actions", "xss", "retries", "entities"}
+	"raise event", "terminate", "list after actions", "xss", "retries", "entities", "suspend and resume",
+	"restart and purge", "bulk purge"}
 
 // requireChromium fails the test unless Debian's chromium and the pinned
 // playwright-core are installed (.ci/run installs both). It returns the
@@ -100,6 +101,14 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Fatalf("signal Counter/%s: %d %s", counterKey, r.status, r.body)
 	}
 	waitEntity(t, api+"/entities/Counter/"+counterKey+code, "5")
+	// For the bulk purge: two finished instances and a waiting one.
+	purge := "dashp-" + prefix
+	startVia(t, p.base, "Echo/"+purge+"e1"+code, "1")
+	startVia(t, p.base, "Echo/"+purge+"e2"+code, "2")
+	startVia(t, p.base, "Waiter/"+purge+"wait"+code, "")
+	waitRuntimeStatus(t, p.base, purge+"e1"+code, "Completed")
+	waitRuntimeStatus(t, p.base, purge+"e2"+code, "Completed")
+	waitRuntimeStatus(t, p.base, purge+"wait"+code, "Running")
 	waitRuntimeStatus(t, p.base, retry+code, "Completed")
 	waitRuntimeStatus(t, p.base, ids["wait"]+code, "Running")
 	waitRuntimeStatus(t, p.base, ids["term"]+code, "Running")
@@ -111,7 +120,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "DASH_BASE="+p.base, "DASH_KEY="+key, "DASH_CHROMIUM="+chromium, "DASH_SHOT="+shot,
 		"DASH_ORCH="+ids["orch"], "DASH_WAIT="+ids["wait"], "DASH_TERM="+ids["term"], "DASH_XSS="+ids["xss"],
-		"DASH_RETRY="+retry, "DASH_COUNTER="+counterKey)
+		"DASH_RETRY="+retry, "DASH_COUNTER="+counterKey, "DASH_PURGE="+purge)
 	cmd.WaitDelay = 5 * time.Second
 	out, err := cmd.CombinedOutput()
 	t.Logf("node e2e/dashboard/dashboard.js:\n%s", out)
@@ -142,6 +151,20 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 
 	waitEntity(t, api+"/entities/Counter/"+counterKey+code, "7")
+	for _, id := range []string{purge + "e1", purge + "e2"} {
+		if r := do(t, http.MethodGet, api+"/instances/"+id+code, ""); r.status != http.StatusNotFound {
+			t.Fatalf("%s survived the bulk purge: %d %s", id, r.status, r.body)
+		}
+	}
+	st := waitRuntimeStatus(t, p.base, purge+"wait"+code+"&showHistory=true", "Running")
+	var suspended, resumed bool
+	for _, h := range st.HistoryEvents {
+		suspended = suspended || strings.Contains(string(h), `"EventType":"ExecutionSuspended","Reason":"paused by the dashboard"`)
+		resumed = resumed || strings.Contains(string(h), `"EventType":"ExecutionResumed"`)
+	}
+	if !suspended || !resumed {
+		t.Fatalf("the waiter's history lacks the page's suspension or resumption: %s", st.HistoryEvents)
+	}
 
 	// The screenshot of the instance page is a real picture.
 	b, err := os.ReadFile(shot)

@@ -12,6 +12,8 @@
 //   DASH_ORCH, DASH_WAIT, DASH_TERM, DASH_XSS   instance IDs
 //   DASH_RETRY     a finished TypedErrors instance (retries, failures, a child)
 //   DASH_COUNTER   the key of a Counter entity holding 5
+//   DASH_PURGE     an instance-ID prefix holding two finished Echo instances
+//                  and one waiting Waiter (<prefix>wait)
 //   DASH_SHOT_RETRY  optional: a screenshot of the DASH_RETRY page
 'use strict';
 const { chromium } = require('playwright-core');
@@ -182,6 +184,42 @@ async function openInstance(page, id) {
     await page.locator('#signal-answer.ok', { hasText: '202' }).waitFor({ timeout: T });
     await page.locator('#entities tr', { hasText: ekey }).locator('td.state', { hasText: /^7$/ }).waitFor({ timeout: T });
     ok('entities', `Counter/${ekey}: 5, signalled add 2, 7`);
+
+    // Suspend and resume a waiting instance.
+    const purgePrefix = env('DASH_PURGE');
+    await openInstance(page, purgePrefix + 'wait');
+    await page.locator('#instance-status', { hasText: 'Running' }).waitFor({ timeout: T });
+    await page.fill('#reason', 'paused by the dashboard');
+    await page.click('#suspend');
+    await page.locator('#instance-status', { hasText: 'Suspended' }).waitFor({ timeout: T });
+    await page.click('#resume');
+    await page.locator('#instance-status', { hasText: 'Running' }).waitFor({ timeout: T });
+    await page.locator('#history tbody tr', { hasText: 'ExecutionResumed' }).waitFor({ timeout: T });
+    ok('suspend and resume', 'Running, Suspended, Running');
+
+    // Restart the Orchestrator under a new ID: the answer links to it.
+    await openInstance(page, ids.orch);
+    await page.click('#restart');
+    await page.locator('#restarted-link').click();
+    await page.locator('#instance-status', { hasText: 'Completed' }).waitFor({ timeout: T });
+    const restarted = (await page.locator('#instance-id').innerText()).trim();
+    check(restarted !== ids.orch && (await page.locator('#instance-name').innerText()) === 'Orchestrator', 'restarted as ' + restarted);
+    await page.click('#purge');
+    await page.locator('#action-answer.ok', { hasText: '"instancesDeleted":1' }).waitFor({ timeout: T });
+    ok('restart and purge', `restarted as ${restarted}, then purged it`);
+
+    // Bulk purge by the list's filter: counted first, then confirmed.
+    await page.click('header nav a[href="#/"]');
+    await page.fill('#f-prefix', purgePrefix);
+    await page.click('#filters button[type=submit]');
+    await page.waitForFunction(() => document.querySelectorAll('#instances tr[data-id]').length === 3, null, { timeout: T });
+    const asked = dialogs.length;
+    await page.click('#bulk-purge');
+    await page.locator('#purge-answer.ok', { hasText: '"instancesDeleted":2' }).waitFor({ timeout: T });
+    check(/^Purge 2 finished instance\(s\) matching the filter\?/.test(dialogs[asked]), 'bulk purge asked: ' + dialogs[asked]);
+    await page.waitForFunction(() => document.querySelectorAll('#instances tr[data-id]').length === 1, null, { timeout: T });
+    await row(purgePrefix + 'wait').waitFor({ timeout: T });
+    ok('bulk purge', dialogs[asked].split('?')[0] + '; the waiting one stays');
 
     check(pageErrors.length === 0, 'page errors: ' + pageErrors.join('; '));
     console.log('PASS');
