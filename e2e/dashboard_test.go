@@ -20,7 +20,7 @@ import (
 )
 
 // dashboardSteps are the steps e2e/dashboard/dashboard.js reports, in order.
-var dashboardSteps = []string{"key asked once", "list", "status filter", "timeline", "errors in place",
+var dashboardSteps = []string{"key asked once", "list", "status filter", "time range and paging", "timeline", "errors in place",
 	"raise event", "terminate", "list after actions", "xss", "retries", "entities", "suspend and resume",
 	"restart and purge", "bulk purge"}
 

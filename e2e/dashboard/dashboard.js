@@ -83,6 +83,31 @@ async function openInstance(page, id) {
     await page.waitForFunction(() => document.querySelectorAll('#instances tr[data-id]').length === 4, null, { timeout: T });
     ok('status filter', 'Running shows 2 of 4');
 
+    // A created-time range in the future matches nothing.
+    await page.fill('#f-from', '2099-01-01T00:00:00');
+    await page.click('#filters button[type=submit]');
+    await page.locator('#instances td', { hasText: 'No instance matches.' }).waitFor({ timeout: T });
+    await page.fill('#f-from', '');
+    // Paging without a filter: the hub holds nine instances.
+    await page.fill('#f-prefix', '');
+    await page.selectOption('#f-top', '5');
+    await page.click('#filters button[type=submit]');
+    const pageIDs = () => page.evaluate(() => [...document.querySelectorAll('#instances tr[data-id]')].map((r) => r.dataset.id).join(' '));
+    await page.waitForFunction(() => document.querySelectorAll('#instances tr[data-id]').length === 5, null, { timeout: T });
+    const first = await pageIDs();
+    check(await page.isDisabled('#prev') && !(await page.isDisabled('#next')), 'pager buttons on page 1');
+    await page.click('#next');
+    await page.waitForFunction(() => document.querySelectorAll('#instances tr[data-id]').length === 4, null, { timeout: T });
+    const second = await pageIDs();
+    check(second.split(' ').every((id) => !first.split(' ').includes(id)), `pages overlap: ${first} / ${second}`);
+    await page.click('#prev');
+    await page.waitForFunction((want) => [...document.querySelectorAll('#instances tr[data-id]')].map((r) => r.dataset.id).join(' ') === want, first, { timeout: T });
+    await page.selectOption('#f-top', '20');
+    await page.fill('#f-prefix', prefix);
+    await page.click('#filters button[type=submit]');
+    await page.waitForFunction(() => document.querySelectorAll('#instances tr[data-id]').length === 4, null, { timeout: T });
+    ok('time range and paging', 'a future range matches none; 9 instances in pages of 5 and 4');
+
     // The Orchestrator instance: three Hello bars on the timeline.
     await row(ids.orch).locator('a').click();
     await page.locator('#instance-id').filter({ hasText: ids.orch }).waitFor({ timeout: T });

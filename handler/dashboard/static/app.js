@@ -213,7 +213,7 @@ function listPage(v) {
   const prefix = el('input', { name: 'prefix', id: 'f-prefix', placeholder: 'instance ID prefix', value: s.prefix });
   const from = el('input', { type: 'datetime-local', step: 1, id: 'f-from', value: s.from });
   const to = el('input', { type: 'datetime-local', step: 1, id: 'f-to', value: s.to });
-  const top = el('select', { id: 'f-top' }, [10, 20, 50, 100].map((n) => el('option', { value: n, selected: s.top === n }, n + ' per page')));
+  const top = el('select', { id: 'f-top' }, [5, 20, 50, 100].map((n) => el('option', { value: n, selected: s.top === n }, n + ' per page')));
   const auto = el('input', { type: 'checkbox', id: 'f-auto', checked: s.auto });
   const form = el('form', { class: 'filters', id: 'filters' },
     el('label', {}, 'Status', status), el('label', {}, 'Name', name), el('label', {}, 'Instance ID prefix', prefix),
