@@ -92,7 +92,7 @@ const (
 //	POST   orchestrators/{name}[/{instanceId}]   start (optionally wait: timeout, pollingInterval)
 //	GET    instances                             list (runtimeStatus, createdTimeFrom/To, instanceIdPrefix, showInput, top)
 //	DELETE instances                             purge many (createdTimeFrom required)
-//	GET    instances/{id}                        status
+//	GET    instances/{id}                        status (showInput, showHistory, showHistoryOutput, showScheduled, returnInternalServerErrorOnFailure)
 //	DELETE instances/{id}                        purge one
 //	POST   instances/{id}/raiseEvent/{name}      raise an event
 //	POST   instances/{id}/{terminate|suspend|resume|rewind}?reason=
@@ -646,6 +646,8 @@ func (a *API) getStatus(ctx context.Context, req *handler.Request, id string) *h
 	showInput := boolParam(req.Query, "showInput", true)
 	showHistory := boolParam(req.Query, "showHistory", false)
 	showHistoryOutput := boolParam(req.Query, "showHistoryOutput", false)
+	// showScheduled is our extension (see HistoryOptions.Scheduled).
+	showScheduled := boolParam(req.Query, "showScheduled", false)
 	failAs500 := boolParam(req.Query, "returnInternalServerErrorOnFailure", false)
 
 	st, err := a.c.GetStatus(ctx, id, showInput)
@@ -658,7 +660,8 @@ func (a *API) getStatus(ctx context.Context, req *handler.Request, id string) *h
 		if err != nil {
 			return a.clientError(err)
 		}
-		if payload.HistoryEvents, err = HistoryEntries(events, showInput, showHistoryOutput); err != nil {
+		opts := HistoryOptions{Input: showInput, Output: showHistoryOutput, Scheduled: showScheduled}
+		if payload.HistoryEvents, err = HistoryEntriesWith(events, opts); err != nil {
 			return a.clientError(err)
 		}
 		if payload.HistoryEvents == nil {
@@ -772,6 +775,26 @@ func NewStatusPayload(st client.Status, showInput bool) StatusPayload {
 // does with showHistory=true: episode framing and scheduling events are
 // folded away, completions carry the function name and scheduled time.
 func HistoryEntries(events []history.Event, showInput, showOutput bool) ([]json.RawMessage, error) {
+	return HistoryEntriesWith(events, HistoryOptions{Input: showInput, Output: showOutput})
+}
+
+// HistoryOptions choose what [HistoryEntriesWith] renders.
+type HistoryOptions struct {
+	// Input shows inputs (showInput), Output results (showHistoryOutput).
+	Input, Output bool
+	// Scheduled keeps the TaskScheduled and SubOrchestrationInstanceCreated
+	// events (showScheduled=true, our extension) in Durable Functions' shape
+	// for them (EventType, EventId, Timestamp, Name, Input, InstanceId), and
+	// adds EventId to TimerCreated: a call still under way, which has no
+	// completion yet, then shows, and each completion's TaskScheduledId (a
+	// timer's TimerId) names the EventId it answers. Completions keep their
+	// FunctionName and ScheduledTime.
+	Scheduled bool
+}
+
+// HistoryEntriesWith is [HistoryEntries] with more choices.
+func HistoryEntriesWith(events []history.Event, o HistoryOptions) ([]json.RawMessage, error) {
+	showInput, showOutput := o.Input, o.Output
 	scheduled := map[int32]history.Event{}
 	var out []json.RawMessage
 	for _, ev := range events {
@@ -781,7 +804,17 @@ func HistoryEntries(events []history.Event, showInput, showOutput bool) ([]json.
 			continue
 		case history.TaskScheduled, history.SubOrchestrationInstanceCreated:
 			scheduled[ev.EventID] = ev
-			continue
+			if !o.Scheduled {
+				continue
+			}
+			entry["EventId"] = ev.EventID
+			entry["Name"] = ev.Name
+			if showInput {
+				entry["Input"] = rawJSON(ev.Input)
+			}
+			if ev.Type == history.SubOrchestrationInstanceCreated && ev.InstanceID != "" {
+				entry["InstanceId"] = ev.InstanceID
+			}
 		case history.ExecutionStarted:
 			entry["FunctionName"] = ev.Name
 			if showInput {
@@ -824,6 +857,9 @@ func HistoryEntries(events []history.Event, showInput, showOutput bool) ([]json.
 			}
 		case history.TimerCreated:
 			entry["FireAt"] = ev.FireAt.UTC().Format(time.RFC3339Nano)
+			if o.Scheduled {
+				entry["EventId"] = ev.EventID
+			}
 		case history.TimerFired:
 			entry["FireAt"] = ev.FireAt.UTC().Format(time.RFC3339Nano)
 			entry["TimerId"] = ev.TimerID // our addition, as TaskScheduledId
