@@ -146,6 +146,7 @@ func TestCLI(t *testing.T) {
 			cli := cliRunner{t: t, bin: bin, flags: m.flags}
 			pre := "cli-" + m.name + "-"
 			testCLIInstances(t, cli, pre, dir)
+			testCLIRunningStep(t, cli, pre, dir)
 			testCLIEntities(t, cli, pre, m.name == "storage")
 		})
 	}
@@ -319,6 +320,49 @@ func testCLIInstances(t *testing.T, cli cliRunner, pre, dir string) {
 	if len(left) != 0 {
 		t.Fatalf("after purge, left: %+v", left)
 	}
+}
+
+// testCLIRunningStep: show lists a call still under way as running (the
+// CrashTest's Step "two" blocks until the test writes the "release" file),
+// then, once released, as finished.
+func testCLIRunningStep(t *testing.T, cli cliRunner, pre, dir string) {
+	for _, f := range []string{"release", "blocked"} {
+		if err := os.Remove(filepath.Join(dir, f)); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+	}
+	crash := pre + "crash"
+	cli.ok("start", "CrashTest", "--id", crash)
+	running := regexp.MustCompile(`(?m)^\d\d:\d\d:\d\d\.\d{3}  \.\.\. +running +activity +Step$`)
+	finished := regexp.MustCompile(`(?m)^\d\d:\d\d:\d\d\.\d{3}  \d\d:\d\d:\d\d\.\d{3}  \S+ +activity +Step +"done (\w+)"$`)
+	status := regexp.MustCompile(`(?m)^Status +Running$`)
+	deadline := time.Now().Add(30 * time.Second)
+	var out string
+	for {
+		_, err := os.Stat(filepath.Join(dir, "blocked"))
+		out = cli.ok("show", crash)
+		// The status row may trail the history briefly: wait for both.
+		if err == nil && running.MatchString(out) && status.MatchString(out) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("show never listed Step two as running in a Running instance (blocked file: %v):\n%s", err, out)
+		}
+		<-time.After(50 * time.Millisecond)
+	}
+	if got := finished.FindAllStringSubmatch(out, -1); len(got) != 1 || got[0][1] != "one" || len(running.FindAllString(out, -1)) != 1 {
+		t.Fatalf("while Step two runs, show wants Step one finished and one running step:\n%s", out)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "release"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cli.ok("watch", "--interval", "100ms", crash)
+	out = cli.ok("show", crash)
+	got := finished.FindAllStringSubmatch(out, -1)
+	if len(got) != 3 || got[0][1] != "one" || got[1][1] != "two" || got[2][1] != "three" || strings.Contains(out, "running") {
+		t.Fatalf("after the release, show wants Steps one, two, three finished and none running:\n%s", out)
+	}
+	cli.ok("purge", crash)
 }
 
 func testCLIEntities(t *testing.T, cli cliRunner, pre string, storage bool) {

@@ -21,7 +21,8 @@ var commandHelp = map[string]string{
 	"list": "Filters combine: --status Running,Failed --name Orchestrator --prefix order-\n" +
 		"--created-from 2026-01-02T00:00:00Z. Shows --top instances (default 100); --all shows all.\n",
 	"show": "The timeline has one line per activity, sub-orchestration, timer and event:\n" +
-		"start, end, duration, and the result or failure. --json prints the status payload.\n",
+		"start, end, duration, and the result or failure; a call still under way shows as\n" +
+		"running. --json prints the status payload.\n",
 	"history": "Writes the status with its history, inputs and results (showHistory=true,\n" +
 		"showHistoryOutput=true): save it as a test file for replaytest.CheckFiles.\n",
 	"purge": "With an ID, purges that instance. With filters, counts the finished instances\n" +
@@ -224,7 +225,8 @@ func runShow(ctx context.Context, e *env, args []string) error {
 		}
 		return e.writeJSON(b)
 	}
-	st, err := cn.api.Status(ctx, pos[0], apiclient.ShowHistoryOutput())
+	// ShowScheduled: the calls still running show on the timeline too.
+	st, err := cn.api.Status(ctx, pos[0], apiclient.ShowHistoryOutput(), apiclient.ShowScheduled())
 	if err != nil {
 		return err
 	}

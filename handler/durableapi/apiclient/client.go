@@ -360,6 +360,16 @@ func ShowHistoryOutput() StatusOption {
 	}
 }
 
+// ShowScheduled includes the history with its scheduling events
+// (showScheduled=true, an extension of ours; implies ShowHistory), so that
+// calls still under way show: see HistoryEvent.EventID.
+func ShowScheduled() StatusOption {
+	return func(q url.Values) {
+		q.Set("showHistory", "true")
+		q.Set("showScheduled", "true")
+	}
+}
+
 // ShowInput(false) leaves the input out of the status (and of the
 // history); the default is to include it.
 func ShowInput(show bool) StatusOption {

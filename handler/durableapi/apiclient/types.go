@@ -206,6 +206,13 @@ type HistoryEvent struct {
 	ScheduledTime, FireAt time.Time
 	// FailureDetails is the structured failure, if any.
 	FailureDetails json.RawMessage
+	// EventID is the sequence number of a scheduling event (TaskScheduled,
+	// SubOrchestrationInstanceCreated, TimerCreated: only with
+	// ShowScheduled); TaskScheduledID (completions) and TimerID
+	// (TimerFired) name the EventID they answer. Each is -1 when absent.
+	EventID, TaskScheduledID, TimerID int32
+	// InstanceID is the child of a sub-orchestration.
+	InstanceID string
 	// Raw is the whole entry as the API sent it.
 	Raw json.RawMessage
 }
@@ -225,6 +232,10 @@ func (h *HistoryEvent) UnmarshalJSON(b []byte) error {
 		ScheduledTime       string          `json:"ScheduledTime"`
 		FireAt              string          `json:"FireAt"`
 		FailureDetails      json.RawMessage `json:"FailureDetails"`
+		EventID             *int32          `json:"EventId"`
+		TaskScheduledID     *int32          `json:"TaskScheduledId"`
+		TimerID             *int32          `json:"TimerId"`
+		InstanceID          string          `json:"InstanceId"`
 	}
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
@@ -234,6 +245,8 @@ func (h *HistoryEvent) UnmarshalJSON(b []byte) error {
 		Input: w.Input, Result: w.Result, OrchestrationStatus: w.OrchestrationStatus,
 		Reason: text(w.Reason), Details: text(w.Details),
 		FailureDetails: w.FailureDetails, Raw: append(json.RawMessage(nil), b...),
+		EventID: orMinus1(w.EventID), TaskScheduledID: orMinus1(w.TaskScheduledID), TimerID: orMinus1(w.TimerID),
+		InstanceID: w.InstanceID,
 	}
 	var err error
 	if ev.Timestamp, err = parseTime("Timestamp", w.Timestamp); err != nil {
@@ -247,6 +260,13 @@ func (h *HistoryEvent) UnmarshalJSON(b []byte) error {
 	}
 	*h = ev
 	return nil
+}
+
+func orMinus1(p *int32) int32 {
+	if p == nil {
+		return -1
+	}
+	return *p
 }
 
 // MarshalJSON writes the entry as the API sent it.

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -187,11 +188,35 @@ type Step struct {
 // Steps turns a status history (the API's historyEvents) into timeline
 // steps in order of their start: one per activity, sub-orchestration,
 // timer and raised event, plus the start, end, suspensions and
-// termination of the instance.
+// termination of the instance. With the scheduling events in the history
+// (showScheduled=true), a call that has no completion yet is a step too:
+// running, or, once the instance ended, one that never finished.
 func Steps(events []apiclient.HistoryEvent) []Step {
 	var steps []Step
 	timers := map[time.Time]int{} // FireAt → index of the TimerCreated step waiting for it
+	open := map[int32]Step{}      // EventId → the call scheduled and not answered yet
+	var openIDs []int32           // open's keys in history order
+	ended := false
 	for _, ev := range events {
+		switch ev.EventType {
+		case "TaskScheduled", "SubOrchestrationInstanceCreated":
+			if ev.EventID < 0 {
+				continue
+			}
+			kind := "activity"
+			if ev.EventType == "SubOrchestrationInstanceCreated" {
+				kind = "orchestration"
+			}
+			if _, seen := open[ev.EventID]; !seen {
+				openIDs = append(openIDs, ev.EventID)
+			}
+			open[ev.EventID] = Step{Start: ev.Timestamp, Kind: kind, Name: ev.Name, Running: true}
+			continue
+		case "TaskCompleted", "TaskFailed", "SubOrchestrationInstanceCompleted", "SubOrchestrationInstanceFailed":
+			delete(open, ev.TaskScheduledID)
+		case "ExecutionCompleted", "ExecutionTerminated", "ContinueAsNew":
+			ended = true
+		}
 		switch ev.EventType {
 		case "ExecutionStarted":
 			steps = append(steps, Step{Start: ev.Timestamp, Kind: "started", Name: ev.FunctionName, Result: inputText(ev.Input)})
@@ -237,6 +262,21 @@ func Steps(events []apiclient.HistoryEvent) []Step {
 		case "ContinueAsNew":
 			steps = append(steps, Step{Start: ev.Timestamp, Kind: "continued as new", Result: Value(ev.Result)})
 		}
+	}
+	for _, id := range openIDs {
+		st, ok := open[id]
+		if !ok {
+			continue
+		}
+		if ended {
+			st.Running, st.Result = false, "never finished"
+		}
+		// In order of start: after the last step that started no later.
+		i := len(steps)
+		for i > 0 && steps[i-1].Start.After(st.Start) {
+			i--
+		}
+		steps = slices.Insert(steps, i, st)
 	}
 	return steps
 }

@@ -108,6 +108,33 @@ func TestTimeline(t *testing.T) {
 03:04:12.000                          terminated                         "enough"
 `,
 		},
+		{
+			name: "calls still running (showScheduled)",
+			history: `[
+{"EventType":"ExecutionStarted","Timestamp":"2026-01-02T03:04:05Z","FunctionName":"CrashTest","Input":null},
+{"EventId":0,"EventType":"TaskScheduled","Timestamp":"2026-01-02T03:04:05.100Z","Name":"Step","Input":"one"},
+{"EventType":"TaskCompleted","Timestamp":"2026-01-02T03:04:05.200Z","FunctionName":"Step","ScheduledTime":"2026-01-02T03:04:05.100Z","Result":"done one","TaskScheduledId":0},
+{"EventId":1,"EventType":"SubOrchestrationInstanceCreated","Timestamp":"2026-01-02T03:04:05.300Z","Name":"Child","InstanceId":"kid"},
+{"EventId":2,"EventType":"TaskScheduled","Timestamp":"2026-01-02T03:04:05.300Z","Name":"Step","Input":"two"}]`,
+			want: `START         END           DURATION  KIND           NAME       RESULT
+03:04:05.000                          started        CrashTest  input null
+03:04:05.100  03:04:05.200  100ms     activity       Step       "done one"
+03:04:05.300  ...           running   orchestration  Child
+03:04:05.300  ...           running   activity       Step
+`,
+		},
+		{
+			name: "a call the instance's end left unfinished",
+			history: `[
+{"EventType":"ExecutionStarted","Timestamp":"2026-01-02T03:04:05Z","FunctionName":"CrashTest","Input":null},
+{"EventId":0,"EventType":"TaskScheduled","Timestamp":"2026-01-02T03:04:05.100Z","Name":"Step","Input":"two"},
+{"EventType":"ExecutionTerminated","Timestamp":"2026-01-02T03:04:09Z","Input":"stop"}]`,
+			want: `START         END  DURATION  KIND        NAME       RESULT
+03:04:05.000                 started     CrashTest  input null
+03:04:05.100                 activity    Step       never finished
+03:04:09.000                 terminated             "stop"
+`,
+		},
 		{name: "no history", history: `[]`, want: "(no history)\n"},
 	}
 	for _, tt := range tests {
