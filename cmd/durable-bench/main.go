@@ -48,6 +48,7 @@ import (
 	"time"
 
 	"github.com/go-durable/durablefunctions/handler"
+	"github.com/go-durable/durablefunctions/handler/dashboard"
 	"github.com/go-durable/durablefunctions/handler/durableapi"
 	"github.com/go-durable/durablefunctions/internal/azuritetest"
 	"github.com/go-durable/durablefunctions/taskhub/azurestorage"
@@ -238,6 +239,24 @@ func run(args []string) error {
 // engine, client, management API), except that the store's HTTP client
 // counts calls, starts the engine, and serves the handler's standalone
 // routes on a loopback listener. close undoes it all.
+// bindHTTP binds the app root's HTTP functions: the management API, the
+// sample's HttpStart and, when the app root declares it, the dashboard (as
+// funcapp does), so that none is left without Go code.
+func bindHTTP(h *handler.App, app *client.Client, api *durableapi.API) error {
+	if err := h.HandleHTTP("DurableTaskAPI", api.Handle); err != nil {
+		return err
+	}
+	if err := h.HandleHTTP("HttpStart", httpStart(app, api)); err != nil {
+		return err
+	}
+	if _, ok := h.Config().Function(dashboard.Function); ok {
+		if err := h.HandleHTTP(dashboard.Function, dashboard.Serve); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func assemble(ctx context.Context, cfg config, conn, root string) (b *bench, closeAll func(), err error) {
 	var closers []func()
 	closeAll = func() {
@@ -311,10 +330,7 @@ func assemble(ctx context.Context, cfg config, conn, root string) (b *bench, clo
 		base = "/" + p + base
 	}
 	api := durableapi.New(app, durableapi.Options{BasePath: base, HubName: hub, Logger: log})
-	if err := h.HandleHTTP("DurableTaskAPI", api.Handle); err != nil {
-		return nil, nil, err
-	}
-	if err := h.HandleHTTP("HttpStart", httpStart(app, api)); err != nil {
+	if err := bindHTTP(h, app, api); err != nil {
 		return nil, nil, err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
