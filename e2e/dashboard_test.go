@@ -22,7 +22,7 @@ import (
 // dashboardSteps are the steps e2e/dashboard/dashboard.js reports, in order.
 var dashboardSteps = []string{"key asked once", "list", "status filter", "time range and paging", "timeline", "errors in place",
 	"raise event", "terminate", "list after actions", "xss", "retries", "entities", "suspend and resume",
-	"restart and purge", "bulk purge"}
+	"restart and purge", "bulk purge", "running step"}
 
 // requireChromium fails the test unless Debian's chromium and the pinned
 // playwright-core are installed (.ci/run installs both). It returns the
@@ -67,14 +67,16 @@ func requireChromium(t *testing.T, root string) (node, chromium string) {
 // three Hello calls of an Orchestrator instance on its timeline, raises an
 // event to a waiting instance and terminates another from the page, sees
 // both statuses change, and checks that an output holding markup is shown
-// as text. The Go side then confirms through the API that the actions
+// as text, and sees a step still running drawn as such, then finished once
+// released. The Go side then confirms through the API that the actions
 // took effect. With DURABLE_UPDATE_SCREENSHOT=1 the instance page's
 // screenshot replaces docs/dashboard.png.
 func TestDashboardInBrowser(t *testing.T) {
 	root := moduleRoot(t)
 	node, chromium := requireChromium(t, root)
 	const key = "dash-s3cret"
-	p := startApp(t, binary(t, "./e2e/testapp"), appEnv(t, azuritetest.HubName(t), "DURABLE_FUNCTION_KEY="+key, "CRASHTEST_DIR="+t.TempDir())...)
+	crashDir := t.TempDir()
+	p := startApp(t, binary(t, "./e2e/testapp"), appEnv(t, azuritetest.HubName(t), "DURABLE_FUNCTION_KEY="+key, "CRASHTEST_DIR="+crashDir)...)
 	code := "?code=" + key
 	api := p.base + "/api/durabletask"
 	waitReadyKeyed(t, api+"/instances?top=1&code="+key)
@@ -103,6 +105,8 @@ func TestDashboardInBrowser(t *testing.T) {
 	waitEntity(t, api+"/entities/Counter/"+counterKey+code, "5")
 	// For the bulk purge: two finished instances and a waiting one.
 	purge := "dashp-" + prefix
+	// The script starts this CrashTest itself, late, and releases its Step two.
+	crash := "dashs-" + prefix + "crash"
 	startVia(t, p.base, "Echo/"+purge+"e1"+code, "1")
 	startVia(t, p.base, "Echo/"+purge+"e2"+code, "2")
 	startVia(t, p.base, "Waiter/"+purge+"wait"+code, "")
@@ -120,7 +124,8 @@ func TestDashboardInBrowser(t *testing.T) {
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "DASH_BASE="+p.base, "DASH_KEY="+key, "DASH_CHROMIUM="+chromium, "DASH_SHOT="+shot,
 		"DASH_ORCH="+ids["orch"], "DASH_WAIT="+ids["wait"], "DASH_TERM="+ids["term"], "DASH_XSS="+ids["xss"],
-		"DASH_RETRY="+retry, "DASH_COUNTER="+counterKey, "DASH_PURGE="+purge)
+		"DASH_RETRY="+retry, "DASH_COUNTER="+counterKey, "DASH_PURGE="+purge,
+		"DASH_CRASH="+crash, "DASH_CRASHDIR="+crashDir)
 	cmd.WaitDelay = 5 * time.Second
 	out, err := cmd.CombinedOutput()
 	t.Logf("node e2e/dashboard/dashboard.js:\n%s", out)
@@ -151,6 +156,9 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 
 	waitEntity(t, api+"/entities/Counter/"+counterKey+code, "7")
+	if st := waitRuntimeStatus(t, p.base, crash+code, "Completed"); string(st.Output) != `["done one","done two","done three"]` {
+		t.Fatalf("the CrashTest the page watched has output %s", st.Output)
+	}
 	for _, id := range []string{purge + "e1", purge + "e2"} {
 		if r := do(t, http.MethodGet, api+"/instances/"+id+code, ""); r.status != http.StatusNotFound {
 			t.Fatalf("%s survived the bulk purge: %d %s", id, r.status, r.body)

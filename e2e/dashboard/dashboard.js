@@ -15,7 +15,12 @@
 //   DASH_PURGE     an instance-ID prefix holding two finished Echo instances
 //                  and one waiting Waiter (<prefix>wait)
 //   DASH_SHOT_RETRY  optional: a screenshot of the DASH_RETRY page
+//   DASH_CRASH     an instance ID the script starts as CrashTest, whose Step
+//                  "two" runs until the file DASH_CRASHDIR/release exists
+//   DASH_CRASHDIR  the app's CRASHTEST_DIR
 'use strict';
+const fs = require('fs');
+const path = require('path');
 const { chromium } = require('playwright-core');
 
 const env = (k) => {
@@ -245,6 +250,31 @@ async function openInstance(page, id) {
     await page.waitForFunction(() => document.querySelectorAll('#instances tr[data-id]').length === 1, null, { timeout: T });
     await row(purgePrefix + 'wait').waitFor({ timeout: T });
     ok('bulk purge', dialogs[asked].split('?')[0] + '; the waiting one stays');
+
+    // A step still running: a striped bar to now, "running since" on hover,
+    // growing with the live updates; released, it is drawn finished. Started
+    // here, after the list's counts and pages were checked.
+    const crash = env('DASH_CRASH');
+    const started = await page.request.post(base + '/api/durabletask/orchestrators/CrashTest/' + encodeURIComponent(crash), { headers: { 'x-functions-key': env('DASH_KEY') } });
+    check(started.status() === 202, 'starting CrashTest answered ' + started.status());
+    await openInstance(page, crash);
+    await page.waitForFunction(() => {
+      const n = (sel) => document.querySelectorAll('#timeline .bar.activity[data-label="Step"]' + sel).length;
+      return n('.running') === 1 && n(':not(.running)') === 1;
+    }, null, { timeout: T }).catch(async (e) => { throw new Error('want Step one finished and Step two running: ' + (await page.locator('#timeline').innerText()) + ' ' + e.message); });
+    const runningBar = page.locator('#timeline .bar.activity.running[data-label="Step"]');
+    const runTitle = await runningBar.getAttribute('title');
+    check(/^activity Step: running since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?Z \([\d.]+ (ms|s) so far\)$/.test(runTitle), 'running bar title: ' + runTitle);
+    await page.waitForFunction((before) => { const b = document.querySelector('#timeline .bar.activity.running[data-label="Step"]'); return b && b.getAttribute('title') !== before; }, runTitle, { timeout: T });
+    const laterTitle = await runningBar.getAttribute('title');
+    check((await page.locator('#instance-status').innerText()).trim() === 'Running', 'CrashTest is not Running');
+    fs.writeFileSync(path.join(env('DASH_CRASHDIR'), 'release'), '');
+    await page.locator('#instance-status', { hasText: 'Completed' }).waitFor({ timeout: T });
+    await page.waitForFunction(() => {
+      const n = (sel) => document.querySelectorAll('#timeline .bar.activity[data-label="Step"]' + sel).length;
+      return n('') === 3 && n('.running') === 0 && n('.pending') === 0;
+    }, null, { timeout: T });
+    ok('running step', `${runTitle} | then ${laterTitle} | released: 3 Step bars finished`);
 
     check(pageErrors.length === 0, 'page errors: ' + pageErrors.join('; '));
     console.log('PASS');

@@ -323,25 +323,34 @@ function timelineItems(events, st) {
   const t = (x) => (x ? Date.parse(x) : NaN);
   const attempts = {};
   const timers = [];
+  // The calls scheduled (showScheduled=true) that no completion answered
+  // yet, by EventId: the ones still running.
+  const open = new Map();
+  const callKey = (kind, fn, input) => kind + '\u0000' + fn + '\u0000' + JSON.stringify(input === undefined ? null : input);
   let prevTs = NaN;
   for (const ev of events) {
     const ts = t(ev.Timestamp);
     switch (ev.EventType) {
+      case 'TaskScheduled':
+      case 'SubOrchestrationInstanceCreated':
+        if (ev.EventId !== undefined) open.set(ev.EventId, ev);
+        break;
       case 'TaskCompleted':
       case 'TaskFailed':
       case 'SubOrchestrationInstanceCompleted':
       case 'SubOrchestrationInstanceFailed': {
+        open.delete(ev.TaskScheduledId);
         const kind = ev.EventType.startsWith('Task') ? 'activity' : 'suborchestration';
         const fn = ev.FunctionName || '?';
         // The attempts of one call: the same function with the same input.
-        const call = kind + '\u0000' + fn + '\u0000' + JSON.stringify(ev.Input === undefined ? null : ev.Input);
+        const call = callKey(kind, fn, ev.Input);
         const n = (attempts[call] = (attempts[call] || 0) + 1);
         const input = ev.Input === undefined || ev.Input === null ? '' : JSON.stringify(ev.Input);
         items.push({ kind, label: fn, call, input, start: t(ev.ScheduledTime), end: ts, failed: ev.EventType.endsWith('Failed'), attempt: n, child: ev.InstanceId, reason: ev.Reason });
         break;
       }
       case 'TimerCreated':
-        timers.push({ kind: 'timer', label: 'timer', start: ts, end: t(ev.FireAt), fireAt: ev.FireAt, pending: true });
+        timers.push({ kind: 'timer', label: 'timer', start: ts, end: t(ev.FireAt), fireAt: ev.FireAt, pending: true, created: ev.Timestamp });
         items.push(timers[timers.length - 1]);
         break;
       case 'TimerFired': {
@@ -360,6 +369,20 @@ function timelineItems(events, st) {
     }
     if (!isNaN(ts)) prevTs = ts;
   }
+  // Calls without a completion: open bars to now while the instance runs;
+  // once it ended, to its end, marked as never finished.
+  const live = LIVE.includes(st.runtimeStatus);
+  const last = events.find((e) => e.EventType === 'ExecutionCompleted' || e.EventType === 'ExecutionTerminated');
+  const endedAt = last ? t(last.Timestamp) : t(st.lastUpdatedTime);
+  for (const ev of open.values()) {
+    const kind = ev.EventType === 'TaskScheduled' ? 'activity' : 'suborchestration';
+    const fn = ev.Name || '?';
+    const call = callKey(kind, fn, ev.Input);
+    const input = ev.Input === undefined || ev.Input === null ? '' : JSON.stringify(ev.Input);
+    items.push({ kind, label: fn, call, input, start: t(ev.Timestamp), end: live ? Date.now() : endedAt, attempt: (attempts[call] || 0) + 1,
+      child: ev.InstanceId, running: live, unfinished: !live, since: ev.Timestamp });
+  }
+  for (const tm of timers) if (tm.pending && live) { tm.running = true; tm.since = tm.created; }
   // Retries: a call made again after a failure shows its attempt numbers.
   const retried = new Set(items.filter((x) => x.call && x.attempt > 1).map((x) => x.call));
   for (const it of items) if (retried.has(it.call)) it.retry = true;
@@ -388,9 +411,12 @@ function timeline(events, st) {
     const end = isFinite(it.end) ? it.end : start;
     const dur = end - start;
     let label = it.label + (it.retry ? ` (attempt ${it.attempt})` : '');
-    const title = `${it.kind === 'timer' ? 'timer' : it.kind + ' ' + label}: ${fmtDuration(dur)}${it.failed ? ' — failed' + (it.reason ? ': ' + it.reason : '') : ''}${it.pending ? ' (pending)' : ''}`;
+    const what = it.kind === 'timer' ? 'timer' : it.kind + ' ' + label;
+    let title = `${what}: ${fmtDuration(dur)}${it.failed ? ' — failed' + (it.reason ? ': ' + it.reason : '') : ''}${it.pending ? ' (pending)' : ''}`;
+    if (it.running) title = `${what}: running since ${fmtTime(it.since)}` + (it.kind === 'timer' ? `, fires at ${fmtTime(it.fireAt)}` : ` (${fmtDuration(dur)} so far)`);
+    else if (it.unfinished) title = `${what}: started ${fmtTime(it.since)}, never finished`;
     const bar = el(it.child ? 'a' : 'span', {
-      class: `bar ${it.kind}${it.failed ? ' failed' : ''}${it.pending ? ' pending' : ''}`, title,
+      class: `bar ${it.kind}${it.failed ? ' failed' : ''}${it.pending || it.unfinished ? ' pending' : ''}${it.running ? ' running' : ''}`, title,
       href: it.child ? instanceHref(it.child) : null, 'data-kind': it.kind, 'data-label': it.label,
     });
     bar.style.left = ((start - t0) / span * 100) + '%';
@@ -402,6 +428,7 @@ function timeline(events, st) {
   }
   box.append(el('div', { class: 'legend' }, el('span', {}, el('i', {}), 'activity'), el('span', {}, el('i', { class: 'suborchestration' }), 'sub-orchestration'),
     el('span', {}, el('i', { class: 'timer' }), 'timer'), el('span', {}, el('i', { class: 'event' }), 'event'), el('span', {}, el('i', { class: 'failed' }), 'failed'),
+    el('span', {}, el('i', { class: 'running' }), 'running'),
     el('span', {}, `total ${fmtDuration(span)}`)));
   return box;
 }
@@ -470,7 +497,7 @@ function instancePage(id, v) {
     stopPoll();
     let st;
     try {
-      st = (await api('GET', path + '?showHistory=true&showHistoryOutput=true&showInput=true')).data;
+      st = (await api('GET', path + '?showHistory=true&showHistoryOutput=true&showInput=true&showScheduled=true')).data;
     } catch (e) {
       if (v !== view || e.status === 401) return;
       showAnswer(loadAnswer, false, e.message);
@@ -495,6 +522,10 @@ function instancePage(id, v) {
           Object.assign(jsonPanel('Custom status', st.customStatus), { id: 'panel-custom' })),
         el('h2', {}, 'Timeline'), timeline(events, st),
         el('h2', {}, `History (${events.length} events)`), historyTable(events));
+    } else if (LIVE.includes(st.runtimeStatus)) {
+      // Nothing new, but bars of running steps reach to now: redraw them.
+      const old = document.getElementById('timeline');
+      if (old && old.querySelector('.bar.running')) old.replaceWith(timeline(events, st));
     }
     if (LIVE.includes(st.runtimeStatus)) timer = setTimeout(refresh, POLL_MS);
   }
