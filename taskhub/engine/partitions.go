@@ -218,8 +218,11 @@ func (e *Engine) claim(ctx context.Context, l backend.PartitionLease, t time.Tim
 }
 
 // isClaimable reports whether a lease row is free (or handed to me) or expired.
+// A row handed to another worker is free for all once the lease its last
+// owner released has run out: the worker it was handed to claims it on its
+// next pass, well within a lease, unless it died after asking for it.
 func isClaimable(l backend.PartitionLease, me string, t time.Time) bool {
-	free := l.CurrentOwner == "" && (l.NextOwner == "" || l.NextOwner == me)
+	free := l.CurrentOwner == "" && (l.NextOwner == "" || l.NextOwner == me || !t.Before(l.ExpiresAt))
 	expired := l.CurrentOwner != "" && !t.Before(l.ExpiresAt)
 	return free || expired
 }
