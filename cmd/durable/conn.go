@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -34,6 +35,20 @@ const storageURL = "http://storage.invalid" + apiBase
 type conn struct {
 	api   *apiclient.Client
 	store *client.Client // nil in API mode
+}
+
+// parseConnect parses a command's flags and between min and max arguments
+// (see parse), then connects (see connect): the start of most commands.
+func (e *env) parseConnect(ctx context.Context, fs *flag.FlagSet, c *command, args []string, min, max int) ([]string, *conn, error) {
+	pos, err := e.parse(fs, c, args, min, max)
+	if err != nil {
+		return nil, nil, err
+	}
+	cn, err := e.connect(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pos, cn, nil
 }
 
 // connect opens the task hub of the global flags. In API mode it talks to

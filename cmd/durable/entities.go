@@ -132,11 +132,7 @@ func runEntityList(ctx context.Context, e *env, args []string) error {
 func runEntityGet(ctx context.Context, e *env, args []string) error {
 	c := entityCommand("entity get")
 	fs := e.flagSet(c.name)
-	pos, err := e.parse(fs, c, args, 2, 2)
-	if err != nil {
-		return err
-	}
-	cn, err := e.connect(ctx)
+	pos, cn, err := e.parseConnect(ctx, fs, c, args, 2, 2)
 	if err != nil {
 		return err
 	}
@@ -152,11 +148,7 @@ func runEntitySignal(ctx context.Context, e *env, args []string) error {
 	fs := e.flagSet(c.name)
 	var input json.RawMessage
 	fs.Var(jsonFlag{&input}, "input", "the operation's input, as `JSON` (default none)")
-	pos, err := e.parse(fs, c, args, 3, 3)
-	if err != nil {
-		return err
-	}
-	cn, err := e.connect(ctx)
+	pos, cn, err := e.parseConnect(ctx, fs, c, args, 3, 3)
 	if err != nil {
 		return err
 	}

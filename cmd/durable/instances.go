@@ -210,11 +210,7 @@ func runList(ctx context.Context, e *env, args []string) error {
 func runShow(ctx context.Context, e *env, args []string) error {
 	c := lookup("show")
 	fs := e.flagSet(c.name)
-	pos, err := e.parse(fs, c, args, 1, 1)
-	if err != nil {
-		return err
-	}
-	cn, err := e.connect(ctx)
+	pos, cn, err := e.parseConnect(ctx, fs, c, args, 1, 1)
 	if err != nil {
 		return err
 	}
@@ -242,11 +238,7 @@ func runHistory(ctx context.Context, e *env, args []string) error {
 	c := lookup("history")
 	fs := e.flagSet(c.name)
 	out := fs.String("out", "", "write the export to this file instead of standard output")
-	pos, err := e.parse(fs, c, args, 1, 1)
-	if err != nil {
-		return err
-	}
-	cn, err := e.connect(ctx)
+	pos, cn, err := e.parseConnect(ctx, fs, c, args, 1, 1)
 	if err != nil {
 		return err
 	}
@@ -277,11 +269,7 @@ func runStart(ctx context.Context, e *env, args []string) error {
 	fs.Var(jsonFlag{&input}, "input", "the orchestration's input, as `JSON` (default null)")
 	id := fs.String("id", "", "the instance ID (default a new one)")
 	version := fs.String("version", "", "the orchestration version (default the app's)")
-	pos, err := e.parse(fs, c, args, 1, 1)
-	if err != nil {
-		return err
-	}
-	cn, err := e.connect(ctx)
+	pos, cn, err := e.parseConnect(ctx, fs, c, args, 1, 1)
 	if err != nil {
 		return err
 	}
@@ -308,11 +296,7 @@ func runRaise(ctx context.Context, e *env, args []string) error {
 	fs := e.flagSet(c.name)
 	var data json.RawMessage
 	fs.Var(jsonFlag{&data}, "data", "the event's data, as `JSON` (default null)")
-	pos, err := e.parse(fs, c, args, 2, 2)
-	if err != nil {
-		return err
-	}
-	cn, err := e.connect(ctx)
+	pos, cn, err := e.parseConnect(ctx, fs, c, args, 2, 2)
 	if err != nil {
 		return err
 	}
@@ -337,11 +321,7 @@ func opCommand(op string) func(context.Context, *env, []string) error {
 		c := lookup(op)
 		fs := e.flagSet(c.name)
 		reason := fs.String("reason", "", "the reason, recorded in the history")
-		pos, err := e.parse(fs, c, args, 1, 1)
-		if err != nil {
-			return err
-		}
-		cn, err := e.connect(ctx)
+		pos, cn, err := e.parseConnect(ctx, fs, c, args, 1, 1)
 		if err != nil {
 			return err
 		}
@@ -360,11 +340,7 @@ func runRestart(ctx context.Context, e *env, args []string) error {
 	c := lookup("restart")
 	fs := e.flagSet(c.name)
 	newID := fs.Bool("new-id", false, "restart under a new instance ID (default the same ID)")
-	pos, err := e.parse(fs, c, args, 1, 1)
-	if err != nil {
-		return err
-	}
-	cn, err := e.connect(ctx)
+	pos, cn, err := e.parseConnect(ctx, fs, c, args, 1, 1)
 	if err != nil {
 		return err
 	}
