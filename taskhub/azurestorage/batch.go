@@ -97,14 +97,6 @@ type tableREST struct {
 	pipeline runtime.Pipeline
 }
 
-func newTableREST(a Account, key []byte, httpClient *http.Client) *tableREST {
-	signer := &sharedKeyLite{account: a.Name, key: key}
-	pl := runtime.NewPipeline("azurestorage", "v0.1.0",
-		runtime.PipelineOptions{PerRetry: []policy.Policy{signer}},
-		&policy.ClientOptions{Transport: httpClient})
-	return &tableREST{endpoint: a.TableEndpoint, pipeline: pl}
-}
-
 // sharedKeyLite signs Table service requests (the Shared Key Lite scheme
 // for tables: date and canonicalized resource).
 type sharedKeyLite struct {

@@ -14,7 +14,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/streaming"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
@@ -77,16 +76,11 @@ type largeBlobs struct {
 	client *container.Client
 }
 
-func newLargeBlobs(a Account, hub string, httpClient *http.Client) (*largeBlobs, error) {
-	cred, err := container.NewSharedKeyCredential(a.Name, a.Key)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadConnectionString, err)
-	}
+func newLargeBlobs(c conn, hub string, httpClient *http.Client) (*largeBlobs, error) {
 	name := strings.ToLower(hub) + "-largemessages"
-	client, err := container.NewClientWithSharedKeyCredential(a.BlobEndpoint+"/"+name, cred,
-		&container.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: httpClient}})
+	client, err := c.container(name, httpClient)
 	if err != nil {
-		return nil, fmt.Errorf("azurestorage: blob client: %w", err)
+		return nil, err
 	}
 	return &largeBlobs{name: name, client: client}, nil
 }

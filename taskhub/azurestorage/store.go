@@ -22,7 +22,6 @@ package azurestorage
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -54,6 +53,14 @@ type Options struct {
 	// ConnectionString is an AzureWebJobsStorage-style connection string;
 	// see ParseConnectionString.
 	ConnectionString string
+	// Credential, when set, authorises every request with a bearer token
+	// (Microsoft Entra ID, e.g. a managed identity) instead of an account
+	// key; Endpoints then name the services and ConnectionString must be
+	// empty.
+	Credential azcore.TokenCredential
+	// Endpoints are the service URLs used with Credential; each must pass
+	// ValidateEndpoint.
+	Endpoints Endpoints
 	// HubName is the task hub name: 3..45 letters and digits, starting with
 	// a letter.
 	HubName string
@@ -118,13 +125,9 @@ func New(opts Options) (*Store, error) {
 	if partitions < 1 || partitions > MaxPartitionCount {
 		return nil, fmt.Errorf("azurestorage: partition count %d is outside 1..%d", opts.PartitionCount, MaxPartitionCount)
 	}
-	account, err := ParseConnectionString(opts.ConnectionString)
+	c, err := opts.conn()
 	if err != nil {
 		return nil, err
-	}
-	key, err := base64.StdEncoding.DecodeString(account.Key)
-	if err != nil {
-		return nil, fmt.Errorf("%w: AccountKey is not base64", ErrBadConnectionString)
 	}
 	httpClient := opts.HTTPClient
 	if httpClient == nil {
@@ -138,18 +141,14 @@ func New(opts Options) (*Store, error) {
 		hub:         opts.HubName,
 		partitions:  partitions,
 		log:         logger.With("component", "azurestorage", "hub", opts.HubName),
-		rest:        newTableREST(account, key, httpClient),
 		extraQueues: map[string]*azqueue.QueueClient{},
 		appName:     opts.AppName,
 	}
 
-	tableCred, err := aztables.NewSharedKeyCredential(account.Name, account.Key)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadConnectionString, err)
+	if s.rest, err = c.tableREST(httpClient); err != nil {
+		return nil, err
 	}
-	s.tableService, err = aztables.NewServiceClientWithSharedKey(account.TableEndpoint, tableCred,
-		&aztables.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: httpClient}})
-	if err != nil {
+	if s.tableService, err = c.tableService(httpClient); err != nil {
 		return nil, fmt.Errorf("azurestorage: table client: %w", err)
 	}
 	s.history = s.tableService.NewClient(s.HistoryTableName())
@@ -157,16 +156,7 @@ func New(opts Options) (*Store, error) {
 	s.leases = s.tableService.NewClient(s.PartitionsTableName())
 	s.poison = s.tableService.NewClient(s.PoisonTableName())
 
-	queueCred, err := azqueue.NewSharedKeyCredential(account.Name, account.Key)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadConnectionString, err)
-	}
-	s.queueService, err = azqueue.NewServiceClientWithSharedKeyCredential(account.QueueEndpoint, queueCred,
-		&azqueue.ClientOptions{ClientOptions: azcore.ClientOptions{
-			Transport:       httpClient,
-			PerCallPolicies: []policy.Policy{visibilityOnlyPolicy{}},
-		}})
-	if err != nil {
+	if s.queueService, err = c.queueService(httpClient, visibilityOnlyPolicy{}); err != nil {
 		return nil, fmt.Errorf("azurestorage: queue client: %w", err)
 	}
 	for i := range partitions {
@@ -174,30 +164,16 @@ func New(opts Options) (*Store, error) {
 	}
 	s.workItems = s.queueService.NewQueueClient(s.WorkItemQueueName())
 
-	if s.blobs, err = newLargeBlobs(account, s.hub, httpClient); err != nil {
+	if s.blobs, err = newLargeBlobs(c, s.hub, httpClient); err != nil {
 		return nil, err
 	}
-	if s.appLease, err = newContainerClient(account, s.AppLeaseContainerName(), httpClient); err != nil {
+	if s.appLease, err = c.container(s.AppLeaseContainerName(), httpClient); err != nil {
 		return nil, err
 	}
-	if s.blobLeases, err = newContainerClient(account, s.blobLeasesContainerName(), httpClient); err != nil {
+	if s.blobLeases, err = c.container(s.blobLeasesContainerName(), httpClient); err != nil {
 		return nil, err
 	}
 	return s, nil
-}
-
-// newContainerClient returns a client for blob container name.
-func newContainerClient(a Account, name string, httpClient *http.Client) (*container.Client, error) {
-	cred, err := container.NewSharedKeyCredential(a.Name, a.Key)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadConnectionString, err)
-	}
-	c, err := container.NewClientWithSharedKeyCredential(a.BlobEndpoint+"/"+name, cred,
-		&container.ClientOptions{ClientOptions: azcore.ClientOptions{Transport: httpClient}})
-	if err != nil {
-		return nil, fmt.Errorf("azurestorage: blob client: %w", err)
-	}
-	return c, nil
 }
 
 // defaultHTTPClient keeps enough idle connections for concurrent dispatchers
@@ -388,4 +364,35 @@ func (s *Store) discardBlobs(ctx context.Context, names ...string) {
 	if err := s.blobs.deleteAll(ctx, names); err != nil {
 		s.log.Warn("could not delete unused large-payload blobs", "count", len(names), "err", err)
 	}
+}
+
+// conn resolves how the Store reaches its account: the connection string
+// or, with a Credential, the Endpoints.
+func (o Options) conn() (conn, error) {
+	if o.Credential == nil {
+		a, err := ParseConnectionString(o.ConnectionString)
+		if err != nil {
+			return conn{}, err
+		}
+		return conn{
+			ep:   Endpoints{Blob: a.BlobEndpoint, Queue: a.QueueEndpoint, Table: a.TableEndpoint},
+			name: a.Name, key: a.Key,
+		}, nil
+	}
+	if o.ConnectionString != "" {
+		return conn{}, errors.New("azurestorage: both a connection string and a credential are set; use one")
+	}
+	c := conn{cred: o.Credential}
+	for _, e := range []struct {
+		service string
+		in      string
+		out     *string
+	}{{"blob", o.Endpoints.Blob, &c.ep.Blob}, {"queue", o.Endpoints.Queue, &c.ep.Queue}, {"table", o.Endpoints.Table, &c.ep.Table}} {
+		v, err := ValidateEndpoint(e.in)
+		if err != nil {
+			return conn{}, fmt.Errorf("azurestorage: %s endpoint: %w", e.service, err)
+		}
+		*e.out = v
+	}
+	return c, nil
 }
