@@ -61,9 +61,12 @@ const (
 
 // Config is the resolved configuration of the app.
 type Config struct {
-	AppRoot           string
-	Addr              string // standalone listen address
-	Storage           string // connection string
+	AppRoot string
+	Addr    string // standalone listen address
+	Storage string // connection string; empty with StorageIdentity
+	// StorageIdentity, when set, is an identity-based storage connection
+	// (the AzureWebJobsStorage__* settings) instead of Storage.
+	StorageIdentity   *StorageIdentity
 	HubName           string
 	PartitionCount    int
 	WorkerID          string
@@ -136,9 +139,8 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 			return local[k]
 		}
 	}
-	cfg.Storage = get(SettingStorage)
-	if cfg.Storage == "" {
-		return Config{}, fmt.Errorf("setting %s is empty: set it to a storage connection string, or %q for Azurite", SettingStorage, developmentStorageShortcut)
+	if err := cfg.loadStorage(get); err != nil {
+		return Config{}, err
 	}
 	cfg.HubName = get(SettingHubName)
 	if cfg.HubName == "" {

@@ -68,10 +68,17 @@ func New(cfg Config, log *slog.Logger, defs ...durable.Definition) (*App, error)
 	if err != nil {
 		return nil, err
 	}
-	store, err := azurestorage.New(azurestorage.Options{
+	storeOpts := azurestorage.Options{
 		ConnectionString: cfg.Storage, HubName: cfg.HubName, PartitionCount: cfg.PartitionCount, Logger: log,
 		AppName: cfg.AppName,
-	})
+	}
+	if id := cfg.StorageIdentity; id != nil {
+		if storeOpts.Credential, err = id.Credential(); err != nil {
+			return nil, err
+		}
+		storeOpts.Endpoints = id.Endpoints
+	}
+	store, err := azurestorage.New(storeOpts)
 	if err != nil {
 		return nil, err
 	}
