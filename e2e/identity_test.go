@@ -146,6 +146,7 @@ func TestIdentity(t *testing.T) {
 				break
 			}
 		}
+		t.Logf("retry log line: %s", line)
 		for _, want := range []string{"ManagedIdentityCredential", "401", "X-IDENTITY-HEADER"} {
 			if !strings.Contains(line, want) {
 				t.Errorf("retry log line %q does not mention %q", line, want)
