@@ -1,13 +1,25 @@
 #!/usr/bin/env bash
-# The test command: installs Azurite if needed, starts a private Azurite on
+# The test command: installs Azurite and playwright-core (npm) and chromium
+# (Debian) if needed, starts a private Azurite on
 # free loopback ports (on disk, in a temp dir), checks formatting, vet and
 # the determinism analyzer (cmd/durable-vet),
 # runs every test with the race detector, and stops Azurite.
 # Extra arguments go to `go test` (e.g. scripts/test.sh -run TestSeed -v).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ ! -f node_modules/azurite/dist/src/azurite.js ]; then
+if [ ! -f node_modules/azurite/dist/src/azurite.js ] || [ ! -f node_modules/playwright-core/package.json ]; then
   npm ci --no-audit --no-fund
+fi
+# The dashboard's browser test drives Debian's chromium (never a browser
+# download): install it when missing and we can.
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "the dashboard's browser test needs Debian's chromium: run 'sudo apt-get install chromium' first" >&2
+    exit 1
+  fi
 fi
 tmp=$(mktemp -d)
 blob=$(scripts/free-port.sh) queue=$(scripts/free-port.sh) table=$(scripts/free-port.sh)
