@@ -120,8 +120,14 @@ func (l *lockedBuffer) String() string {
 // without waiting for it to answer HTTP.
 func launch(t *testing.T, bin string, env ...string) *process {
 	t.Helper()
+	return launchIn(t, bin, moduleRoot(t), env...)
+}
+
+// launchIn is launch with the app root root.
+func launchIn(t *testing.T, bin, root string, env ...string) *process {
+	t.Helper()
 	addr := freeAddr(t)
-	cmd := exec.Command(bin, "-addr", addr, "-root", moduleRoot(t))
+	cmd := exec.Command(bin, "-addr", addr, "-root", root)
 	cmd.Env = append(os.Environ(), env...)
 	p := &process{cmd: cmd, base: "http://" + addr, out: &lockedBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out

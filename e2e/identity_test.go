@@ -22,7 +22,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -211,28 +210,6 @@ func appRootWithoutLocalSettings(t *testing.T) string {
 		copyFile(rel)
 	}
 	return dst
-}
-
-// launchIn is launch with the app root root.
-func launchIn(t *testing.T, bin, root string, env ...string) *process {
-	t.Helper()
-	addr := freeAddr(t)
-	cmd := exec.Command(bin, "-addr", addr, "-root", root)
-	cmd.Env = append(os.Environ(), env...)
-	p := &process{cmd: cmd, base: "http://" + addr, out: &lockedBuffer{}, done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = p.out, p.out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		p.stop()
-		if t.Failed() {
-			t.Logf("app output:\n%s", p.out.String())
-		}
-	})
-	return p
 }
 
 // wellKnownAccountKey is Azurite's published development key, which the
