@@ -16,7 +16,6 @@ import (
 
 	"github.com/go-durable/durablefunctions/handler/dashboard"
 	"github.com/go-durable/durablefunctions/internal/azuritetest"
-	"github.com/go-durable/durablefunctions/internal/hostemulator"
 )
 
 // dashboardSteps are the steps e2e/dashboard/dashboard.js reports, in order.
@@ -233,17 +232,7 @@ func waitEntity(t *testing.T, url, want string) {
 // host does (the file path only in the route parameter, the answer's body
 // carried as a JSON string): each arrives whole, with its type and the CSP.
 func TestDashboardUnderHost(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	host, err := hostemulator.Start(ctx, hostemulator.Options{
-		AppRoot:    moduleRoot(t),
-		Executable: binary(t, "./e2e/testapp"),
-		Env:        appEnv(t, azuritetest.HubName(t), "CRASHTEST_DIR="+t.TempDir()),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer host.Stop()
+	host := startHost(t, "./e2e/testapp", appEnv(t, azuritetest.HubName(t), "CRASHTEST_DIR="+t.TempDir()))
 	ui := host.URL() + "/api/durabletask/ui/"
 	for _, tc := range []struct{ path, contentType, file string }{
 		{"", "text/html; charset=utf-8", "index.html"},

@@ -22,6 +22,7 @@ import (
 
 	"github.com/go-durable/durablefunctions/handler/durableapi"
 	"github.com/go-durable/durablefunctions/internal/azuritetest"
+	"github.com/go-durable/durablefunctions/internal/hostemulator"
 	"github.com/go-durable/durablefunctions/internal/invariants"
 	"github.com/go-durable/durablefunctions/internal/rawstorage"
 	"github.com/go-durable/durablefunctions/taskhub/azurestorage"
@@ -143,6 +144,23 @@ func launchIn(t *testing.T, bin, root string, env ...string) *process {
 		}
 	})
 	return p
+}
+
+// startHost starts the host emulator over the module root with the app
+// built from pkg as its custom handler, stopped when the test ends.
+func startHost(t *testing.T, pkg string, env []string) *hostemulator.Host {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	host, err := hostemulator.Start(ctx, hostemulator.Options{AppRoot: moduleRoot(t), Executable: binary(t, pkg), Env: env})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		host.Stop()
+		cancel()
+	})
+	return host
 }
 
 // startApp launches bin and waits until it answers HTTP (its task hub may

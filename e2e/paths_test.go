@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bufio"
-	"context"
 	"io"
 	"net"
 	"net/http"
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	"github.com/go-durable/durablefunctions/internal/azuritetest"
-	"github.com/go-durable/durablefunctions/internal/hostemulator"
 )
 
 // http10 sends an HTTP/1.0 request without a Host header, as old clients
@@ -99,17 +97,7 @@ func TestManagementPathsStandalone(t *testing.T) {
 // emulator, which hands the handler the path the way the Functions host
 // does: decoded once already, %2F kept, invalid UTF-8 escapes kept.
 func TestManagementPathsUnderHost(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	host, err := hostemulator.Start(ctx, hostemulator.Options{
-		AppRoot:    moduleRoot(t),
-		Executable: binary(t, "./e2e/testapp"),
-		Env:        appEnv(t, azuritetest.HubName(t), "CRASHTEST_DIR="+t.TempDir()),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer host.Stop()
+	host := startHost(t, "./e2e/testapp", appEnv(t, azuritetest.HubName(t), "CRASHTEST_DIR="+t.TempDir()))
 	base := host.URL()
 	api := base + "/api/durabletask"
 

@@ -16,7 +16,6 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue"
 
 	"github.com/go-durable/durablefunctions/internal/azuritetest"
-	"github.com/go-durable/durablefunctions/internal/hostemulator"
 	"github.com/go-durable/durablefunctions/taskhub/azurestorage"
 )
 
@@ -87,17 +86,7 @@ func TestSeedStandalone(t *testing.T) {
 
 func TestSeedThroughHostEmulator(t *testing.T) {
 	hub := azuritetest.HubName(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	host, err := hostemulator.Start(ctx, hostemulator.Options{
-		AppRoot:    moduleRoot(t),
-		Executable: binary(t, "."),
-		Env:        appEnv(t, hub),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer host.Stop()
+	host := startHost(t, ".", appEnv(t, hub))
 	id := runSeed(t, host.URL())
 	checkHistoryAPI(t, host.URL(), id)
 	checkStorageLayout(t, hub, id)
