@@ -296,7 +296,7 @@ func (e *Engine) intakeEntity(ctx context.Context, inst *instance, batch []*inbo
 			verdict := step.takeRequest(r)
 			if e.log.Enabled(ctx, slog.LevelDebug) {
 				e.log.Debug("entity request", "entity", inst.id, "id", r.ID, "from", r.ParentInstanceID, "seq", r.Seq, "predSeq", r.PredSeq,
-					"verdict", [...]string{"taken", "copy", "pending copy", "wait"}[verdict], "record", step.state.Senders[history.SenderKey(r.ParentInstanceID, r.ParentExecutionID)].Last)
+					"verdict", verdict.String(), "record", step.state.Senders[history.SenderKey(r.ParentInstanceID, r.ParentExecutionID)].Last)
 			}
 			switch verdict {
 			case intakeTaken:

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/go-durable/durablefunctions/taskhub/history"
@@ -41,6 +42,21 @@ const (
 	intakeDupPending               // a copy of a request this batch takes in: delete it after the commit
 	intakeWait                     // its predecessor has not been taken in yet: put it back
 )
+
+// String names the verdict, for logs.
+func (v intake) String() string {
+	switch v {
+	case intakeTaken:
+		return "taken"
+	case intakeDup:
+		return "copy"
+	case intakeDupPending:
+		return "copy of a request of this batch"
+	case intakeWait:
+		return "wait"
+	}
+	return "intake(" + strconv.Itoa(int(v)) + ")"
+}
 
 // entityStep is one batch's work on an entity's scheduler state.
 type entityStep struct {
