@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"syscall"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/go-durable/durablefunctions/handler"
 	"github.com/go-durable/durablefunctions/handler/dashboard"
 	"github.com/go-durable/durablefunctions/handler/durableapi"
+	"github.com/go-durable/durablefunctions/internal/telemetry"
 	"github.com/go-durable/durablefunctions/taskhub/azurestorage"
 	"github.com/go-durable/durablefunctions/taskhub/client"
 	"github.com/go-durable/durablefunctions/taskhub/durable"
@@ -206,12 +208,37 @@ func Main(bind func(*App) error, defs ...durable.Definition) {
 		log.Error("cannot start the function app", "err", err)
 		os.Exit(1)
 	}
+	// OpenTelemetry, when the OTEL_* settings ask for it; its spans and
+	// metrics are flushed after the app stopped.
+	flush, signals, err := telemetry.Setup(context.Background(), telemetry.Config{ServiceName: serviceName(cfg), InstanceID: app.Engine.WorkerID()}, log)
+	if err != nil {
+		log.Error("cannot start the function app", "err", err)
+		os.Exit(2)
+	}
+	if signals.Traces || signals.Metrics {
+		log.Info("OpenTelemetry export on", "traces", signals.Traces, "metrics", signals.Metrics)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	// After the first signal, a second one ends the process at once.
 	context.AfterFunc(ctx, stop)
-	if err := app.Run(ctx); err != nil {
-		log.Error("function app stopped with an error", "err", err)
+	runErr := app.Run(ctx)
+	flushCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := flush(flushCtx); err != nil {
+		log.Warn("telemetry was not flushed", "err", err)
+	}
+	if runErr != nil {
+		log.Error("function app stopped with an error", "err", runErr)
 		os.Exit(1)
 	}
+}
+
+// serviceName is the OpenTelemetry service.name: the app's name as the
+// task hub knows it, or the executable's.
+func serviceName(cfg Config) string {
+	if cfg.AppName != "" {
+		return cfg.AppName
+	}
+	return filepath.Base(os.Args[0])
 }
