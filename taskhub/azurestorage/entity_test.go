@@ -64,7 +64,9 @@ func TestHistoryRowColumns(t *testing.T) {
 			`"OrchestrationInstance":"{\"InstanceId\":\"order/42\",\"ExecutionId\":\"aae3f9da0b1c4d5e8f9a0b1c2d3e4f50\"}"`,
 			`"ParentInstance":"{\"Name\":\"Parent\",\"OrchestrationInstance\":{\"InstanceId\":\"parent-1\",\"ExecutionId\":\"e-parent\"},\"TaskScheduleId\":7,\"Version\":\"1.0\"}"`,
 			`"Tags":"{\"owner\":\"team-a\",\"ünï\":\"cödé\"}"`,
-			`"ParentTraceContext":"null"`, `"Generation":3`, `"GenerateNewTrace":false`,
+			`"ParentTraceContext":"{\"TraceParent\":\"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\",\"TraceState\":\"congo=t61rcWkgMzE\",` +
+				`\"Id\":\"00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01\",\"SpanId\":\"00f067aa0ba902b7\",` +
+				`\"ActivityStartTime\":\"2024-05-01T10:00:01.7654321+00:00\"}"`, `"Generation":3`, `"GenerateNewTrace":false`,
 			`"ScheduledStartTime":"2024-05-01T10:00:30.0000001Z","ScheduledStartTime@odata.type":"Edm.DateTime"`,
 			`"ExecutionId":"exec-1"`,
 		}, []string{`"Correlation"`, `$type`}},
@@ -75,7 +77,9 @@ func TestHistoryRowColumns(t *testing.T) {
 			`\"Properties\":{\"attempt\":3,\"code\":\"E42\"}`}, []string{`$type`}},
 		{history.ExecutionCompleted, []string{`"OrchestrationStatus":"Failed"`}, nil},
 		{history.TimerFired, []string{`"TimerId":3`, `"FireAt":"2024-05-01T10:00:50.9999999Z","FireAt@odata.type":"Edm.DateTime"`}, nil},
-		{history.SubOrchestrationInstanceCreated, []string{`"InstanceId":"child-1"`}, []string{`"ClientSpanId"`}},
+		{history.SubOrchestrationInstanceCreated, []string{`"InstanceId":"child-1"`, `"ClientSpanId":"6e0c63257de34c92"`}, nil},
+		{history.TaskScheduled, []string{`"ParentTraceContext":"{\"TraceParent\":\"00-0af7651916cd43dd8448eb211c80319c-53995c3f42cd8ad8-00\",` +
+			`\"TraceState\":null,\"Id\":null,\"SpanId\":null,\"ActivityStartTime\":null}"`}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.event.String(), func(t *testing.T) {

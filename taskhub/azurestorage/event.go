@@ -81,6 +81,7 @@ const (
 	typeParentInstance   = "DurableTask.Core.ParentInstance"
 	typeExecutionContext = "DurableTask.Core.OrchestrationExecutionContext"
 	typeFailureDetails   = "DurableTask.Core.FailureDetails"
+	typeTraceContext     = "DurableTask.Core.Tracing.DistributedTraceContext"
 	eventTypePrefix      = "DurableTask.Core.History."
 )
 
@@ -132,6 +133,33 @@ func writeFailure(b *bytes.Buffer, f *history.FailureDetails, typed bool) error 
 	}
 	o.end()
 	return nil
+}
+
+// writeTraceContext writes a DistributedTraceContext with its members in
+// Durable Task's order; ActivityStartTime is a DateTimeOffset, written with
+// its offset as Newtonsoft does.
+func writeTraceContext(b *bytes.Buffer, c *history.TraceContext, typed bool) {
+	o := beginObject(b, typeName(typed, typeTraceContext))
+	o.str("TraceParent", c.TraceParent)
+	if len(c.TraceState) > history.MaxTraceStateLength {
+		o.null("TraceState") // Durable Task's setter drops it too
+	} else {
+		o.optStr("TraceState", c.TraceState)
+	}
+	o.optStr("Id", c.ID)
+	o.optStr("SpanId", c.SpanID)
+	if c.ActivityStartTime == nil {
+		o.null("ActivityStartTime")
+	} else {
+		o.key("ActivityStartTime")
+		b.WriteString(`"` + formatTimeOffset(*c.ActivityStartTime) + `"`)
+	}
+	o.end()
+}
+
+// formatTimeOffset renders a UTC time as Newtonsoft writes a DateTimeOffset.
+func formatTimeOffset(t time.Time) string {
+	return history.StorageTime(t).Format("2006-01-02T15:04:05.9999999") + "+00:00"
 }
 
 // nestedJSON renders a nested object for a History column: plain JSON
@@ -199,7 +227,16 @@ func writeQueueEvent(b *bytes.Buffer, ev *history.Event) error {
 				o.int(m, int64(*ev.Generation))
 			}
 		case mGenerateNewTrace:
-			o.bool(m, false)
+			o.bool(m, ev.GenerateNewTrace)
+		case mParentTraceContext:
+			if ev.ParentTraceContext == nil {
+				o.null(m)
+			} else {
+				o.key(m)
+				writeTraceContext(b, ev.ParentTraceContext, true)
+			}
+		case mClientSpanID:
+			o.optStr(m, ev.ClientSpanID)
 		case mOrchestrationStatus:
 			o.int(m, int64(ev.Status))
 		case mFailureDetails:
@@ -217,7 +254,7 @@ func writeQueueEvent(b *bytes.Buffer, ev *history.Event) error {
 			o.int(m, int64(ev.TimerID))
 		case mFireAt:
 			o.time(m, ev.FireAt)
-		default: // Correlation, ParentTraceContext, ClientSpanId, State, ParentExecutionId
+		default: // Correlation, State, ParentExecutionId
 			o.null(m)
 		}
 	}
@@ -262,7 +299,17 @@ func eventEntity(pk string, position int, executionID string, ev *history.Event)
 			e.optStr(m, ev.Data)
 		case mTags:
 			e.str(m, tagsJSON(ev.Tags))
-		case mParentTraceContext, mState:
+		case mParentTraceContext:
+			s, _ := nestedJSON(ev.ParentTraceContext == nil, func(b *bytes.Buffer) error {
+				writeTraceContext(b, ev.ParentTraceContext, false)
+				return nil
+			})
+			e.str(m, s)
+		case mClientSpanID:
+			if ev.ClientSpanID != "" {
+				e.str(m, ev.ClientSpanID)
+			}
+		case mState:
 			e.str(m, "null")
 		case mScheduledStartTime:
 			if ev.ScheduledStartTime != nil {
@@ -273,7 +320,7 @@ func eventEntity(pk string, position int, executionID string, ev *history.Event)
 				e.int32(m, *ev.Generation)
 			}
 		case mGenerateNewTrace:
-			e.bool(m, false)
+			e.bool(m, ev.GenerateNewTrace)
 		case mOrchestrationStatus:
 			e.str(m, ev.Status.String())
 		case mFailureDetails:
@@ -289,7 +336,7 @@ func eventEntity(pk string, position int, executionID string, ev *history.Event)
 		case mFireAt:
 			e.time(m, ev.FireAt)
 		}
-		// Correlation, ClientSpanId and ParentExecutionId are null strings,
+		// Correlation and ParentExecutionId are null strings,
 		// which the Table service does not store.
 	}
 	e.int32(mEventID, ev.EventID)
@@ -509,6 +556,35 @@ func (m members) parent(k string) (*history.ParentInstance, error) {
 	return p, nil
 }
 
+// traceContext decodes a DistributedTraceContext (an object in queue JSON,
+// JSON in a string in a History column); absent or null give nil.
+func (m members) traceContext(k string) (*history.TraceContext, error) {
+	obj, err := m.object(k)
+	if err != nil || obj == nil {
+		return nil, err
+	}
+	c := &history.TraceContext{}
+	if c.TraceParent, err = obj.str("TraceParent"); err == nil {
+		if c.TraceState, err = obj.str("TraceState"); err == nil {
+			if c.ID, err = obj.str("Id"); err == nil {
+				if c.SpanID, err = obj.str("SpanId"); err == nil && !isNull(obj["ActivityStartTime"]) {
+					var t time.Time
+					if t, err = obj.time("ActivityStartTime"); err == nil {
+						c.ActivityStartTime = &t
+					}
+				}
+			}
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", k, err)
+	}
+	if len(c.TraceState) > history.MaxTraceStateLength {
+		c.TraceState = ""
+	}
+	return c, nil
+}
+
 func (m members) failure(k string) (*history.FailureDetails, error) {
 	obj, err := m.object(k)
 	if err != nil || obj == nil {
@@ -628,6 +704,12 @@ func (m members) decodeEvent(t history.EventType, timestampKey string) (history.
 			ev.Status = history.OrchestrationStatus(n)
 		case mFailureDetails:
 			ev.Failure, err = m.failure(k)
+		case mParentTraceContext:
+			ev.ParentTraceContext, err = m.traceContext(k)
+		case mClientSpanID:
+			ev.ClientSpanID, err = m.str(k)
+		case mGenerateNewTrace:
+			ev.GenerateNewTrace, err = m.bool(k)
 		case mTaskScheduledID:
 			ev.TaskScheduledID, err = m.int32(k)
 		case mTimerID:

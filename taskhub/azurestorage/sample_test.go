@@ -40,6 +40,11 @@ func sampleEvents() []history.Event {
 	e.Tags = map[string]string{"owner": "team-a", "ünï": "cödé"}
 	e.ScheduledStartTime = ptr(ts(30, 1))
 	e.Generation = ptr(int32(3))
+	e.ParentTraceContext = &history.TraceContext{
+		TraceParent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", TraceState: "congo=t61rcWkgMzE",
+		ID: "00-0af7651916cd43dd8448eb211c80319c-00f067aa0ba902b7-01", SpanID: "00f067aa0ba902b7",
+		ActivityStartTime: ptr(ts(1, 7654321)),
+	}
 	out = append(out, e)
 
 	e = ev(history.ExecutionCompleted, 5, 2)
@@ -55,6 +60,7 @@ func sampleEvents() []history.Event {
 	e = ev(history.TaskScheduled, 0, 5)
 	e.Name, e.Version, e.Input = "SayHello", "", `"Tokyo"`
 	e.Tags = map[string]string{"k": "v"}
+	e.ParentTraceContext = &history.TraceContext{TraceParent: "00-0af7651916cd43dd8448eb211c80319c-53995c3f42cd8ad8-00"}
 	out = append(out, e)
 
 	e = ev(history.TaskCompleted, -1, 6)
@@ -68,6 +74,7 @@ func sampleEvents() []history.Event {
 	e = ev(history.SubOrchestrationInstanceCreated, 2, 8)
 	e.Name, e.Version, e.InstanceID, e.Input = "Child", "v1", "child-1", `{"x":1}`
 	e.Tags = map[string]string{"a": "b"}
+	e.ClientSpanID = "6e0c63257de34c92"
 	out = append(out, e)
 
 	e = ev(history.SubOrchestrationInstanceCompleted, -1, 9)
@@ -95,6 +102,7 @@ func sampleEvents() []history.Event {
 
 	e = ev(history.EventRaised, -1, 16)
 	e.Name, e.Input = "Approval", `{"approved":true,"by":"O'Brien"}`
+	e.ParentTraceContext = &history.TraceContext{TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
 	out = append(out, e)
 
 	e = ev(history.ContinueAsNew, 6, 17)

@@ -230,6 +230,19 @@ type Event struct {
 	Tags               map[string]string
 	ScheduledStartTime *time.Time
 	Generation         *int32
+	// GenerateNewTrace asks for a new trace for the execution (Durable
+	// Task's ContinueAsNewTraceBehavior.StartNewTrace); kept as read.
+	GenerateNewTrace bool
+
+	// ParentTraceContext is the W3C trace context the event carries
+	// (ExecutionStarted, TaskScheduled, EventRaised, ExecutionRewound),
+	// nil when none. It is data to this package: who makes spans of it is
+	// the engine's business.
+	ParentTraceContext *TraceContext
+	// ClientSpanID is the span ID (16 hex digits) of the client span of a
+	// sub-orchestration call (SubOrchestrationInstanceCreated); the child's
+	// ExecutionStarted names it as its parent.
+	ClientSpanID string
 
 	// Shared by several types.
 	Name string // orchestration, activity, sub-orchestration or event name
@@ -258,6 +271,40 @@ type Event struct {
 
 	// GenericEvent
 	Data string
+}
+
+// TraceContext is Durable Task's DistributedTraceContext: a W3C trace
+// context, plus, on an ExecutionStarted, the span the execution made for
+// itself, so that every episode (in any process) continues that span.
+type TraceContext struct {
+	// TraceParent is the whole W3C traceparent, flags included:
+	// 00-{trace ID}-{parent span ID}-{flags}.
+	TraceParent string
+	// TraceState is the W3C tracestate, "" when none. Durable Task drops a
+	// trace state longer than MaxTraceStateLength.
+	TraceState string
+	// ID is the execution span's W3C ID (a traceparent naming it), SpanID
+	// its span ID and ActivityStartTime its start; empty until the
+	// execution's first episode sets them.
+	ID                string
+	SpanID            string
+	ActivityStartTime *time.Time
+}
+
+// MaxTraceStateLength is the longest trace state Durable Task keeps.
+const MaxTraceStateLength = 513
+
+// Clone returns a copy of c that shares nothing with it (nil for nil).
+func (c *TraceContext) Clone() *TraceContext {
+	if c == nil {
+		return nil
+	}
+	out := *c
+	if c.ActivityStartTime != nil {
+		t := *c.ActivityStartTime
+		out.ActivityStartTime = &t
+	}
+	return &out
 }
 
 // TimePrecision is the resolution of every time Durable Task storage keeps:

@@ -40,6 +40,7 @@ func storedEvent(ev *history.Event) (history.Event, error) {
 			g := *ev.Generation
 			out.Generation = &g
 		}
+		out.GenerateNewTrace, out.ParentTraceContext = ev.GenerateNewTrace, storedTrace(ev.ParentTraceContext)
 	case history.ExecutionCompleted, history.ContinueAsNew:
 		out.Status, out.Result = ev.Status, ev.Result
 		failure()
@@ -47,6 +48,7 @@ func storedEvent(ev *history.Event) (history.Event, error) {
 		out.Input = ev.Input
 	case history.TaskScheduled:
 		out.Name, out.Version, out.Input, out.Tags = ev.Name, ev.Version, ev.Input, stringMap(ev.Tags)
+		out.ParentTraceContext = storedTrace(ev.ParentTraceContext)
 	case history.TaskCompleted, history.SubOrchestrationInstanceCompleted:
 		out.TaskScheduledID, out.Result = ev.TaskScheduledID, ev.Result
 	case history.TaskFailed, history.SubOrchestrationInstanceFailed:
@@ -54,6 +56,7 @@ func storedEvent(ev *history.Event) (history.Event, error) {
 		failure()
 	case history.SubOrchestrationInstanceCreated:
 		out.Name, out.Version, out.InstanceID, out.Input, out.Tags = ev.Name, ev.Version, ev.InstanceID, ev.Input, stringMap(ev.Tags)
+		out.ClientSpanID = ev.ClientSpanID
 	case history.TimerCreated:
 		out.FireAt = storageTime(ev.FireAt)
 	case history.TimerFired:
@@ -62,16 +65,34 @@ func storedEvent(ev *history.Event) (history.Event, error) {
 		out.InstanceID, out.Name, out.Input = ev.InstanceID, ev.Name, ev.Input
 	case history.EventRaised:
 		out.Name, out.Input = ev.Name, ev.Input
+		out.ParentTraceContext = storedTrace(ev.ParentTraceContext)
 	case history.GenericEvent:
 		out.Data = ev.Data
 	case history.ExecutionSuspended, history.ExecutionResumed:
 		out.Reason = ev.Reason
 	case history.ExecutionRewound:
 		out.Reason, out.InstanceID = ev.Reason, ev.InstanceID
+		out.ParentTraceContext = storedTrace(ev.ParentTraceContext)
 	}
 	// ExecutionFailed, OrchestratorStarted, OrchestratorCompleted and
 	// HistoryState carry the base members only.
 	return out, err
+}
+
+// storedTrace copies a trace context as storage keeps it: times at storage
+// precision, a trace state beyond Durable Task's limit dropped.
+func storedTrace(c *history.TraceContext) *history.TraceContext {
+	out := c.Clone()
+	if out == nil {
+		return nil
+	}
+	if out.ActivityStartTime != nil {
+		*out.ActivityStartTime = storageTime(*out.ActivityStartTime)
+	}
+	if len(out.TraceState) > history.MaxTraceStateLength {
+		out.TraceState = ""
+	}
+	return out
 }
 
 // storedFailure copies failure details; Properties go through JSON, as
@@ -117,6 +138,7 @@ func cloneEvent(ev history.Event) history.Event {
 		ev.Generation = &g
 	}
 	ev.Failure = cloneFailure(ev.Failure)
+	ev.ParentTraceContext = ev.ParentTraceContext.Clone()
 	return ev
 }
 

@@ -447,3 +447,55 @@ func TestMergeLeavesStoredTimesForZeroTimes(t *testing.T) {
 		t.Errorf("after a replace with zero times: %+v", got)
 	}
 }
+
+// TestStoredEventsKeepTheirTraceContext checks that the trace context an
+// event carries survives a queue and history as Azure Storage keeps it: on
+// the classes that have it, with its flags, at storage precision, and
+// copied (a caller's change does not reach storage); a trace state longer
+// than Durable Task keeps is dropped.
+func TestStoredEventsKeepTheirTraceContext(t *testing.T) {
+	ctx := context.Background()
+	b := newHub(t, false)
+	at := time.Date(2026, 12, 2, 7, 0, 0, 123456789, time.UTC)
+	start := history.NewEvent(history.ExecutionStarted, at)
+	start.Name, start.Instance = "O", history.OrchestrationInstance{InstanceID: "i", ExecutionID: "e"}
+	start.ParentTraceContext = &history.TraceContext{TraceParent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00",
+		TraceState: strings.Repeat("k", history.MaxTraceStateLength+1), SpanID: "00f067aa0ba902b7", ActivityStartTime: &at}
+	created := history.NewEvent(history.SubOrchestrationInstanceCreated, at)
+	created.EventID, created.Name, created.InstanceID, created.ClientSpanID = 0, "C", "child", "6e0c63257de34c92"
+	completed := history.NewEvent(history.TaskCompleted, at)
+	completed.ParentTraceContext = &history.TraceContext{TraceParent: "not carried by TaskCompleted"}
+	if _, err := b.AppendHistory(ctx, "i", "e", 0, []history.Event{start, created, completed}, ""); err != nil {
+		t.Fatal(err)
+	}
+	h, err := b.LoadHistory(ctx, "i")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := h.Events[0].ParentTraceContext
+	want := history.StorageTime(at)
+	if got == nil || got.TraceParent != start.ParentTraceContext.TraceParent || got.TraceState != "" || got.SpanID != "00f067aa0ba902b7" ||
+		got.ActivityStartTime == nil || !got.ActivityStartTime.Equal(want) {
+		t.Errorf("stored ExecutionStarted trace context %+v", got)
+	}
+	if h.Events[1].ClientSpanID != "6e0c63257de34c92" || h.Events[2].ParentTraceContext != nil {
+		t.Errorf("ClientSpanId %q, TaskCompleted trace context %+v", h.Events[1].ClientSpanID, h.Events[2].ParentTraceContext)
+	}
+	got.TraceParent = "changed"
+	if again, _ := b.LoadHistory(ctx, "i"); again.Events[0].ParentTraceContext.TraceParent == "changed" {
+		t.Error("changing a loaded trace context changed the stored history")
+	}
+
+	raised := history.NewEvent(history.EventRaised, at)
+	raised.Name, raised.ParentTraceContext = "E", &history.TraceContext{TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}
+	if _, err := b.SendControl(ctx, backend.Message{Event: raised, Target: history.OrchestrationInstance{InstanceID: "i"}}, 0); err != nil {
+		t.Fatal(err)
+	}
+	rs, _, err := b.ReceiveControl(ctx, b.PartitionOf("i"), 1, time.Minute)
+	if err != nil || len(rs) != 1 {
+		t.Fatalf("receive: %d, %v", len(rs), err)
+	}
+	if c := rs[0].Message.Event.ParentTraceContext; c == nil || *c != *raised.ParentTraceContext {
+		t.Errorf("queued EventRaised trace context %+v", c)
+	}
+}
