@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"runtime/debug"
 	"strings"
+
+	"go.opentelemetry.io/otel/propagation"
 )
 
 // StandaloneHandler serves the public routes itself: /{routePrefix}/{route}
@@ -166,6 +168,12 @@ func (a *App) callHTTP(ctx context.Context, f FunctionInfo, req *Request) (resp 
 	if req.Params == nil {
 		req.Params = map[string]string{}
 	}
+	// The caller's W3C trace context (traceparent, tracestate) becomes the
+	// parent of what the function traces (a start's create_orchestration
+	// span). It is read from the request the function serves: under the
+	// Functions host from the invocation's HTTP request, never from the
+	// host's own call to the handler.
+	ctx = propagation.TraceContext{}.Extract(ctx, propagation.HeaderCarrier(req.Header))
 	defer func() {
 		if p := recover(); p != nil {
 			a.log.ErrorContext(ctx, "function panicked", "function", f.Name, "invocationId", InvocationID(ctx),

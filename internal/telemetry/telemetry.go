@@ -29,6 +29,8 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/go-durable/durablefunctions/internal/spanid"
 )
 
 // ErrConfig marks a telemetry setting that cannot be used; the error names
@@ -98,7 +100,9 @@ func Setup(ctx context.Context, cfg Config, log *slog.Logger) (shutdown func(con
 		if err != nil {
 			return nil, Signals{}, err
 		}
-		tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
+		// The engine builds spans of recorded steps with the span IDs their
+		// history implies (see internal/spanid).
+		tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res), sdktrace.WithIDGenerator(spanid.Generator{}))
 		otel.SetTracerProvider(tp)
 		stops = append(stops, tp.Shutdown)
 	}

@@ -17,8 +17,13 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/go-durable/durablefunctions/taskhub/backend"
 	"github.com/go-durable/durablefunctions/taskhub/history"
+	"github.com/go-durable/durablefunctions/taskhub/internal/dtrace"
 )
 
 // Errors returned by the client; test with errors.Is.
@@ -78,14 +83,20 @@ type Client struct {
 	catalog        Catalog
 	local          LocalEngine
 	defaultVersion string
+	tracer         trace.Tracer
 }
 
 // New returns a client for the task hub behind be. catalog (may be nil)
 // validates orchestrator names; local (may be nil) is the engine in this
 // process.
 func New(be backend.Backend, catalog Catalog, local LocalEngine) *Client {
-	return &Client{be: be, catalog: catalog, local: local}
+	return &Client{be: be, catalog: catalog, local: local, tracer: otel.GetTracerProvider().Tracer(dtrace.ScopeName)}
 }
+
+// SetTracerProvider sets the provider of the client's spans
+// (create_orchestration, orchestration_event); otel.GetTracerProvider() by
+// default. Call it before the client is used.
+func (c *Client) SetTracerProvider(tp trace.TracerProvider) { c.tracer = tp.Tracer(dtrace.ScopeName) }
 
 // SetDefaultVersion sets the orchestration version StartNew stamps on
 // instances started without StartOptions.Version (Durable Functions'
@@ -159,7 +170,24 @@ func invalidUTF8At(s string) int {
 // ErrInstanceExists; a finished instance is replaced by a new execution.
 // When storage fails so that it cannot be told whether the start was
 // written, the error wraps ErrStartOutcomeUnknown and names the ID.
-func (c *Client) StartNew(ctx context.Context, name string, opts StartOptions) (string, error) {
+func (c *Client) StartNew(ctx context.Context, name string, opts StartOptions) (id string, err error) {
+	version := opts.Version
+	if version == "" {
+		version = c.defaultVersion
+	}
+	// Durable Task's create_orchestration span, a child of the caller's
+	// span; the start message carries it as the execution's parent.
+	ctx, span := c.tracer.Start(ctx, dtrace.SpanName(dtrace.CreateOrchestration, name, version), trace.WithSpanKind(trace.SpanKindProducer))
+	defer func() {
+		if span.IsRecording() && err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
+		span.End()
+	}()
+	return c.startNew(ctx, span, name, opts)
+}
+
+func (c *Client) startNew(ctx context.Context, span trace.Span, name string, opts StartOptions) (string, error) {
 	if err := c.checkOrchestrator(name); err != nil {
 		return "", err
 	}
@@ -220,6 +248,14 @@ func (c *Client) StartNew(ctx context.Context, name string, opts StartOptions) (
 	}
 	gen := row.Generation
 	start.Generation = &gen
+	if span.IsRecording() {
+		span.SetAttributes(dtrace.Type.String(dtrace.TypeOrchestration), dtrace.TaskName.String(name),
+			dtrace.InstanceID.String(id), dtrace.ExecutionID.String(execID))
+		if start.Version != "" {
+			span.SetAttributes(dtrace.TaskVersion.String(start.Version))
+		}
+		start.ParentTraceContext = dtrace.Context(span.SpanContext())
+	}
 	msg := backend.Message{Event: start, Target: start.Instance, ActivityID: history.NewID()}
 
 	// The message goes first: a row without a message would be stuck in
@@ -496,7 +532,18 @@ func (c *Client) RaiseEvent(ctx context.Context, id, name, data string) error {
 	}
 	ev := history.NewEvent(history.EventRaised, time.Now())
 	ev.Name, ev.Input = name, data
-	return c.send(ctx, id, ev)
+	// Durable Task's orchestration_event span; the event carries it.
+	ctx, span := c.tracer.Start(ctx, dtrace.SpanName(dtrace.OrchestrationEvent, name, ""), trace.WithSpanKind(trace.SpanKindProducer))
+	defer span.End()
+	if span.IsRecording() {
+		span.SetAttributes(dtrace.Type.String(dtrace.TypeEvent), dtrace.TaskName.String(name), dtrace.EventTargetInstanceID.String(id))
+		ev.ParentTraceContext = dtrace.Context(span.SpanContext())
+	}
+	err := c.send(ctx, id, ev)
+	if err != nil && span.IsRecording() {
+		span.SetStatus(codes.Error, err.Error())
+	}
+	return err
 }
 
 // Terminate ends a Pending, Running or Suspended instance; reason becomes

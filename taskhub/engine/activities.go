@@ -8,6 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/codes"
+
 	"github.com/go-durable/durablefunctions/taskhub/backend"
 	"github.com/go-durable/durablefunctions/taskhub/durable"
 	"github.com/go-durable/durablefunctions/taskhub/history"
@@ -181,7 +183,16 @@ func (a *activityRunner) execute(msg backend.Message, h *held, dequeueCount int6
 		return
 	}
 	e.count(func(s *Stats) { s.ActivitiesRun++ })
-	result, failure := a.call(msg)
+	ctx, span := e.startActivitySpan(e.work, &msg)
+	result, failure := a.call(ctx, msg)
+	if span != nil && e.work.Err() == nil {
+		// An activity interrupted by shutdown runs again: its span is left
+		// unended, so never exported.
+		if failure != nil {
+			span.SetStatus(codes.Error, failure.ErrorMessage)
+		}
+		span.End()
+	}
 	if e.work.Err() != nil {
 		// Stop ran out of grace and cancelled the activity's context: what
 		// it returned now says nothing about the activity. It runs again
@@ -240,7 +251,7 @@ func (a *activityRunner) execute(msg backend.Message, h *held, dequeueCount int6
 
 // call runs the activity code, turning errors, panics and unknown names
 // into failure details.
-func (a *activityRunner) call(msg backend.Message) (result string, failure *durable.FailureDetails) {
+func (a *activityRunner) call(ctx context.Context, msg backend.Message) (result string, failure *durable.FailureDetails) {
 	ev := msg.Event
 	fn, ok := replay.LookupActivity(a.e.opts.Registry, ev.Name)
 	if !ok {
@@ -256,10 +267,9 @@ func (a *activityRunner) call(msg backend.Message) (result string, failure *dura
 	if refuse != nil {
 		return "", refuse
 	}
-	// The context ends when Stop runs out of grace (Options.ReleaseTimeout
-	// after that, Stop returns whether or not the activity has), and at the
-	// call's deadline.
-	ctx := a.e.work
+	// The context (e.work, with the activity's span) ends when Stop runs
+	// out of grace (Options.ReleaseTimeout after that, Stop returns whether
+	// or not the activity has), and at the call's deadline.
 	if hasDeadline {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithDeadline(ctx, deadline)

@@ -159,6 +159,7 @@ func (e *Engine) commit(ctx context.Context, inst *instance, cp *checkpoint) boo
 	}
 	e.count(func(s *Stats) { s.Checkpoints++ })
 	inst.etag = etag
+	e.emitSpans(cp.spans)
 	inst.historyLen = cp.from + len(cp.events)
 	inst.lastEvent = cp.events[len(cp.events)-1].Timestamp
 	if cp.from == 0 {

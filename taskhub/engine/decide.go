@@ -48,6 +48,9 @@ type checkpoint struct {
 	// first of them was decided.
 	episodes int
 	opened   time.Time
+	// spans are the spans of the steps the checkpoint records, emitted once
+	// history holds it.
+	spans []spanRecord
 	// deleted, if set, is told of each input whose queue copy the commit
 	// deleted (an entity forgets the request's ID then).
 	deleted func(in *inbound)
@@ -88,9 +91,11 @@ func (e *Engine) decide(inst *instance, plan batchPlan) checkpoint {
 		if start.Instance.ExecutionID == "" {
 			start.Instance.ExecutionID = plan.start.msg.Target.ExecutionID
 		}
+		stampStart(&start, now())
 		inst.closeExecutor()
 		inst.start = &start
 		inst.executionID = start.Instance.ExecutionID
+		inst.traced = nil
 		inst.terminal, inst.completion, inst.unrun = false, nil, false
 		inst.episodes = 0
 		inst.outstanding = map[int32]history.Event{}
@@ -112,6 +117,7 @@ func (e *Engine) decide(inst *instance, plan batchPlan) checkpoint {
 	if err != nil {
 		e.log.Error("orchestration failed its determinism check", "instance", inst.id, "err", err)
 	}
+	e.traceStep(inst, &cp, events, actions)
 	// ContinueAsNew: the new execution starts in this same episode, and its
 	// history replaces the old one from row 0; unless its version is one
 	// this worker rejects: then it is recorded unrun (deferContinuation).
@@ -134,8 +140,10 @@ func (e *Engine) decide(inst *instance, plan batchPlan) checkpoint {
 		start.Input = c.Result
 		start.Version = c.Version // the current one, or durable.WithNewVersion's
 		start.Generation = nil
+		start.ParentTraceContext = continuedTrace(start.ParentTraceContext)
+		stampStart(&start, start.Timestamp)
 		inst.closeExecutor()
-		inst.start, inst.executionID = &start, start.Instance.ExecutionID
+		inst.start, inst.executionID, inst.traced = &start, start.Instance.ExecutionID, nil
 		inst.outstanding, inst.local, inst.episodes = map[int32]history.Event{}, nil, 0
 		cp.from = 0
 		if mm := e.rejects(start.Version); mm != nil {
@@ -146,6 +154,7 @@ func (e *Engine) decide(inst *instance, plan batchPlan) checkpoint {
 		if events, actions, err = inst.ex.Step(now, append([]history.Event{start}, carry...)); err != nil {
 			e.log.Error("orchestration failed its determinism check", "instance", inst.id, "err", err)
 		}
+		e.traceStep(inst, &cp, events, actions)
 	}
 	inst.episodes++
 	e.count(func(s *Stats) { s.Episodes++ })
@@ -201,6 +210,7 @@ func (e *Engine) route(inst *instance, cp *checkpoint, actions []history.Event) 
 			// Deterministic: a replayed parent re-sends the very same start.
 			child.Instance = history.OrchestrationInstance{InstanceID: a.InstanceID, ExecutionID: derivedID(inst.executionID, a.EventID)}
 			child.Parent = &history.ParentInstance{Name: inst.startName(), TaskScheduleID: a.EventID, Instance: self}
+			child.ParentTraceContext = childTrace(inst, &a)
 			if inst.start != nil {
 				child.Parent.Version = inst.start.Version // as Durable Task records it
 			}
@@ -287,6 +297,7 @@ func (w *checkpoint) merge(next checkpoint) checkpoint {
 	m.local = append(append([]backend.Message(nil), w.local...), next.local...)
 	m.workItems = append(append([]backend.Message(nil), w.workItems...), next.workItems...)
 	m.control = append(append([]controlSend(nil), w.control...), next.control...)
+	m.spans = append(append([]spanRecord(nil), w.spans...), next.spans...)
 	m.completion, m.customStatus = next.completion, next.customStatus
 	m.row = max(w.row, next.row)
 	m.episodes += next.episodes

@@ -27,9 +27,13 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/go-durable/durablefunctions/taskhub/backend"
 	"github.com/go-durable/durablefunctions/taskhub/durable"
 	"github.com/go-durable/durablefunctions/taskhub/history"
+	"github.com/go-durable/durablefunctions/taskhub/internal/dtrace"
 )
 
 // Options configure an Engine. Zero values take the documented defaults.
@@ -100,6 +104,11 @@ type Options struct {
 	// VersionFailure says what happens to an instance VersionMatch refuses.
 	// Default FailureReject.
 	VersionFailure VersionFailure
+	// TracerProvider makes the spans of traced executions (see
+	// tracing.go). Default otel.GetTracerProvider(). Spans built from
+	// history get the span IDs history implies only with a provider whose
+	// ID generator is spanid.Generator, as internal/telemetry installs.
+	TracerProvider trace.TracerProvider
 }
 
 func (o *Options) setDefaults() error {
@@ -161,14 +170,18 @@ func (o *Options) setDefaults() error {
 	if o.CoalesceBudget == 0 {
 		o.CoalesceBudget = 20 * time.Millisecond
 	}
+	if o.TracerProvider == nil {
+		o.TracerProvider = otel.GetTracerProvider()
+	}
 	return nil
 }
 
 // Engine runs orchestrations and activities of one task hub.
 type Engine struct {
-	opts Options
-	be   backend.Backend
-	log  *slog.Logger
+	opts   Options
+	be     backend.Backend
+	log    *slog.Logger
+	tracer trace.Tracer
 
 	ctx    context.Context // cancelled by Stop: no new work is taken
 	cancel context.CancelFunc
@@ -238,6 +251,7 @@ func New(opts Options) (*Engine, error) {
 		opts:      opts,
 		be:        opts.Backend,
 		log:       opts.Logger.With("worker", opts.WorkerID),
+		tracer:    opts.TracerProvider.Tracer(dtrace.ScopeName),
 		owned:     map[int]*partitionState{},
 		instances: map[string]*instance{},
 		idle:      newLRU(),

@@ -124,6 +124,9 @@ type instance struct {
 	anchor *held
 	// outstanding are the recorded activity calls still awaiting a result.
 	outstanding map[int32]history.Event
+	// traced are the scheduling events (activity and sub-orchestration
+	// calls, timers) of a traced execution whose spans are still open.
+	traced map[int32]history.Event
 	// local are the outstanding calls running in this process.
 	local map[int32]bool
 	// window is the coalescing window: episodes decided but not committed
@@ -166,7 +169,7 @@ func (inst *instance) forget() {
 	inst.row, inst.rowDirty, inst.completion = nil, false, nil
 	inst.unrun = false
 	inst.entityLoaded = time.Time{}
-	inst.outstanding = nil
+	inst.outstanding, inst.traced = nil, nil
 	inst.window, inst.committing = nil, nil
 	inst.status.Store(nil)
 }

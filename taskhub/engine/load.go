@@ -35,6 +35,7 @@ func (e *Engine) load(ctx context.Context, inst *instance) error {
 			inst.completion = &ev
 		}
 	}
+	traceLoaded(inst, h.Events)
 	if _, _, entity := e.entityOf(inst.id); entity || inst.terminal || inst.start == nil {
 		return nil // an entity's state is its ExecutionStarted input: nothing to replay
 	}
