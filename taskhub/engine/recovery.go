@@ -54,6 +54,9 @@ func (e *Engine) rewind(ctx context.Context, inst *instance, in *inbound) {
 			continue
 		case ev.Type == history.ExecutionStarted:
 			ev.Instance.ExecutionID = execID
+			// The rewound execution is a new span in the same trace.
+			ev.ParentTraceContext = continuedTrace(ev.ParentTraceContext)
+			stampStart(&ev, now())
 			start := ev
 			inst.start = &start
 		case ev.Type == history.ExecutionRewound:
@@ -78,17 +81,20 @@ func (e *Engine) rewind(ctx context.Context, inst *instance, in *inbound) {
 	if err := inst.ex.Replay(kept); err != nil {
 		e.log.Error("replay disagrees with history while rewinding; the instance will fail again", "instance", inst.id, "err", err)
 	}
+	traceLoaded(inst, kept)
 	rew := history.NewEvent(history.GenericEvent, now())
 	rew.Data = rewindReason(in.msg.Event)
 	episode, actions, err := inst.ex.Step(func() time.Time { return rew.Timestamp }, []history.Event{rew})
 	if err != nil {
 		e.log.Error("orchestration failed its determinism check", "instance", inst.id, "err", err)
 	}
+	var traced checkpoint
+	e.traceStep(inst, &traced, episode, actions)
 	// The rewound history replaces the failed one from row 0, with the
 	// rewind's own episode at its end.
 	cp := checkpoint{executionID: execID, events: append(kept, episode...), replaced: replaced,
 		inputs: []*inbound{in}, completion: findCompletion(actions), row: rowNow,
-		customStatus: inst.ex.CustomStatus(), episodes: 1, opened: time.Now()}
+		customStatus: inst.ex.CustomStatus(), episodes: 1, opened: time.Now(), spans: traced.spans}
 	e.route(inst, &cp, actions)
 	if e.commit(ctx, inst, &cp) {
 		e.log.Info("rewound a failed instance", "instance", inst.id, "failedCalls", len(failed), "execution", execID)

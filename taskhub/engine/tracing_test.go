@@ -475,3 +475,98 @@ func TestTraceAcrossEngines(t *testing.T) {
 	}
 	checkActivities(t, spans, "Greet", orch.SpanContext.SpanID(), 2)
 }
+
+// TestTraceRewind: a rewound execution is a new orchestration span in the
+// start's trace; the failed call keeps its error spans, its re-run gets
+// its own pair.
+func TestTraceRewind(t *testing.T) {
+	var mu sync.Mutex
+	healed := false
+	flaky := durable.NewActivity("TraceFlaky", func(ctx context.Context, _ any) (string, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !healed {
+			return "", errors.New("not healed yet")
+		}
+		return "healed", nil
+	})
+	orch := durable.NewOrchestrator("TraceRewind", func(ctx *durable.Context, _ any) (string, error) {
+		if _, err := greet.Call(ctx, "a").Await(); err != nil {
+			return "", err
+		}
+		return durable.CallActivity[string](ctx, "TraceFlaky", nil).Await()
+	})
+	h := newTracedHub(t, separate, nil, orch, flaky, greet)
+	ctx, req := h.tp.Tracer("test").Start(context.Background(), "request")
+	id, err := h.c.StartNew(ctx, "TraceRewind", client.StartOptions{})
+	req.End()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := wait(t, h.c, id); st.Status != history.StatusFailed {
+		t.Fatalf("status %s", st.Status)
+	}
+	h.spans(6) // create, orchestration, greet ×2, flaky ×2
+	mu.Lock()
+	healed = true
+	mu.Unlock()
+	if err := h.c.Rewind(context.Background(), id, "healed"); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, err := h.c.GetStatus(context.Background(), id, false)
+		if err == nil && st.Status == history.StatusCompleted {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not completed after the rewind: %+v %v", st, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	spans := h.spans(9) // + the rewound orchestration, flaky's re-run ×2
+	checkTrace(t, spans, req.SpanContext().TraceID(), id)
+	create := one(t, spans, "create_orchestration:TraceRewind", trace.SpanKindProducer)
+	execs := named(spans, "orchestration:TraceRewind", trace.SpanKindServer)
+	if len(execs) != 2 {
+		t.Fatalf("%d orchestration spans, want 2:\n%s", len(execs), describe(spans))
+	}
+	statuses := map[string]bool{}
+	for _, x := range execs {
+		v, _ := attr(x, "durabletask.task.status")
+		statuses[v.AsString()] = true
+		if x.Parent.SpanID() != create.SpanContext.SpanID() {
+			t.Errorf("orchestration span %s has parent %s, want create %s", x.SpanContext.SpanID(), x.Parent.SpanID(), create.SpanContext.SpanID())
+		}
+	}
+	if !statuses["Failed"] || !statuses["Completed"] {
+		t.Errorf("orchestration statuses %v, want Failed and Completed", statuses)
+	}
+	var rewound tracetest.SpanStub
+	for _, x := range execs {
+		if v, _ := attr(x, "durabletask.task.status"); v.AsString() == "Completed" {
+			rewound = x
+		}
+	}
+	clients := named(spans, "activity:TraceFlaky", trace.SpanKindClient)
+	servers := named(spans, "activity:TraceFlaky", trace.SpanKindServer)
+	if len(clients) != 2 || len(servers) != 2 {
+		t.Fatalf("%d client and %d server spans of TraceFlaky, want 2 each:\n%s", len(clients), len(servers), describe(spans))
+	}
+	for _, c := range clients {
+		// The failed run belongs to the failed execution, the re-run to the
+		// rewound one; each has its server span below it, failed or not alike.
+		if (c.Status.Code == codes.Error) == (c.Parent.SpanID() == rewound.SpanContext.SpanID()) {
+			t.Errorf("flaky client span %s (status %v) has parent %s; the rewound execution is %s", c.SpanContext.SpanID(), c.Status, c.Parent.SpanID(), rewound.SpanContext.SpanID())
+		}
+		n := 0
+		for _, s := range servers {
+			if s.Parent.SpanID() == c.SpanContext.SpanID() && (s.Status.Code == codes.Error) == (c.Status.Code == codes.Error) {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("flaky client span %s has %d matching server children, want 1", c.SpanContext.SpanID(), n)
+		}
+	}
+}
