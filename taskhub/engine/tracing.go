@@ -129,7 +129,7 @@ func (e *Engine) traceStep(inst *instance, cp *checkpoint, events, actions []his
 			if inst.traced == nil {
 				inst.traced = map[int32]history.Event{}
 			}
-			inst.traced[ev.EventID] = *ev
+			inst.traced[ev.EventID] = spanOpener(ev)
 		case history.TaskCompleted, history.TaskFailed, history.SubOrchestrationInstanceCompleted, history.SubOrchestrationInstanceFailed:
 			if r, ok := e.callSpan(inst, self, ev); ok {
 				cp.spans = append(cp.spans, r)
@@ -228,7 +228,7 @@ func traceLoaded(inst *instance, events []history.Event) {
 	for _, ev := range events {
 		switch ev.Type {
 		case history.TaskScheduled, history.SubOrchestrationInstanceCreated, history.TimerCreated:
-			open[ev.EventID] = ev
+			open[ev.EventID] = spanOpener(&ev)
 		case history.TaskCompleted, history.TaskFailed, history.SubOrchestrationInstanceCompleted, history.SubOrchestrationInstanceFailed:
 			delete(open, ev.TaskScheduledID)
 		case history.TimerFired:
@@ -236,6 +236,13 @@ func traceLoaded(inst *instance, events []history.Event) {
 		}
 	}
 	inst.traced = open
+}
+
+// spanOpener keeps of a scheduling event what its span needs, not its
+// payload.
+func spanOpener(ev *history.Event) history.Event {
+	return history.Event{Type: ev.Type, EventID: ev.EventID, Timestamp: ev.Timestamp, Name: ev.Name, Version: ev.Version,
+		FireAt: ev.FireAt, ParentTraceContext: ev.ParentTraceContext, ClientSpanID: ev.ClientSpanID}
 }
 
 // childTrace is the trace context of a sub-orchestration's start: its
