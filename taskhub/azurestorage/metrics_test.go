@@ -16,9 +16,9 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
+	"github.com/go-durable/durablefunctions/internal/azuritetest"
 	"github.com/go-durable/durablefunctions/taskhub/backend"
 	"github.com/go-durable/durablefunctions/taskhub/history"
-	"github.com/go-durable/durablefunctions/internal/azuritetest"
 )
 
 func TestStorageOperation(t *testing.T) {
