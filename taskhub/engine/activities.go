@@ -134,6 +134,7 @@ func (a *activityRunner) pollLoop() {
 		}
 		e.undecodable(poison)
 		for _, m := range msgs {
+			e.metrics.dequeued(queueWorkItems, &m)
 			h := e.held.hold(m.Receipt, workItems)
 			if m.DequeueCount > 2*e.opts.MaxDequeueCount {
 				// Received that often without ever being finished: its
@@ -181,7 +182,9 @@ func (a *activityRunner) execute(msg backend.Message, h *held, dequeueCount int6
 		return
 	}
 	e.count(func(s *Stats) { s.ActivitiesRun++ })
+	began := begin(e.metrics.activityDuration)
 	result, failure := a.call(msg)
+	e.metrics.activity(ev.Name, activityOutcome(e, failure), began)
 	if e.work.Err() != nil {
 		// Stop ran out of grace and cancelled the activity's context: what
 		// it returned now says nothing about the activity. It runs again
