@@ -66,6 +66,22 @@ func (g gatedBackend) ReceiveWorkItems(ctx context.Context, max int, visibility 
 	return g.Backend.ReceiveWorkItems(ctx, max, visibility)
 }
 
+// ControlQueueLength is backend.Backend.ControlQueueLength once the engine is ready.
+func (g gatedBackend) ControlQueueLength(ctx context.Context, partition int) (int64, error) {
+	if err := g.ready(ctx); err != nil {
+		return 0, err
+	}
+	return g.Backend.ControlQueueLength(ctx, partition)
+}
+
+// WorkItemQueueLength is backend.Backend.WorkItemQueueLength once the engine is ready.
+func (g gatedBackend) WorkItemQueueLength(ctx context.Context) (int64, error) {
+	if err := g.ready(ctx); err != nil {
+		return 0, err
+	}
+	return g.Backend.WorkItemQueueLength(ctx)
+}
+
 // DeleteMessage is backend.Backend.DeleteMessage once the engine is ready.
 func (g gatedBackend) DeleteMessage(ctx context.Context, r backend.Receipt) error {
 	if err := g.ready(ctx); err != nil {

@@ -78,11 +78,14 @@ type conn struct {
 	ep        Endpoints
 	name, key string // shared key; empty with cred
 	cred      azcore.TokenCredential
+	// metrics records every request (nil: not recorded).
+	metrics *storageMetrics
 }
 
-func (c conn) clientOptions(endpoint string, httpClient *http.Client) azcore.ClientOptions {
+func (c conn) clientOptions(service, endpoint string, httpClient *http.Client) azcore.ClientOptions {
 	return azcore.ClientOptions{
-		Transport: httpClient,
+		Transport:        httpClient,
+		PerRetryPolicies: c.metrics.policy(service),
 		// azcore refuses bearer tokens over http; ValidateEndpoint only lets
 		// http through for loopback hosts.
 		InsecureAllowCredentialWithHTTP: c.cred != nil && strings.HasPrefix(endpoint, "http:"),
@@ -90,7 +93,7 @@ func (c conn) clientOptions(endpoint string, httpClient *http.Client) azcore.Cli
 }
 
 func (c conn) tableService(httpClient *http.Client) (*aztables.ServiceClient, error) {
-	opts := &aztables.ClientOptions{ClientOptions: c.clientOptions(c.ep.Table, httpClient)}
+	opts := &aztables.ClientOptions{ClientOptions: c.clientOptions("table", c.ep.Table, httpClient)}
 	if c.cred != nil && opts.InsecureAllowCredentialWithHTTP {
 		// aztables.NewServiceClient builds its bearer policy without
 		// options, so it refuses http even where azcore is told to allow
@@ -110,7 +113,7 @@ func (c conn) tableService(httpClient *http.Client) (*aztables.ServiceClient, er
 }
 
 func (c conn) queueService(httpClient *http.Client, perCall ...policy.Policy) (*azqueue.ServiceClient, error) {
-	co := c.clientOptions(c.ep.Queue, httpClient)
+	co := c.clientOptions("queue", c.ep.Queue, httpClient)
 	co.PerCallPolicies = perCall
 	opts := &azqueue.ClientOptions{ClientOptions: co}
 	if c.cred != nil {
@@ -126,7 +129,7 @@ func (c conn) queueService(httpClient *http.Client, perCall ...policy.Policy) (*
 // container returns a client for blob container name.
 func (c conn) container(name string, httpClient *http.Client) (*container.Client, error) {
 	u := c.ep.Blob + "/" + name
-	opts := &container.ClientOptions{ClientOptions: c.clientOptions(u, httpClient)}
+	opts := &container.ClientOptions{ClientOptions: c.clientOptions("blob", u, httpClient)}
 	var (
 		client *container.Client
 		err    error
@@ -164,7 +167,7 @@ func (c conn) tableREST(httpClient *http.Client) (*tableREST, error) {
 	}
 	pl := runtime.NewPipeline("azurestorage", "v0.1.0",
 		runtime.PipelineOptions{PerRetry: []policy.Policy{auth}},
-		&policy.ClientOptions{Transport: httpClient})
+		&policy.ClientOptions{Transport: httpClient, PerRetryPolicies: c.metrics.policy("table")})
 	return &tableREST{endpoint: c.ep.Table, pipeline: pl}, nil
 }
 

@@ -335,3 +335,30 @@ func queueError(op string, err error) error {
 	}
 	return fmt.Errorf("azurestorage: %s: %w", op, err)
 }
+
+// ControlQueueLength returns the approximate message count of control queue
+// partition (Get Queue Metadata's x-ms-approximate-messages-count): hidden
+// messages included, and possibly a little behind.
+func (s *Store) ControlQueueLength(ctx context.Context, partition int) (int64, error) {
+	if partition < 0 || partition >= s.partitions {
+		return 0, fmt.Errorf("azurestorage: queue length: partition %d is outside 0..%d", partition, s.partitions-1)
+	}
+	return queueLength(ctx, s.control[partition], s.ControlQueueName(partition))
+}
+
+// WorkItemQueueLength returns the approximate message count of the
+// work-item queue, like ControlQueueLength.
+func (s *Store) WorkItemQueueLength(ctx context.Context) (int64, error) {
+	return queueLength(ctx, s.workItems, s.WorkItemQueueName())
+}
+
+func queueLength(ctx context.Context, q *azqueue.QueueClient, queue string) (int64, error) {
+	resp, err := q.GetProperties(ctx, nil)
+	if err != nil {
+		return 0, queueError("queue length of "+queue, err)
+	}
+	if resp.ApproximateMessagesCount == nil {
+		return 0, fmt.Errorf("azurestorage: queue length of %s: the service returned no message count", queue)
+	}
+	return int64(*resp.ApproximateMessagesCount), nil
+}

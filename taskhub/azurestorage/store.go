@@ -36,6 +36,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/go-durable/durablefunctions/taskhub/backend"
 	"github.com/go-durable/durablefunctions/taskhub/internal/routing"
@@ -78,6 +79,10 @@ type Options struct {
 	// same name share the hub, another name is refused while this app holds
 	// it (see AcquireAppLease). "" is a name too, as in Durable Task.
 	AppName string
+	// MeterProvider receives the storage request metrics (see
+	// StorageOperation); default otel.GetMeterProvider(), so that a
+	// provider installed later (telemetry.Setup) is used from then on.
+	MeterProvider metric.MeterProvider
 }
 
 // Store is the Azure Storage task hub backend. It implements
@@ -127,6 +132,9 @@ func New(opts Options) (*Store, error) {
 	}
 	c, err := opts.conn()
 	if err != nil {
+		return nil, err
+	}
+	if c.metrics, err = newStorageMetrics(opts.MeterProvider); err != nil {
 		return nil, err
 	}
 	httpClient := opts.HTTPClient

@@ -259,6 +259,14 @@ type Backend interface {
 	// ReceiveWorkItems takes up to max visible activity messages, like
 	// ReceiveControl.
 	ReceiveWorkItems(ctx context.Context, max int, visibility time.Duration) ([]Received, []Undecodable, error)
+	// ControlQueueLength returns the approximate number of messages in
+	// control queue partition, hidden ones (being processed, or delayed
+	// such as timers) included, as Azure Queues' approximate message count
+	// reports it: it may lag behind recent sends and deletes. One storage
+	// call; metrics read it on export only.
+	ControlQueueLength(ctx context.Context, partition int) (int64, error)
+	// WorkItemQueueLength is ControlQueueLength for the work-item queue.
+	WorkItemQueueLength(ctx context.Context) (int64, error)
 	// DeleteMessage removes a message. A message already gone is not an
 	// error; a stale receipt (the message was received or re-hidden since)
 	// is ErrConflict, and the message stays.

@@ -136,6 +136,7 @@ func (a *activityRunner) pollLoop() {
 		}
 		e.undecodable(poison)
 		for _, m := range msgs {
+			e.metrics.dequeued(queueWorkItems, &m)
 			h := e.held.hold(m.Receipt, workItems)
 			if m.DequeueCount > 2*e.opts.MaxDequeueCount {
 				// Received that often without ever being finished: its
@@ -184,7 +185,9 @@ func (a *activityRunner) execute(msg backend.Message, h *held, dequeueCount int6
 	}
 	e.count(func(s *Stats) { s.ActivitiesRun++ })
 	ctx, span := e.startActivitySpan(e.work, &msg)
+	began := begin(e.metrics.activityDuration)
 	result, failure := a.call(ctx, msg)
+	e.metrics.activity(ev.Name, activityOutcome(e, failure), began)
 	if span != nil && e.work.Err() == nil {
 		// An activity interrupted by shutdown runs again: its span is left
 		// unended, so never exported.

@@ -18,7 +18,9 @@ import (
 // instance's coalescing window (it only waits on activities that run here,
 // quickly) or commits it, together with the window before it.
 func (e *Engine) step(ctx context.Context, inst *instance, plan batchPlan) {
+	began := begin(e.metrics.episodeDuration)
 	cp := e.decide(inst, plan)
+	name, outcome := inst.startName(), episodeOutcome(inst, &cp)
 	if w := inst.window; w != nil {
 		inst.window = nil
 		if w.fits(&cp) {
@@ -27,16 +29,21 @@ func (e *Engine) step(ctx context.Context, inst *instance, plan batchPlan) {
 			// The window's failure handling released its inputs and dropped
 			// the cached state; this episode was decided on that state.
 			e.discard(ctx, inst, &cp)
+			e.metrics.episode(typeOrchestration, name, outcomeAbandoned, began)
 			return
 		}
 	}
 	if e.coalescible(inst, &cp) {
 		e.openWindow(ctx, inst, &cp)
+		e.metrics.episode(typeOrchestration, name, outcome, began)
 		return
 	}
 	inst.committing = &cp
-	e.commit(ctx, inst, &cp)
+	if !e.commit(ctx, inst, &cp) {
+		outcome = outcomeAbandoned
+	}
 	inst.committing = nil
+	e.metrics.episode(typeOrchestration, name, outcome, began)
 }
 
 // salvage gives back what the instance's window, or the checkpoint being

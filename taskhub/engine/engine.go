@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/go-durable/durablefunctions/taskhub/backend"
@@ -41,6 +42,10 @@ type Options struct {
 	Backend  backend.Backend
 	Registry *durable.Registry
 	Logger   *slog.Logger
+	// MeterProvider receives the engine's metrics (see the README's
+	// "Metrics"). Default otel.GetMeterProvider(): the global provider,
+	// which forwards to one installed later (telemetry.Setup).
+	MeterProvider metric.MeterProvider
 
 	// WorkerID names this process in the partition table. Default: hostname:pid.
 	WorkerID string
@@ -182,6 +187,8 @@ type Engine struct {
 	be     backend.Backend
 	log    *slog.Logger
 	tracer trace.Tracer
+	// metrics are the OpenTelemetry instruments (metrics.go).
+	metrics *engineMetrics
 
 	ctx    context.Context // cancelled by Stop: no new work is taken
 	cancel context.CancelFunc
@@ -247,11 +254,16 @@ func New(opts Options) (*Engine, error) {
 	if err := opts.setDefaults(); err != nil {
 		return nil, err
 	}
+	metrics, err := newEngineMetrics(opts.MeterProvider, opts.Backend.HubName())
+	if err != nil {
+		return nil, err
+	}
 	e := &Engine{
 		opts:      opts,
 		be:        opts.Backend,
 		log:       opts.Logger.With("worker", opts.WorkerID),
 		tracer:    opts.TracerProvider.Tracer(dtrace.ScopeName),
+		metrics:   metrics,
 		owned:     map[int]*partitionState{},
 		instances: map[string]*instance{},
 		idle:      newLRU(),
@@ -372,6 +384,9 @@ func (e *Engine) Start(ctx context.Context) error {
 	e.start = startState{attempts: attempt}
 	e.mu.Unlock()
 	e.firstAttemptDone()
+	if err := e.metrics.observe(e); err != nil {
+		e.log.Warn("the engine's gauges are not reported", "err", err)
+	}
 	e.wg.Add(4)
 	go e.partitionLoop()
 	go e.held.renewLoop()
@@ -469,6 +484,7 @@ func (e *Engine) AwaitReady(ctx context.Context, d time.Duration) error {
 // interrupted or something could not be released (it then frees itself
 // when its visibility or lease expires).
 func (e *Engine) Stop(ctx context.Context) error {
+	defer e.metrics.stop()
 	e.mu.Lock()
 	if e.draining || !e.startCalled {
 		e.draining, e.stopped = true, true

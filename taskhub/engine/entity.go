@@ -131,6 +131,7 @@ func (e *Engine) keepUnregisteredEntity(ctx context.Context, inst *instance, bat
 // scheduler state, the responses to callers, the messages the operations
 // sent, and the lock's forward or answer.
 func (e *Engine) processEntity(ctx context.Context, inst *instance, batch []*inbound, id history.EntityID, fn replay.EntityFunc) {
+	began := begin(e.metrics.episodeDuration)
 	if inst.entityLoaded.IsZero() {
 		inst.entityLoaded = now()
 	}
@@ -243,7 +244,11 @@ func (e *Engine) processEntity(ctx context.Context, inst *instance, batch []*inb
 	inst.start, inst.executionID = &start, start.Instance.ExecutionID
 	inst.terminal, inst.completion, inst.unrun = false, nil, false
 	e.count(func(s *Stats) { s.Episodes++ })
-	e.commit(ctx, inst, &cp)
+	outcome := "running"
+	if !e.commit(ctx, inst, &cp) {
+		outcome = outcomeAbandoned
+	}
+	e.metrics.episode(typeEntity, id.Name, outcome, began)
 }
 
 // intakeEntity takes in the batch's messages, in order (an orchestration's

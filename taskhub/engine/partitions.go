@@ -402,6 +402,7 @@ func waitForWork(ctx context.Context, d time.Duration, wake <-chan struct{}) boo
 // it owns, even a message whose instance ID hashes elsewhere (a client with
 // another partition count put it there).
 func (e *Engine) receivedControl(p int, m backend.Received) {
+	e.metrics.dequeued(queueControl, &m)
 	h := e.held.hold(m.Receipt, p)
 	if m.DequeueCount >= e.opts.WarnDequeueCount {
 		e.log.Warn("a control message keeps coming back", "queue", m.Receipt.Queue, "message", m.Receipt.MessageID,

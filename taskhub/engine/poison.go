@@ -55,6 +55,7 @@ func (e *Engine) undecodable(list []backend.Undecodable) {
 			e.park(ctx, poison{
 				receipt: u.Receipt, body: u.Body, dequeueCount: u.DequeueCount, inserted: u.InsertedAt,
 				target: u.Target, event: u.EventType, reason: u.Reason.Error(), failTarget: u.Target.InstanceID != "",
+				undecodable: true,
 			})
 		})
 	}
@@ -74,6 +75,8 @@ type poison struct {
 	failTarget bool
 	// undeliverable: its instance does not exist; counted as dropped too.
 	undeliverable bool
+	// undecodable: it could not be read (for the metric's reason).
+	undecodable bool
 }
 
 // giveUp parks an event whose processing failed once too often (or whose
@@ -133,6 +136,7 @@ func (e *Engine) park(ctx context.Context, p poison) {
 			"queue", where.Queue, "message", where.MessageID, "retryIn", retry, "err", err)
 		return
 	}
+	e.metrics.parkedMessage(rec.Receipt.Queue, p.reasonClass())
 	e.count(func(s *Stats) {
 		s.PoisonMessages++
 		if p.undeliverable {

@@ -74,6 +74,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) backend.Backend, opts Optio
 		{"ConcurrentReceivers", s.testConcurrentReceivers},
 		{"Undecodable", s.testUndecodable},
 		{"ParkPoison", s.testParkPoison},
+		{"QueueLength", s.testQueueLength},
 		{"HistoryRoundTrip", s.testHistoryRoundTrip},
 		{"HistoryFencing", s.testHistoryFencing},
 		{"HistoryContinueAsNew", s.testHistoryContinueAsNew},

@@ -412,3 +412,33 @@ func decodeMessage(body string) (msg backend.Message, target history.Orchestrati
 	}
 	return stored, target, eventType, nil
 }
+
+// ControlQueueLength returns the number of messages in control queue
+// partition, hidden ones included.
+func (b *Backend) ControlQueueLength(ctx context.Context, partition int) (int64, error) {
+	if partition < 0 || partition >= b.partitions {
+		return 0, fmt.Errorf("memory: queue length: partition %d is outside 0..%d", partition, b.partitions-1)
+	}
+	return b.queueLength(ctx, b.ControlQueueName(partition))
+}
+
+// WorkItemQueueLength returns the number of messages in the work-item
+// queue, hidden ones included.
+func (b *Backend) WorkItemQueueLength(ctx context.Context) (int64, error) {
+	return b.queueLength(ctx, b.WorkItemQueueName())
+}
+
+func (b *Backend) queueLength(ctx context.Context, queueName string) (int64, error) {
+	op := "queue length of " + queueName
+	if err := ctxErr(ctx, op); err != nil {
+		return 0, err
+	}
+	h := b.h
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	q, err := b.queueOf(op, queueName)
+	if err != nil {
+		return 0, err
+	}
+	return int64(len(q.byID)), nil
+}
