@@ -1,10 +1,13 @@
 package azurestorage
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"testing"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue"
 
 	"github.com/go-durable/durablefunctions/taskhub/backend"
@@ -50,6 +53,26 @@ func TestConformance(t *testing.T) {
 				t.Fatalf("parked row of %s: %v", r.MessageID, err)
 			}
 			return p, true
+		},
+		Wakes: func(t *testing.T, b backend.Backend) []backend.WakeMessage {
+			s := b.(*Store)
+			resp, err := s.queueClient(s.WakeQueueName()).PeekMessages(t.Context(), &azqueue.PeekMessagesOptions{NumberOfMessages: to.Ptr[int32](32)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []backend.WakeMessage
+			for _, m := range resp.Messages {
+				raw, err := base64.StdEncoding.DecodeString(*m.MessageText)
+				if err != nil {
+					t.Fatalf("wake message %q is not base64: %v", *m.MessageText, err)
+				}
+				var w backend.WakeMessage
+				if err := json.Unmarshal(raw, &w); err != nil {
+					t.Fatalf("wake message %s: %v", raw, err)
+				}
+				out = append(out, w)
+			}
+			return out
 		},
 	})
 }

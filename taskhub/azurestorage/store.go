@@ -221,6 +221,10 @@ func (s *Store) ControlQueueName(partition int) string {
 // "xyz-workitems".
 func (s *Store) WorkItemQueueName() string { return routing.WorkItemQueue(s.hub) }
 
+// WakeQueueName returns the name of the wake queue, e.g. "xyz-wake" (see
+// SendWake).
+func (s *Store) WakeQueueName() string { return routing.WakeQueue(s.hub) }
+
 // HistoryTableName returns the name of the History table, e.g. "xyzHistory".
 func (s *Store) HistoryTableName() string { return s.hub + "History" }
 
@@ -238,11 +242,11 @@ func (s *Store) PoisonTableName() string { return s.hub + "Poison" }
 func (s *Store) LargeMessagesContainerName() string { return s.blobs.name }
 
 func (s *Store) queueNames() []string {
-	names := make([]string, 0, s.partitions+1)
+	names := make([]string, 0, s.partitions+2)
 	for i := range s.partitions {
 		names = append(names, s.ControlQueueName(i))
 	}
-	return append(names, s.WorkItemQueueName())
+	return append(names, s.WorkItemQueueName(), s.WakeQueueName())
 }
 
 func (s *Store) tableNames() []string {

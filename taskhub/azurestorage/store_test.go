@@ -42,7 +42,7 @@ func TestNames(t *testing.T) {
 			t.Errorf("PartitionCount %d HubName %q", s.PartitionCount(), s.HubName())
 		}
 		names := s.queueNames()
-		if len(names) != tt.wantCount+1 || names[tt.wantCount-1] != tt.last || names[tt.wantCount] != "myhub-workitems" {
+		if len(names) != tt.wantCount+2 || names[tt.wantCount-1] != tt.last || names[tt.wantCount] != "myhub-workitems" || names[tt.wantCount+1] != "myhub-wake" {
 			t.Errorf("queues %v", names)
 		}
 		if got := strings.Join(s.tableNames(), ","); got != "MyHubHistory,MyHubInstances,MyHubPartitions,MyHubPoison" {

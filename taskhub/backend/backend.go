@@ -110,6 +110,23 @@ type Message struct {
 	OrchestrationTags map[string]string
 }
 
+// Wake reasons: what kind of work a wake message announces
+// (WakeMessage.Reason).
+const (
+	WakeTimer = "timer" // a timer falls due
+	WakeStart = "start" // an orchestration (or sub-orchestration) start
+	WakeEvent = "event" // any other control message: event, terminate, entity signal, result...
+)
+
+// WakeMessage is the text of a wake message, as JSON, e.g.
+// {"hub":"TestHubName","dueTime":"2026-01-02T03:04:05Z","reason":"timer"}.
+// It is informational: whoever receives a wake only polls the task hub.
+type WakeMessage struct {
+	Hub     string    `json:"hub"`
+	DueTime time.Time `json:"dueTime"`
+	Reason  string    `json:"reason"`
+}
+
 // Receipt identifies a stored queue message so that it can be deleted or its
 // visibility changed. PopReceipt changes on every visibility update.
 type Receipt struct {
@@ -254,6 +271,14 @@ type Backend interface {
 	// are hidden too and returned as undecodable, with their dequeue count;
 	// they stay in the queue until the caller deletes or parks them.
 	ReceiveControl(ctx context.Context, partition, max int, visibility time.Duration) ([]Received, []Undecodable, error)
+	// SendWake puts a wake message (a WakeMessage whose DueTime is now
+	// plus delay) on the hub's wake queue, "{lowercase hub}-wake", invisible
+	// for delay (whole seconds, rounded up, at most 7 days). A queueTrigger
+	// function on that queue makes the Functions host start a worker when
+	// the message becomes visible; nothing in the task hub reads the queue.
+	// It fails with an error wrapping ErrNotFound when the hub does not
+	// exist.
+	SendWake(ctx context.Context, reason string, delay time.Duration) error
 	// SendWorkItem puts an activity message on the work-item queue.
 	SendWorkItem(ctx context.Context, msg Message, delay time.Duration) (Receipt, error)
 	// ReceiveWorkItems takes up to max visible activity messages, like

@@ -4,7 +4,7 @@
 // one). Run it from a test of the implementation's package:
 //
 //	func TestConformance(t *testing.T) {
-//		backendtest.Run(t, newBackend, backendtest.Options{Open: ..., PutRaw: ..., Parked: ...})
+//		backendtest.Run(t, newBackend, backendtest.Options{Open: ..., PutRaw: ..., Parked: ..., Wakes: ...})
 //	}
 //
 // Every subtest gets a fresh hub from newBackend and runs in parallel with
@@ -36,6 +36,9 @@ type Options struct {
 	// Parked returns what ParkPoison recorded for the message of r, and
 	// false if it recorded nothing. Required.
 	Parked func(t *testing.T, b backend.Backend, r backend.Receipt) (ParkedMessage, bool)
+	// Wakes returns the decoded messages of b's wake queue that are
+	// visible now, without receiving them. Required.
+	Wakes func(t *testing.T, b backend.Backend) []backend.WakeMessage
 	// Advance moves b's clock forward by d. When nil the suite waits in
 	// real time, polling.
 	Advance func(b backend.Backend, d time.Duration)
@@ -54,8 +57,8 @@ type ParkedMessage struct {
 // created task hub (CreateTaskHub done) that is deleted when its test ends.
 func Run(t *testing.T, newBackend func(t *testing.T) backend.Backend, opts Options) {
 	t.Helper()
-	if opts.Open == nil || opts.PutRaw == nil || opts.Parked == nil {
-		t.Fatal("backendtest: Options.Open, Options.PutRaw and Options.Parked are required")
+	if opts.Open == nil || opts.PutRaw == nil || opts.Parked == nil || opts.Wakes == nil {
+		t.Fatal("backendtest: Options.Open, Options.PutRaw, Options.Parked and Options.Wakes are required")
 	}
 	s := &suite{newBackend: newBackend, opts: opts}
 	tests := []struct {
@@ -75,6 +78,7 @@ func Run(t *testing.T, newBackend func(t *testing.T) backend.Backend, opts Optio
 		{"Undecodable", s.testUndecodable},
 		{"ParkPoison", s.testParkPoison},
 		{"QueueLength", s.testQueueLength},
+		{"Wake", s.testWake},
 		{"HistoryRoundTrip", s.testHistoryRoundTrip},
 		{"HistoryFencing", s.testHistoryFencing},
 		{"HistoryContinueAsNew", s.testHistoryContinueAsNew},

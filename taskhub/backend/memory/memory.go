@@ -11,7 +11,8 @@
 //     backend.ErrConflict;
 //   - the history store fenced by a sentinel ETag per instance;
 //   - Instances rows with ETags (If-Match updates and merges);
-//   - the partition table with ETags, the app lease and the poison table.
+//   - the partition table with ETags, the app lease and the poison table;
+//   - the wake queue (SendWake, read back with Wakes).
 //
 // Values are stored as Azure Storage keeps them: times in UTC at 100 ns
 // precision (history.StorageTime), empty maps as nil, events with only the
@@ -178,6 +179,9 @@ func (b *Backend) ControlQueueName(partition int) string {
 // "xyz-workitems".
 func (b *Backend) WorkItemQueueName() string { return routing.WorkItemQueue(b.name) }
 
+// WakeQueueName returns the name of the wake queue, e.g. "xyz-wake".
+func (b *Backend) WakeQueueName() string { return routing.WakeQueue(b.name) }
+
 // hub is the state of one task hub, shared by the backends opened on it.
 type hub struct {
 	mu         sync.Mutex
@@ -250,8 +254,10 @@ func (b *Backend) CreateTaskHub(ctx context.Context) error {
 			h.leases[name] = &leaseRow{lease: backend.PartitionLease{Partition: i, QueueName: name}, etag: b.st.etag()}
 		}
 	}
-	if name := b.WorkItemQueueName(); h.queues[name] == nil {
-		h.queues[name] = newQueue()
+	for _, name := range []string{b.WorkItemQueueName(), b.WakeQueueName()} {
+		if h.queues[name] == nil {
+			h.queues[name] = newQueue()
+		}
 	}
 	return nil
 }

@@ -93,6 +93,19 @@ func suiteOptions(manualClock bool) backendtest.Options {
 			}
 			return backendtest.ParkedMessage{}, false
 		},
+		Wakes: func(t *testing.T, b backend.Backend) []backend.WakeMessage {
+			ws, err := b.(*memory.Backend).Wakes()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []backend.WakeMessage
+			for _, w := range ws {
+				if w.Visible {
+					out = append(out, w.Message)
+				}
+			}
+			return out
+		},
 	}
 	if manualClock {
 		opts.Advance = func(b backend.Backend, d time.Duration) { advance(b.(*memory.Backend), d) }

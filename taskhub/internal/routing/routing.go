@@ -40,3 +40,8 @@ func ControlQueue(hub string, partition int) string {
 // WorkItemQueue returns the name of hub's activity queue, e.g.
 // "xyz-workitems".
 func WorkItemQueue(hub string) string { return strings.ToLower(hub) + "-workitems" }
+
+// WakeQueue returns the name of hub's wake queue, e.g. "xyz-wake": the
+// queue a queueTrigger function listens on so that the Functions host
+// starts a worker when work is due (our addition; Durable Task has none).
+func WakeQueue(hub string) string { return strings.ToLower(hub) + "-wake" }
