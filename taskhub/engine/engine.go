@@ -207,6 +207,7 @@ type Engine struct {
 
 	mu           sync.Mutex
 	owned        map[int]*partitionState // partitions this worker owns
+	balanceNow   chan struct{}           // Wake: run an ownership pass now
 	instances    map[string]*instance
 	idle         *lru
 	watchers     map[string][]chan backend.InstanceState
@@ -259,17 +260,18 @@ func New(opts Options) (*Engine, error) {
 		return nil, err
 	}
 	e := &Engine{
-		opts:      opts,
-		be:        opts.Backend,
-		log:       opts.Logger.With("worker", opts.WorkerID),
-		tracer:    opts.TracerProvider.Tracer(dtrace.ScopeName),
-		metrics:   metrics,
-		owned:     map[int]*partitionState{},
-		instances: map[string]*instance{},
-		idle:      newLRU(),
-		watchers:  map[string][]chan backend.InstanceState{},
-		recent:    map[string]backend.InstanceState{},
-		orchSlots: make(chan struct{}, opts.MaxConcurrentOrchestrations),
+		opts:       opts,
+		be:         opts.Backend,
+		log:        opts.Logger.With("worker", opts.WorkerID),
+		tracer:     opts.TracerProvider.Tracer(dtrace.ScopeName),
+		metrics:    metrics,
+		owned:      map[int]*partitionState{},
+		instances:  map[string]*instance{},
+		idle:       newLRU(),
+		watchers:   map[string][]chan backend.InstanceState{},
+		recent:     map[string]backend.InstanceState{},
+		orchSlots:  make(chan struct{}, opts.MaxConcurrentOrchestrations),
+		balanceNow: make(chan struct{}, 1),
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	e.work, e.cancelWork = context.WithCancel(context.Background())

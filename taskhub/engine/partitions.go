@@ -38,6 +38,38 @@ func (e *Engine) OwnsPartitionOf(instanceID string) bool {
 	return e.ownsNow(e.be.PartitionOf(instanceID))
 }
 
+// OwnsPartition reports whether this worker processes control-queue
+// partition p now (see OwnsPartitionOf).
+func (e *Engine) OwnsPartition(p int) bool { return e.ownsNow(p) }
+
+// Wake makes the engine look for work now: every owned partition's poller
+// and the work-item poller poll at once (their idle backoff starts over),
+// and a partition ownership pass runs at once, so that an idle worker
+// claims free partitions and reads them without waiting for its next
+// pass. It is what the wake function's invocation does; it never blocks.
+// Before Start has succeeded, and after Stop, it does nothing: Start polls
+// everything anyway.
+func (e *Engine) Wake() {
+	e.mu.Lock()
+	running := e.started && !e.draining
+	var parts []int
+	for p := range e.owned {
+		parts = append(parts, p)
+	}
+	e.mu.Unlock()
+	if !running {
+		return
+	}
+	for _, p := range parts {
+		e.wakePartition(p)
+	}
+	e.acts.poke()
+	select {
+	case e.balanceNow <- struct{}{}:
+	default:
+	}
+}
+
 // ownsNow reports whether partition p is owned under a lease that is still
 // valid now, with a safety margin for clock skew between workers. A worker
 // that stalled past its lease (GC pause, VM freeze, SIGSTOP) therefore
@@ -60,7 +92,7 @@ func (e *Engine) leaseMargin() time.Duration { return e.opts.LeaseInterval / 10 
 func (e *Engine) partitionLoop() {
 	defer e.wg.Done()
 	interval := e.opts.LeaseInterval / 4
-	for sleepCtx(e.ctx, interval) {
+	for e.pauseBalance(interval) {
 		e.dropExpired()
 		if e.appLeaseLost() {
 			continue // another app holds the hub: claim nothing
@@ -72,6 +104,20 @@ func (e *Engine) partitionLoop() {
 		cancel()
 		e.dropExpired()
 	}
+}
+
+// pauseBalance waits for the next ownership pass: d, or a Wake. It
+// reports false when the engine stops.
+func (e *Engine) pauseBalance(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-e.balanceNow:
+	case <-e.ctx.Done():
+		return false
+	}
+	return true
 }
 
 // dropExpired stops processing every owned partition whose lease is no
