@@ -30,7 +30,7 @@ func TestBindHTTPLeavesNoFunctionUnbound(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := bindHTTP(h, nil, durableapi.New(nil, durableapi.Options{})); err != nil {
+	if err := bindHTTP(h, nil, nil, durableapi.New(nil, durableapi.Options{})); err != nil {
 		t.Fatal(err)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -50,6 +50,7 @@ import (
 	"github.com/go-durable/durablefunctions/handler"
 	"github.com/go-durable/durablefunctions/handler/dashboard"
 	"github.com/go-durable/durablefunctions/handler/durableapi"
+	"github.com/go-durable/durablefunctions/handler/funcapp"
 	"github.com/go-durable/durablefunctions/internal/azuritetest"
 	"github.com/go-durable/durablefunctions/taskhub/azurestorage"
 	"github.com/go-durable/durablefunctions/taskhub/backend"
@@ -240,9 +241,9 @@ func run(args []string) error {
 // counts calls, starts the engine, and serves the handler's standalone
 // routes on a loopback listener. close undoes it all.
 // bindHTTP binds the app root's HTTP functions: the management API, the
-// sample's HttpStart and, when the app root declares it, the dashboard (as
-// funcapp does), so that none is left without Go code.
-func bindHTTP(h *handler.App, app *client.Client, api *durableapi.API) error {
+// sample's HttpStart and, when the app root declares them, the dashboard and
+// the wake function (as funcapp does), so that none is left without Go code.
+func bindHTTP(h *handler.App, eng *engine.Engine, app *client.Client, api *durableapi.API) error {
 	if err := h.HandleHTTP("DurableTaskAPI", api.Handle); err != nil {
 		return err
 	}
@@ -251,6 +252,13 @@ func bindHTTP(h *handler.App, app *client.Client, api *durableapi.API) error {
 	}
 	if _, ok := h.Config().Function(dashboard.Function); ok {
 		if err := h.HandleHTTP(dashboard.Function, dashboard.Serve); err != nil {
+			return err
+		}
+	}
+	// The wake function polls the engine now; the bench sends no wakes
+	// (it runs without the Functions host).
+	if _, ok := h.Config().Function(funcapp.WakeFunction); ok {
+		if err := h.HandleInvocation(funcapp.WakeFunction, funcapp.WakeFunc(eng)); err != nil {
 			return err
 		}
 	}
@@ -330,7 +338,7 @@ func assemble(ctx context.Context, cfg config, conn, root string) (b *bench, clo
 		base = "/" + p + base
 	}
 	api := durableapi.New(app, durableapi.Options{BasePath: base, HubName: hub, Logger: log})
-	if err := bindHTTP(h, app, api); err != nil {
+	if err := bindHTTP(h, eng, app, api); err != nil {
 		return nil, nil, err
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

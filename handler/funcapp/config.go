@@ -101,6 +101,12 @@ type Config struct {
 	// VersionFailure says what happens to instances VersionMatch refuses:
 	// default Reject.
 	VersionFailure engine.VersionFailure
+	// Hosted reports that the Functions host runs the app
+	// (FUNCTIONS_CUSTOMHANDLER_PORT is set), as opposed to standalone.
+	Hosted bool
+	// Lookup reads an app setting as LoadConfig did: the environment, and
+	// in standalone mode local.settings.json. Nil reads the environment.
+	Lookup func(string) string
 }
 
 // LoadConfig parses flags (-addr, -root) and settings. getenv reads the
@@ -127,7 +133,8 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 		cfg.AppRoot = wd
 	}
 	get := getenv
-	if getenv(envCustomHandlerPort) == "" {
+	cfg.Hosted = getenv(envCustomHandlerPort) != ""
+	if !cfg.Hosted {
 		local, err := readLocalSettings(filepath.Join(cfg.AppRoot, localSettingsFile))
 		if err != nil {
 			return Config{}, err
@@ -139,6 +146,7 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 			return local[k]
 		}
 	}
+	cfg.Lookup = get
 	if err := cfg.loadStorage(get); err != nil {
 		return Config{}, err
 	}

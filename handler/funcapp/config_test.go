@@ -29,7 +29,8 @@ func TestLoadConfig(t *testing.T) {
 			env:  map[string]string{"DURABLE_PARTITION_COUNT": "8", "DURABLE_MAX_POLL_INTERVAL": "250ms"},
 			check: func(t *testing.T, c Config) {
 				if c.Storage != "UseDevelopmentStorage=true" || c.HubName != "FromFile" || c.PartitionCount != 8 ||
-					c.MaxPollInterval != 250*time.Millisecond || c.Addr != "127.0.0.1:7071" {
+					c.MaxPollInterval != 250*time.Millisecond || c.Addr != "127.0.0.1:7071" ||
+					c.Hosted || c.Lookup("DURABLE_TASK_HUB") != "FromFile" || c.Lookup("DURABLE_PARTITION_COUNT") != "8" {
 					t.Errorf("config %+v", c)
 				}
 			},
@@ -39,7 +40,7 @@ func TestLoadConfig(t *testing.T) {
 			args: []string{"-root", root},
 			env:  map[string]string{"FUNCTIONS_CUSTOMHANDLER_PORT": "5000", "AzureWebJobsStorage": "x=y"},
 			check: func(t *testing.T, c Config) {
-				if c.HubName != "TestHubName" || c.Storage != "x=y" {
+				if c.HubName != "TestHubName" || c.Storage != "x=y" || !c.Hosted || c.Lookup("DURABLE_TASK_HUB") != "" {
 					t.Errorf("config %+v", c)
 				}
 			},

@@ -20,10 +20,12 @@ import (
 	"github.com/go-durable/durablefunctions/handler/durableapi"
 	"github.com/go-durable/durablefunctions/internal/telemetry"
 	"github.com/go-durable/durablefunctions/taskhub/azurestorage"
+	"github.com/go-durable/durablefunctions/taskhub/backend"
 	"github.com/go-durable/durablefunctions/taskhub/client"
 	"github.com/go-durable/durablefunctions/taskhub/durable"
 	"github.com/go-durable/durablefunctions/taskhub/durablehttp"
 	"github.com/go-durable/durablefunctions/taskhub/engine"
+	"github.com/go-durable/durablefunctions/taskhub/wake"
 )
 
 // ManagementFunction is the function folder whose catch-all route serves
@@ -44,12 +46,18 @@ type App struct {
 	Engine   *engine.Engine
 	Client   *client.Client
 	API      *durableapi.API
+	// Wakes sends the task hub's wake messages; nil unless the app has the
+	// wake function (WakeFunction) and runs under the Functions host.
+	Wakes *wake.Backend
 }
 
 // New assembles an app from cfg with the given orchestrators and
 // activities. It binds the management API to ManagementFunction when the
-// app declares that function, and the dashboard to dashboard.Function
-// (with "/" redirecting to it in standalone mode) when it declares that.
+// app declares that function, the dashboard to dashboard.Function (with
+// "/" redirecting to it in standalone mode) when it declares that, and the
+// wake function to WakeFunction (checking that it listens on the hub's
+// wake queue, else an error wrapping ErrWakeFunction) when it declares
+// that; under the Functions host the task hub then sends wake messages.
 func New(cfg Config, log *slog.Logger, defs ...durable.Definition) (*App, error) {
 	reg := durable.NewRegistry()
 	if err := reg.Add(defs...); err != nil {
@@ -84,8 +92,23 @@ func New(cfg Config, log *slog.Logger, defs ...durable.Definition) (*App, error)
 	if err != nil {
 		return nil, err
 	}
-	eng, err := engine.New(engine.Options{
-		Backend: store, Registry: reg, Logger: log, WorkerID: cfg.WorkerID,
+	// Scale from zero: with the wake function, control messages that no
+	// running worker may see are accompanied by wake messages. Without the
+	// Functions host nobody would receive them: none are sent.
+	wakeFn, wakeOn, err := wakeFunction(h.Config(), cfg.HubName, cfg.lookupSetting)
+	if err != nil {
+		return nil, err
+	}
+	var hub backend.Backend = store
+	var wakes *wake.Backend
+	var eng *engine.Engine
+	if wakeOn && cfg.Hosted {
+		wakes = wake.New(store, wake.Options{Owned: func(p int) bool { return eng.OwnsPartition(p) }, Logger: log})
+		hub = wakes
+		log.Info("scale from zero: sending wake messages", "function", wakeFn.Name, "queue", wake.QueueName(cfg.HubName))
+	}
+	eng, err = engine.New(engine.Options{
+		Backend: hub, Registry: reg, Logger: log, WorkerID: cfg.WorkerID,
 		MaxConcurrentOrchestrations: cfg.MaxOrchestrations, MaxConcurrentActivities: cfg.MaxActivities,
 		MaxPollInterval: cfg.MaxPollInterval, MessageVisibility: cfg.MessageVisibility,
 		LeaseInterval: cfg.LeaseInterval, StatusFlushDelay: cfg.StatusFlushDelay,
@@ -99,14 +122,19 @@ func New(cfg Config, log *slog.Logger, defs ...durable.Definition) (*App, error)
 	// Until the engine is ready, client calls answer "unavailable" (after
 	// waiting for the engine's first start attempt, at most startWait).
 	ready := func(ctx context.Context) error { return eng.AwaitReady(ctx, startWait) }
-	c := client.New(gatedBackend{Backend: store, ready: ready}, reg, eng)
+	c := client.New(gatedBackend{Backend: hub, ready: ready}, reg, eng)
 	c.SetDefaultVersion(cfg.DefaultVersion)
 	base := "/" + h.Config().RoutePrefix + "/durabletask"
 	if h.Config().RoutePrefix == "" {
 		base = "/durabletask"
 	}
 	api := durableapi.New(c, durableapi.Options{BasePath: base, HubName: cfg.HubName, Logger: log})
-	a := &App{Config: cfg, Log: log, Handler: h, Registry: reg, Store: store, Engine: eng, Client: c, API: api}
+	a := &App{Config: cfg, Log: log, Handler: h, Registry: reg, Store: store, Engine: eng, Client: c, API: api, Wakes: wakes}
+	if wakeOn {
+		if err := h.HandleInvocation(wakeFn.Name, WakeFunc(eng)); err != nil {
+			return nil, err
+		}
+	}
 	if _, ok := h.Config().Function(ManagementFunction); ok {
 		if err := h.HandleHTTP(ManagementFunction, api.Handle); err != nil {
 			return nil, err
