@@ -327,7 +327,12 @@ func ConnectionString(tb testing.TB) string {
 // started, if any. Call it from TestMain:
 //
 //	func TestMain(m *testing.M) { azuritetest.Main(m) }
-func Main(m *testing.M) {
+func Main(m *testing.M) { os.Exit(Run(m)) }
+
+// Run is Main for a TestMain that has more to do after the tests: it runs
+// them, stops the Azurite that ConnectionString started, if any, and
+// returns the exit code.
+func Run(m *testing.M) int {
 	code := m.Run()
 	shared.mu.Lock()
 	if shared.server != nil {
@@ -337,7 +342,7 @@ func Main(m *testing.M) {
 		shared.server = nil
 	}
 	shared.mu.Unlock()
-	os.Exit(code)
+	return code
 }
 
 // HubName returns a task hub name unique to this test: "t", up to 24 letters

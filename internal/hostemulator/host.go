@@ -62,6 +62,19 @@ type Options struct {
 	// HostVersion is the version sent in X-Azure-Functions-HostVersion and
 	// User-Agent. Empty means DefaultHostVersion.
 	HostVersion string
+	// QueuePollInterval turns on the queue listeners, as the host runs
+	// them: every enabled queueTrigger function's queue (queueName with
+	// %SETTING% resolved, in the storage its connection setting names) is
+	// polled, with a backoff from 100 ms up to this interval while it is
+	// empty (host.json's queues.maxPollingInterval, 1 minute on the host; a
+	// test wants well under a second). Each message is hidden for 10
+	// minutes and invoked; it is deleted on success, made visible again on
+	// failure, and moved to "<queue>-poison" after maxDequeueCount (5)
+	// dequeues. host.json's extensions.queues batchSize, maxDequeueCount,
+	// visibilityTimeout and messageEncoding (base64 by default) apply.
+	// 0 means no listeners: queue triggers run only through
+	// InvokeQueueTrigger.
+	QueuePollInterval time.Duration
 }
 
 // Host is a running emulated Functions host: a supervised handler process
@@ -96,6 +109,7 @@ type Host struct {
 	errorEvents []time.Time
 	stopErr     error
 	invErrs     []InvocationError
+	deliveries  []QueueDelivery
 	changed     chan struct{} // closed and replaced on every state change
 }
 
@@ -173,6 +187,12 @@ func Start(ctx context.Context, opts Options) (*Host, error) {
 	if _, err := h.waitWorker(ctx, false); err != nil {
 		_ = h.Stop()
 		return nil, fmt.Errorf("hostemulator: handler did not become ready: %w", err)
+	}
+	if opts.QueuePollInterval > 0 {
+		if err := h.startQueueListeners(opts.QueuePollInterval); err != nil {
+			_ = h.Stop()
+			return nil, fmt.Errorf("hostemulator: %w", err)
+		}
 	}
 	return h, nil
 }

@@ -6,6 +6,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/go-durable/durablefunctions/internal/azuritetest"
 )
 
 // testHandlerBin is the built ./internal/testhandler binary.
@@ -35,7 +37,7 @@ func runTests(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "build the test handler: %v\n%s", err, out)
 		return 1
 	}
-	return m.Run()
+	return azuritetest.Run(m) // the queue listener tests use Azurite
 }
 
 func fileExists(p string) bool {

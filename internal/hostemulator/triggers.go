@@ -30,14 +30,25 @@ func (h *Host) InvokeQueueTrigger(ctx context.Context, functionName, messageText
 	if err != nil {
 		return nil, err
 	}
-	data, md, err := queueInvocation(f, messageText, dequeueCount, time.Now().UTC())
+	now := time.Now().UTC().Truncate(time.Second)
+	data, md, err := queueInvocation(f, messageText, queueMeta{
+		id: newGUID(), popReceipt: base64.StdEncoding.EncodeToString([]byte(newGUID()))[:24], dequeueCount: dequeueCount,
+		inserted: now, expires: now.Add(queueMessageTTL), nextVisible: now.Add(queueVisibilityTimeout),
+	})
 	if err != nil {
 		return nil, err
 	}
 	return h.invoke(ctx, f, data, md)
 }
 
-func queueInvocation(f handler.FunctionInfo, messageText string, dequeueCount int64, now time.Time) (map[string]any, *foldMap, error) {
+// queueMeta is what the trigger metadata says of a queue message.
+type queueMeta struct {
+	id, popReceipt                 string
+	dequeueCount                   int64
+	inserted, expires, nextVisible time.Time
+}
+
+func queueInvocation(f handler.FunctionInfo, messageText string, m queueMeta) (map[string]any, *foldMap, error) {
 	trigger := triggerBinding(f)
 	var value any = messageText
 	if strings.EqualFold(trigger.DataType, "binary") {
@@ -47,15 +58,14 @@ func queueInvocation(f handler.FunctionInfo, messageText string, dequeueCount in
 	if err != nil {
 		return nil, nil, err
 	}
-	now = now.Truncate(time.Second)
 	md := newFoldMap()
 	md.set("QueueTrigger", messageText) // dropped by encodeMetadata, as by the host
-	md.set("DequeueCount", dequeueCount)
-	md.set("ExpirationTime", now.Add(queueMessageTTL))
-	md.set("Id", newGUID())
-	md.set("InsertionTime", now)
-	md.set("NextVisibleTime", now.Add(queueVisibilityTimeout))
-	md.set("PopReceipt", base64.StdEncoding.EncodeToString([]byte(newGUID()))[:24])
+	md.set("DequeueCount", m.dequeueCount)
+	md.set("ExpirationTime", m.expires.UTC())
+	md.set("Id", m.id)
+	md.set("InsertionTime", m.inserted.UTC())
+	md.set("NextVisibleTime", m.nextVisible.UTC())
+	md.set("PopReceipt", m.popReceipt)
 	promoteJSON(md, messageText)
 	metadata, err := encodeMetadata(md, f.Name)
 	if err != nil {

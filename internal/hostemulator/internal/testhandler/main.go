@@ -57,8 +57,9 @@ func run(ctx context.Context, addr string, raw bool, greeting string) error {
 		"Slow":  slow,
 	}
 	invocationFuncs := map[string]handler.InvocationFunc{
-		"Work": work,
-		"Tick": tick,
+		"Work":   work,
+		"Tick":   tick,
+		"Refuse": refuse,
 	}
 	for _, f := range app.Functions() {
 		if fn, ok := httpFuncs[f.Name]; ok {
@@ -142,6 +143,13 @@ func work(_ context.Context, inv *handler.Invocation) (*handler.InvocationResult
 		}},
 		Logs: []string{"processed " + text},
 	}, nil
+}
+
+// refuse fails every invocation, naming the message and its dequeue count.
+func refuse(_ context.Context, inv *handler.Invocation) (*handler.InvocationResult, error) {
+	text, _ := inv.DataString(inv.Function.TriggerName)
+	dequeue, _ := inv.MetadataString("DequeueCount")
+	return nil, fmt.Errorf("refused %q at dequeue %s", text, dequeue)
 }
 
 func tick(_ context.Context, inv *handler.Invocation) (*handler.InvocationResult, error) {
