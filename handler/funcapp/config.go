@@ -27,6 +27,7 @@ const (
 	SettingMaxOrchestrations = "DURABLE_MAX_CONCURRENT_ORCHESTRATIONS"
 	SettingMaxActivities     = "DURABLE_MAX_CONCURRENT_ACTIVITIES"
 	SettingMaxPollInterval   = "DURABLE_MAX_POLL_INTERVAL"
+	SettingMinPollInterval   = "DURABLE_MIN_POLL_INTERVAL"
 	SettingMessageVisibility = "DURABLE_MESSAGE_VISIBILITY"
 	SettingLeaseInterval     = "DURABLE_LEASE_INTERVAL"
 	SettingStatusFlushDelay  = "DURABLE_STATUS_FLUSH_DELAY"
@@ -73,6 +74,9 @@ type Config struct {
 	MaxOrchestrations int
 	MaxActivities     int
 	MaxPollInterval   time.Duration
+	// MinPollInterval is the first polling backoff step after an empty
+	// poll (engine default 50 ms).
+	MinPollInterval   time.Duration
 	MessageVisibility time.Duration
 	LeaseInterval     time.Duration
 	StatusFlushDelay  time.Duration
@@ -189,6 +193,7 @@ func LoadConfig(args []string, getenv func(string) string, stderr io.Writer) (Co
 	intSetting(SettingMaxActivities, &cfg.MaxActivities)
 	intSetting(SettingMaxDequeueCount, &cfg.MaxDequeueCount)
 	durSetting(SettingMaxPollInterval, &cfg.MaxPollInterval)
+	durSetting(SettingMinPollInterval, &cfg.MinPollInterval)
 	durSetting(SettingMessageVisibility, &cfg.MessageVisibility)
 	durSetting(SettingLeaseInterval, &cfg.LeaseInterval)
 	durSetting(SettingStatusFlushDelay, &cfg.StatusFlushDelay)

@@ -26,10 +26,10 @@ func TestLoadConfig(t *testing.T) {
 		{
 			name: "standalone reads local.settings.json, environment wins",
 			args: []string{"-root", root},
-			env:  map[string]string{"DURABLE_PARTITION_COUNT": "8", "DURABLE_MAX_POLL_INTERVAL": "250ms"},
+			env:  map[string]string{"DURABLE_PARTITION_COUNT": "8", "DURABLE_MAX_POLL_INTERVAL": "250ms", "DURABLE_MIN_POLL_INTERVAL": "100ms"},
 			check: func(t *testing.T, c Config) {
 				if c.Storage != "UseDevelopmentStorage=true" || c.HubName != "FromFile" || c.PartitionCount != 8 ||
-					c.MaxPollInterval != 250*time.Millisecond || c.Addr != "127.0.0.1:7071" ||
+					c.MaxPollInterval != 250*time.Millisecond || c.MinPollInterval != 100*time.Millisecond || c.Addr != "127.0.0.1:7071" ||
 					c.Hosted || c.Lookup("DURABLE_TASK_HUB") != "FromFile" || c.Lookup("DURABLE_PARTITION_COUNT") != "8" {
 					t.Errorf("config %+v", c)
 				}

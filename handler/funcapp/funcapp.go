@@ -55,9 +55,11 @@ type App struct {
 // activities. It binds the management API to ManagementFunction when the
 // app declares that function, the dashboard to dashboard.Function (with
 // "/" redirecting to it in standalone mode) when it declares that, and the
-// wake function to WakeFunction (checking that it listens on the hub's
-// wake queue, else an error wrapping ErrWakeFunction) when it declares
-// that; under the Functions host the task hub then sends wake messages.
+// wake function to WakeFunction when it declares that. Under the Functions
+// host the wake function must listen on the hub's wake queue (else an
+// error wrapping ErrWakeFunction), and the task hub then sends wake
+// messages; standalone, nothing would invoke it, so it is neither checked
+// nor fed.
 func New(cfg Config, log *slog.Logger, defs ...durable.Definition) (*App, error) {
 	reg := durable.NewRegistry()
 	if err := reg.Add(defs...); err != nil {
@@ -95,7 +97,7 @@ func New(cfg Config, log *slog.Logger, defs ...durable.Definition) (*App, error)
 	// Scale from zero: with the wake function, control messages that no
 	// running worker may see are accompanied by wake messages. Without the
 	// Functions host nobody would receive them: none are sent.
-	wakeFn, wakeOn, err := wakeFunction(h.Config(), cfg.HubName, cfg.lookupSetting)
+	wakeFn, wakeOn, err := wakeFunction(h.Config(), cfg.HubName, cfg.lookupSetting, cfg.Hosted)
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +112,7 @@ func New(cfg Config, log *slog.Logger, defs ...durable.Definition) (*App, error)
 	eng, err = engine.New(engine.Options{
 		Backend: hub, Registry: reg, Logger: log, WorkerID: cfg.WorkerID,
 		MaxConcurrentOrchestrations: cfg.MaxOrchestrations, MaxConcurrentActivities: cfg.MaxActivities,
-		MaxPollInterval: cfg.MaxPollInterval, MessageVisibility: cfg.MessageVisibility,
+		MinPollInterval: cfg.MinPollInterval, MaxPollInterval: cfg.MaxPollInterval, MessageVisibility: cfg.MessageVisibility,
 		LeaseInterval: cfg.LeaseInterval, StatusFlushDelay: cfg.StatusFlushDelay,
 		MaxDequeueCount: int64(cfg.MaxDequeueCount),
 		CoalesceBudget:  cfg.CoalesceBudget,

@@ -42,6 +42,14 @@ func (g gatedBackend) SendControl(ctx context.Context, msg backend.Message, dela
 	return g.Backend.SendControl(ctx, msg, delay)
 }
 
+// SendWake is backend.Backend.SendWake once the engine is ready.
+func (g gatedBackend) SendWake(ctx context.Context, reason string, delay time.Duration) error {
+	if err := g.ready(ctx); err != nil {
+		return err
+	}
+	return g.Backend.SendWake(ctx, reason, delay)
+}
+
 // ReceiveControl is backend.Backend.ReceiveControl once the engine is ready.
 func (g gatedBackend) ReceiveControl(ctx context.Context, partition, max int, visibility time.Duration) ([]backend.Received, []backend.Undecodable, error) {
 	if err := g.ready(ctx); err != nil {

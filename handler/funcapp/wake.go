@@ -30,16 +30,20 @@ const wakeReadyWait = 30 * time.Second
 
 // wakeFunction returns the app's wake function when it has one that the
 // host would invoke (not disabled in function.json nor by the app setting
-// AzureWebJobs.<name>.Disabled), after checking that it listens on hub's
-// wake queue in the app's storage. lookup reads app settings, for the
-// %SETTING% tokens of queueName as the host resolves them.
-func wakeFunction(cfg *handler.AppConfig, hub string, lookup func(string) string) (f handler.FunctionInfo, enabled bool, err error) {
+// AzureWebJobs.<name>.Disabled). Under the host (hosted) it first checks
+// that the function listens on hub's wake queue in the app's storage;
+// lookup reads app settings, for the %SETTING% tokens of queueName as the
+// host resolves them.
+func wakeFunction(cfg *handler.AppConfig, hub string, lookup func(string) string, hosted bool) (f handler.FunctionInfo, enabled bool, err error) {
 	f, ok := cfg.Function(WakeFunction)
 	if !ok {
 		return f, false, nil
 	}
 	if f.Disabled || isTrue(lookup("AzureWebJobs."+f.Name+".Disabled")) {
 		return f, false, nil // the host does not invoke it
+	}
+	if !hosted {
+		return f, true, nil
 	}
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("%w: function %s (%s): %s", ErrWakeFunction, f.Name, f.Dir, fmt.Sprintf(format, args...))

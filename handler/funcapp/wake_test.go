@@ -30,6 +30,7 @@ func TestWakeFunction(t *testing.T) {
 		{name: "no wake function", hosted: true},
 		{name: "the sample's function under the host", fn: queueFn(`"queueName":"testhubname-wake","connection":"AzureWebJobsStorage"`), hosted: true, wantOn: true},
 		{name: "standalone: nobody would receive wakes", fn: queueFn(`"queueName":"testhubname-wake"`)},
+		{name: "standalone: not checked either", fn: queueFn(`"queueName":"elsewhere"`)},
 		{name: "case does not matter, as for the host", fn: queueFn(`"queueName":"TestHubName-Wake","connection":"Storage"`), hosted: true, wantOn: true},
 		{name: "a custom hub through a setting", fn: queueFn(`"queueName":"%WAKE_QUEUE%"`), hub: "Orders",
 			settings: map[string]string{"WAKE_QUEUE": "orders-wake"}, hosted: true, wantOn: true},

@@ -113,11 +113,13 @@ func readQueueSettings(root string) (queueSettings, error) {
 }
 
 // startQueueListeners starts a listener for every enabled queueTrigger
-// function, polling at most maxPoll apart while its queue is empty.
+// function (not disabled in function.json, nor by the app setting
+// AzureWebJobs.<name>.Disabled), polling at most maxPoll apart while its queue is empty.
 func (h *Host) startQueueListeners(maxPoll time.Duration) error {
 	var fns []handler.FunctionInfo
 	for _, f := range h.cfg.Functions {
-		if strings.EqualFold(f.TriggerType, "queueTrigger") && !f.Disabled {
+		disabled := strings.EqualFold(h.env["AzureWebJobs."+f.Name+".Disabled"], "true") || h.env["AzureWebJobs."+f.Name+".Disabled"] == "1"
+		if strings.EqualFold(f.TriggerType, "queueTrigger") && !f.Disabled && !disabled {
 			fns = append(fns, f)
 		}
 	}
