@@ -147,11 +147,22 @@ func launchIn(t *testing.T, bin, root string, env ...string) *process {
 }
 
 // startHost starts the host emulator over the module root with the app
-// built from pkg as its custom handler, stopped when the test ends.
+// built from pkg as its custom handler, stopped when the test ends. The
+// sample's wake function is disabled (AzureWebJobs.DurableTaskWake.Disabled,
+// as on the host): it names the wake queue of the sample's hub, not of the
+// test's (see wake_test.go for the tests of it).
 func startHost(t *testing.T, pkg string, env []string) *hostemulator.Host {
 	t.Helper()
+	return startHostWith(t, hostemulator.Options{AppRoot: moduleRoot(t), Executable: binary(t, pkg),
+		Env: append([]string{"AzureWebJobs.DurableTaskWake.Disabled=true"}, env...)})
+}
+
+// startHostWith starts the host emulator with opts, stopped when the test
+// ends (its logs are printed if the test failed).
+func startHostWith(t *testing.T, opts hostemulator.Options) *hostemulator.Host {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	host, err := hostemulator.Start(ctx, hostemulator.Options{AppRoot: moduleRoot(t), Executable: binary(t, pkg), Env: env})
+	host, err := hostemulator.Start(ctx, opts)
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -159,6 +170,13 @@ func startHost(t *testing.T, pkg string, env []string) *hostemulator.Host {
 	t.Cleanup(func() {
 		host.Stop()
 		cancel()
+		if t.Failed() {
+			var b strings.Builder
+			for _, l := range host.Logs() {
+				b.WriteString(l.String() + "\n")
+			}
+			t.Logf("host emulator log:\n%s", b.String())
+		}
 	})
 	return host
 }

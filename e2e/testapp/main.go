@@ -110,6 +110,16 @@ var waiter = durable.NewOrchestrator("Waiter", func(ctx *durable.Context, _ any)
 
 var echo = durable.NewOrchestrator("Echo", func(ctx *durable.Context, in any) (any, error) { return in, nil })
 
+// wakeTimer waits on a durable timer of its input in seconds and returns
+// the timer's fire time (RFC 3339).
+var wakeTimer = durable.NewOrchestrator("WakeTimer", func(ctx *durable.Context, seconds int) (string, error) {
+	fireAt := ctx.CurrentTime().Add(time.Duration(seconds) * time.Second)
+	if _, err := ctx.CreateTimer(fireAt).Await(); err != nil {
+		return "", err
+	}
+	return fireAt.Format(time.RFC3339Nano), nil
+})
+
 var fragile = durable.NewActivity("Fragile", func(ctx context.Context, _ any) (string, error) {
 	if _, err := os.Stat(filepath.Join(os.Getenv("CRASHTEST_DIR"), "heal")); err != nil {
 		return "", errors.New("not healed yet")
@@ -463,7 +473,7 @@ var counter = durable.NewEntity("Counter", durable.Operations[int]{
 func main() {
 	funcapp.Main(func(app *funcapp.App) error {
 		return app.Handler.HandleHTTP("HttpStart", app.API.HandleStart)
-	}, crashTest, step, waiter, echo, fragile, flaky, load, work, orchestrator, hello, callHTTP,
+	}, crashTest, step, waiter, echo, wakeTimer, fragile, flaky, load, work, orchestrator, hello, callHTTP,
 		ticket, issue, versioned, stepV1, stepV2, versionEcho, versionedParent, upgrading,
 		charge, chargeChild, typedErrors, block, timeouts, counter,
 		counterAdder, account, transfer, audit, overdraw)

@@ -105,7 +105,9 @@ func New(cfg Config, log *slog.Logger, defs ...durable.Definition) (*App, error)
 	var wakes *wake.Backend
 	var eng *engine.Engine
 	if wakeOn && cfg.Hosted {
-		wakes = wake.New(store, wake.Options{Owned: func(p int) bool { return eng.OwnsPartition(p) }, Logger: log})
+		wakes = wake.New(store, wake.Options{Logger: log,
+			Owned:     func(p int) bool { return eng.OwnsPartition(p) },
+			PollOwned: func(p int) { eng.PollPartition(p) }})
 		hub = wakes
 		log.Info("scale from zero: sending wake messages", "function", wakeFn.Name, "queue", wake.QueueName(cfg.HubName))
 	}

@@ -70,6 +70,10 @@ func (e *Engine) Wake() {
 	}
 }
 
+// PollPartition makes the poller of partition p, if this worker owns it,
+// poll now (its idle backoff starts over).
+func (e *Engine) PollPartition(p int) { e.wakePartition(p) }
+
 // ownsNow reports whether partition p is owned under a lease that is still
 // valid now, with a safety margin for clock skew between workers. A worker
 // that stalled past its lease (GC pause, VM freeze, SIGSTOP) therefore

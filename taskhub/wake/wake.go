@@ -54,6 +54,13 @@ type Options struct {
 	// p right now (engine.Engine.OwnsPartition). Nil means none: a client
 	// without an engine.
 	Owned func(partition int) bool
+	// PollOwned, when set, is called for a message sent visible at once to
+	// a partition this process owns: the engine hands the messages it
+	// delivers itself over in memory and sends them hidden, so such a
+	// message comes from a sender that decided before this process owned
+	// the partition (a client call racing the engine's start), and only a
+	// poll finds it (engine.Engine.PollPartition).
+	PollOwned func(partition int)
 	// Logger receives the warnings of failed wakes. Default slog.Default().
 	Logger *slog.Logger
 	// Now is the clock that coalescing reads. Default time.Now.
@@ -72,9 +79,10 @@ type Stats struct {
 // backend unchanged.
 type Backend struct {
 	backend.Backend
-	owned func(int) bool
-	log   *slog.Logger
-	now   func() time.Time
+	owned     func(int) bool
+	pollOwned func(int)
+	log       *slog.Logger
+	now       func() time.Time
 
 	mu            sync.Mutex
 	nextImmediate time.Time          // no immediate wake before then
@@ -84,7 +92,7 @@ type Backend struct {
 
 // New returns be decorated with wakes.
 func New(be backend.Backend, opts Options) *Backend {
-	b := &Backend{Backend: be, owned: opts.Owned, log: opts.Logger, now: opts.Now, sentDue: map[int64]struct{}{}}
+	b := &Backend{Backend: be, owned: opts.Owned, pollOwned: opts.PollOwned, log: opts.Logger, now: opts.Now, sentDue: map[int64]struct{}{}}
 	if b.owned == nil {
 		b.owned = func(int) bool { return false }
 	}
@@ -113,11 +121,14 @@ func (b *Backend) SendControl(ctx context.Context, msg backend.Message, delay ti
 		return r, err
 	}
 	delay = max(delay, 0)
+	p := b.PartitionOf(msg.Target.InstanceID)
 	switch {
 	case msg.Event.Type == history.TimerFired && delay > 0:
 		b.wake(ctx, backend.WakeTimer, delay)
-	case !b.owned(b.PartitionOf(msg.Target.InstanceID)):
+	case !b.owned(p):
 		b.wake(ctx, reasonOf(msg.Event.Type), delay)
+	case delay == 0 && b.pollOwned != nil:
+		b.pollOwned(p)
 	}
 	return r, nil
 }

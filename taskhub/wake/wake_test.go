@@ -272,3 +272,30 @@ func TestQueueName(t *testing.T) {
 		}
 	}
 }
+
+// TestPollOwned: a message sent visible at once to a partition this
+// process owns was not handed over in memory (its sender decided before
+// the partition was owned): no wake, but the owner is told to poll it.
+func TestPollOwned(t *testing.T) {
+	mb := newHub(t)
+	var polled []int
+	var mu sync.Mutex
+	w := wake.New(mb, wake.Options{Owned: func(int) bool { return true }, PollOwned: func(p int) {
+		mu.Lock()
+		polled = append(polled, p)
+		mu.Unlock()
+	}})
+	c := client.New(w, nil, nil)
+	id, err := c.StartNew(t.Context(), "WaitForEvent", client.StartOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(polled) != 1 || polled[0] != mb.PartitionOf(id) {
+		t.Errorf("polled partitions %v, want [%d]", polled, mb.PartitionOf(id))
+	}
+	if ws := wakes(t, mb); len(ws) != 0 || w.Stats() != (wake.Stats{}) {
+		t.Errorf("wakes %+v, stats %+v: want none for an owned partition", ws, w.Stats())
+	}
+}
