@@ -178,7 +178,8 @@ func checkStorageLayout(t *testing.T, hub, id string) {
 		}
 	}
 	sort.Strings(queues)
-	wantQueues := []string{lower + "-control-00", lower + "-control-01", lower + "-control-02", lower + "-control-03", lower + "-workitems"}
+	// Durable Task's queues, and our wake queue (see "Scale from zero").
+	wantQueues := []string{lower + "-control-00", lower + "-control-01", lower + "-control-02", lower + "-control-03", lower + "-wake", lower + "-workitems"}
 	if strings.Join(queues, ",") != strings.Join(wantQueues, ",") {
 		t.Errorf("queues %v, want %v", queues, wantQueues)
 	}

@@ -134,7 +134,9 @@ func New(cfg Config, log *slog.Logger, defs ...durable.Definition) (*App, error)
 	}
 	api := durableapi.New(c, durableapi.Options{BasePath: base, HubName: cfg.HubName, Logger: log})
 	a := &App{Config: cfg, Log: log, Handler: h, Registry: reg, Store: store, Engine: eng, Client: c, API: api, Wakes: wakes}
-	if wakeOn {
+	// Bound even when disabled by app setting, which only the host reads:
+	// the handler would warn of a function without Go code.
+	if wakeFn.Name != "" && !wakeFn.IsHTTP() {
 		if err := h.HandleInvocation(wakeFn.Name, WakeFunc(eng)); err != nil {
 			return nil, err
 		}
