@@ -10,8 +10,9 @@
 // every control message that no running worker may see is accompanied by a
 // wake message:
 //
-//   - a TimerFired sent with a delay (a durable timer): a wake with the same
-//     delay, visible when the timer is due;
+//   - a TimerFired sent with a delay (a durable timer), or an entity signal
+//     scheduled for later: a wake with the same delay, visible when it is
+//     due;
 //   - any other control message (start, raised event, terminate, entity
 //     signal, activity result...) whose partition this process does not own
 //     right now: a wake visible when the message is. A client without an
@@ -123,14 +124,26 @@ func (b *Backend) SendControl(ctx context.Context, msg backend.Message, delay ti
 	delay = max(delay, 0)
 	p := b.PartitionOf(msg.Target.InstanceID)
 	switch {
-	case msg.Event.Type == history.TimerFired && delay > 0:
-		b.wake(ctx, backend.WakeTimer, delay)
+	case delay > 0 && dueLater(msg.Event):
+		b.wake(ctx, reasonOf(msg.Event.Type), delay)
 	case !b.owned(p):
 		b.wake(ctx, reasonOf(msg.Event.Type), delay)
 	case delay == 0 && b.pollOwned != nil:
 		b.pollOwned(p)
 	}
 	return r, nil
+}
+
+// dueLater reports whether ev is work due when its message becomes
+// visible: a timer, or an entity signal scheduled for later ("op@{time}").
+// Other messages sent hidden to an owned partition are copies of work
+// handed over in memory, kept for crash recovery.
+func dueLater(ev history.Event) bool {
+	if ev.Type == history.TimerFired {
+		return true
+	}
+	_, scheduled := history.ParseEntityScheduledRequestEventName(ev.Name)
+	return ev.Type == history.EventRaised && scheduled
 }
 
 // reasonOf names the work a control message of type t announces.

@@ -150,7 +150,8 @@ func TestClientWithoutEngine(t *testing.T) {
 
 // TestEngineOwnsEverything: a worker that owns every partition sends no
 // wake for the starts it hands itself, one wake per due second for its
-// timers, visible when they are due.
+// timers, visible when they are due, and one for an entity signal
+// scheduled for later.
 func TestEngineOwnsEverything(t *testing.T) {
 	mb := newHub(t)
 	var eng *engine.Engine
@@ -176,12 +177,22 @@ func TestEngineOwnsEverything(t *testing.T) {
 			t.Fatalf("instance %s: %+v, %v", id, st, err)
 		}
 	}
-	if got, want := w.Stats(), (wake.Stats{Sent: 1, Coalesced: 1}); got != want {
-		t.Errorf("stats %+v, want %+v (one timer wake for both timers)", got, want)
+	// An entity signal scheduled for later, by a client of this process to
+	// a partition it owns: due work, unlike the hidden copies of work
+	// handed over in memory.
+	signalAt := time.Now().Add(time.Hour)
+	if err := c.SignalEntity(ctx, history.NewEntityID("counter", "later"), "add", 1, client.SignalOptions{At: signalAt}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := w.Stats(), (wake.Stats{Sent: 2, Coalesced: 1}); got != want {
+		t.Errorf("stats %+v, want %+v (one timer wake for both timers, one for the signal)", got, want)
 	}
 	ws := wakes(t, mb)
-	if len(ws) != 1 || ws[0].Message.Reason != backend.WakeTimer {
-		t.Fatalf("wakes %+v, want one timer wake", ws)
+	if len(ws) != 2 || ws[0].Message.Reason != backend.WakeTimer || ws[1].Message.Reason != backend.WakeEvent {
+		t.Fatalf("wakes %+v, want one timer wake and one event wake", ws)
+	}
+	if d := ws[1].VisibleAt.Sub(signalAt); d < 0 || d > 2*time.Second {
+		t.Errorf("scheduled signal's wake visible %v after the signal is due", d)
 	}
 	if ws[0].VisibleAt.Before(due) || ws[0].VisibleAt.After(due.Add(2*time.Second)) {
 		t.Errorf("timer wake visible at %v, timers due at %v", ws[0].VisibleAt, due)
