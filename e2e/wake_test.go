@@ -38,8 +38,9 @@ const wakeTimerSeconds = 10
 //     visible when it is due, B's host delivers it, B polls and the
 //     orchestration completes;
 //   - start for an unowned partition: this test process, which owns no
-//     partition, starts an instance through a client over Azure Storage;
-//     its wake reaches B, which polls and runs it.
+//     partition, starts an instance through a client over Azure Storage,
+//     and then the durable command in storage mode starts another; each
+//     wake reaches B, which polls and runs the instance.
 func TestWakeFromZero(t *testing.T) {
 	hub := azuritetest.HubName(t)
 	conn := azuritetest.ConnectionString(t)
@@ -115,8 +116,21 @@ func TestWakeFromZero(t *testing.T) {
 	}
 	assertQueueEmpty(t, wakeQueue)
 
-	outputs := map[string]string{timerID: `"` + fireAt.Format(time.RFC3339Nano) + `"`, startID: `"from afar"`}
-	checkInvariants(t, hub, []string{timerID, startID}, func(id string) string { return outputs[id] })
+	// The same through the command-line tool in storage mode, a process of
+	// its own that owns no partition either.
+	cli := cliRunner{t: t, bin: binary(t, "./cmd/durable"), flags: []string{"--storage", conn, "--hub", hub}}
+	sent = time.Now()
+	cliID := strings.TrimSpace(cli.ok("start", "Echo", "--id", "wake-cli", "--input", `"by the CLI"`))
+	done = waitCompletedRow(t, store, cliID)
+	t.Logf("start: sent by the CLI in storage mode, completed %v later", done.Sub(sent).Round(time.Millisecond))
+	ws = wakeDeliveries(hostB)
+	if len(ws) != 3 || ws[2].Err != nil || ws[2].msg.Reason != backend.WakeStart || ws[2].At.After(done) {
+		t.Fatalf("wake deliveries on B: %+v, want the CLI's start wake third, before the completion at %v", ws, done)
+	}
+	assertQueueEmpty(t, wakeQueue)
+
+	outputs := map[string]string{timerID: `"` + fireAt.Format(time.RFC3339Nano) + `"`, startID: `"from afar"`, cliID: `"by the CLI"`}
+	checkInvariants(t, hub, []string{timerID, startID, cliID}, func(id string) string { return outputs[id] })
 	for _, h := range []*hostemulator.Host{hostA, hostB} {
 		if errs := h.InvocationErrors(); len(errs) > 0 {
 			t.Errorf("invocation errors: %v", errs)

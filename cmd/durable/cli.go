@@ -43,6 +43,8 @@ type globals struct {
 	storage, hub  string
 	partitions    int
 	json, noColor bool
+	// wake: in storage mode, send wake messages with what is sent.
+	wake bool
 }
 
 // newEnv returns the env of a process with these streams.
@@ -104,7 +106,7 @@ func lookup(name string) *command {
 // run runs the command line args (without the program name) and returns
 // the exit code.
 func run(ctx context.Context, args []string, e *env) int {
-	e.g = globals{url: "http://127.0.0.1:7071", key: e.getenv("DURABLE_FUNCTION_KEY"), hub: e.getenv("DURABLE_TASK_HUB")}
+	e.g = globals{url: "http://127.0.0.1:7071", key: e.getenv("DURABLE_FUNCTION_KEY"), hub: e.getenv("DURABLE_TASK_HUB"), wake: true}
 	if e.g.hub == "" {
 		e.g.hub = "TestHubName"
 	}
@@ -208,6 +210,7 @@ func (e *env) flagSet(name string) *flag.FlagSet {
 	fs.StringVar(&e.g.storage, "storage", e.g.storage, "storage connection string: work on the task hub's storage, without the app")
 	fs.StringVar(&e.g.hub, "hub", e.g.hub, "task hub name in storage mode (default $DURABLE_TASK_HUB, else TestHubName)")
 	fs.IntVar(&e.g.partitions, "partitions", e.g.partitions, "partition count of the task hub in storage mode (default $DURABLE_PARTITION_COUNT, else 4)")
+	fs.BoolVar(&e.g.wake, "wake", e.g.wake, "storage mode: send a wake message with every message, so that an app scaled to zero starts (see the README's Scale from zero); -wake=false leaves them out")
 	fs.BoolVar(&e.g.json, "json", e.g.json, "print JSON for scripts")
 	fs.BoolVar(&e.g.noColor, "no-color", e.g.noColor, "no colours (they are used only on a terminal anyway)")
 	return fs
@@ -216,7 +219,7 @@ func (e *env) flagSet(name string) *flag.FlagSet {
 // isGlobal reports whether a flag is one of the global flags.
 func isGlobal(name string) bool {
 	switch name {
-	case "url", "key", "storage", "hub", "partitions", "json", "no-color":
+	case "url", "key", "storage", "hub", "partitions", "json", "no-color", "wake":
 		return true
 	}
 	return false

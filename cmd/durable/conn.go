@@ -20,7 +20,9 @@ import (
 	"github.com/go-durable/durablefunctions/handler/durableapi/apiclient"
 	"github.com/go-durable/durablefunctions/internal/rawstorage"
 	"github.com/go-durable/durablefunctions/taskhub/azurestorage"
+	"github.com/go-durable/durablefunctions/taskhub/backend"
 	"github.com/go-durable/durablefunctions/taskhub/client"
+	"github.com/go-durable/durablefunctions/taskhub/wake"
 )
 
 // apiBase is where the management API is served, under the app's URL.
@@ -93,7 +95,14 @@ func (e *env) connect(ctx context.Context) (*conn, error) {
 	if err := store.CreateTaskHub(ctx); err != nil {
 		return nil, fmt.Errorf("storage mode: open task hub %q: %w", e.g.hub, err)
 	}
-	tc := client.New(store, nil, nil)
+	// This process owns no partition: with wakes on, everything it sends
+	// is announced on the wake queue, for an app scaled to zero. A wake
+	// that cannot be sent is a warning; the command still succeeds.
+	var be backend.Backend = store
+	if e.g.wake {
+		be = wake.New(store, wake.Options{Logger: slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	}
+	tc := client.New(be, nil, nil)
 	api := durableapi.New(tc, durableapi.Options{BasePath: apiBase, HubName: e.g.hub, Logger: quiet})
 	c, err := apiclient.New(storageURL, apiclient.WithHTTPClient(&http.Client{Transport: inProcess{api}}))
 	if err != nil {
