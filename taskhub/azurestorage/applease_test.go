@@ -213,8 +213,8 @@ func TestLayoutMismatchIsRefused(t *testing.T) {
 			t.Errorf("error %q lacks %q or the fix", err, tc.evidence)
 		}
 	}
-	if got := a.listQueues(t); len(got) != 5 {
-		t.Errorf("queues after refused creations: %v, want the 4 control queues and the work-item queue", got)
+	if got := a.listQueues(t); len(got) != 6 {
+		t.Errorf("queues after refused creations: %v, want the 4 control queues, the work-item queue and the wake queue", got)
 	}
 	if err := storeFor(t, a.hub, "", 4).CreateTaskHub(ctx); err != nil {
 		t.Fatalf("the right count: %v", err)
@@ -235,8 +235,8 @@ func TestLayoutHalfCreatedHubPasses(t *testing.T) {
 	if err := s.CreateTaskHub(ctx); err != nil {
 		t.Fatalf("half-created hub: %v", err)
 	}
-	if got := s.listQueues(t); len(got) != 5 {
-		t.Errorf("queues %v, want 5", got)
+	if got := s.listQueues(t); len(got) != 6 {
+		t.Errorf("queues %v, want 6", got)
 	}
 }
 

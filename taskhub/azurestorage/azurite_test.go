@@ -121,7 +121,7 @@ func TestCreateAndDeleteTaskHub(t *testing.T) {
 		t.Fatalf("second CreateTaskHub: %v", err)
 	}
 	lower := strings.ToLower(s.hub)
-	wantQueues := []string{lower + "-control-00", lower + "-control-01", lower + "-control-02", lower + "-control-03", lower + "-workitems"}
+	wantQueues := []string{lower + "-control-00", lower + "-control-01", lower + "-control-02", lower + "-control-03", lower + "-wake", lower + "-workitems"}
 	if got := s.listQueues(t); !reflect.DeepEqual(got, wantQueues) {
 		t.Errorf("queues %v, want %v", got, wantQueues)
 	}
