@@ -86,24 +86,16 @@ func TestIdentity(t *testing.T) {
 		}, extra...)
 	}
 
-	runSample := func(t *testing.T, p *process) {
+	sampleOn := func(t *testing.T, p *process) {
 		t.Helper()
 		waitReady(t, p)
-		r := do(t, http.MethodPost, p.base+"/api/orchestrators/Orchestrator", "")
-		if r.status != http.StatusAccepted {
-			t.Fatalf("start: %d %s", r.status, r.body)
-		}
-		cs := decode[checkStatus](t, r.body)
-		final := pollStatus(t, cs.StatusQueryGetURI, 30*time.Second)
-		if st := decode[statusPayload](t, final.body); st.RuntimeStatus != "Completed" || string(st.Output) != wantOutput {
-			t.Fatalf("final status: %s", final.body)
-		}
+		runSample(t, p.base)
 	}
 
 	t.Run("SystemAssigned", func(t *testing.T) {
 		mi := newIdentityEndpoint(t, "s3cret-"+rand.Text())
 		p := launchIn(t, bin, root, env(azuritetest.HubName(t), mi.url, mi.secret)...)
-		runSample(t, p)
+		sampleOn(t, p)
 		reqs := mi.requests()
 		if len(reqs) == 0 {
 			t.Fatal("the managed-identity endpoint was never called")
@@ -120,7 +112,7 @@ func TestIdentity(t *testing.T) {
 		mi := newIdentityEndpoint(t, "s3cret-"+rand.Text())
 		const clientID = "6c1f9a52-3e4b-4d0a-9b1e-2f7c8d5a4e31"
 		p := launchIn(t, bin, root, env(azuritetest.HubName(t), mi.url, mi.secret, "AzureWebJobsStorage__clientId="+clientID)...)
-		runSample(t, p)
+		sampleOn(t, p)
 		reqs := mi.requests()
 		if len(reqs) == 0 {
 			t.Fatal("the managed-identity endpoint was never called")

@@ -3,7 +3,6 @@ package e2e
 import (
 	"fmt"
 	"maps"
-	"net/http"
 	"slices"
 	"sort"
 	"strings"
@@ -113,15 +112,7 @@ func TestMetricsExportedOverOTLP(t *testing.T) {
 	defer p.stop()
 	waitReady(t, p)
 
-	r := do(t, http.MethodPost, p.base+"/api/orchestrators/Orchestrator", "")
-	if r.status != http.StatusAccepted {
-		t.Fatalf("start: %d %s", r.status, r.body)
-	}
-	cs := decode[checkStatus](t, r.body)
-	final := pollStatus(t, cs.StatusQueryGetURI, 30*time.Second)
-	if st := decode[statusPayload](t, final.body); st.RuntimeStatus != "Completed" {
-		t.Fatalf("final status: %s", final.body)
-	}
+	runSample(t, p.base)
 
 	var s metricsSummary
 	deadline := time.Now().Add(15 * time.Second)

@@ -21,6 +21,21 @@ import (
 
 const wantOutput = `["Hello Tokyo!","Hello Seattle!","Hello London!"]`
 
+// runSample starts the sample through the HTTP start route at base and
+// waits until it completed with wantOutput.
+func runSample(t *testing.T, base string) {
+	t.Helper()
+	r := do(t, http.MethodPost, base+"/api/orchestrators/Orchestrator", "")
+	if r.status != http.StatusAccepted {
+		t.Fatalf("start: %d %s", r.status, r.body)
+	}
+	cs := decode[checkStatus](t, r.body)
+	final := pollStatus(t, cs.StatusQueryGetURI, 30*time.Second)
+	if st := decode[statusPayload](t, final.body); st.RuntimeStatus != "Completed" || string(st.Output) != wantOutput {
+		t.Fatalf("final status: %s", final.body)
+	}
+}
+
 // runSeed drives the classic sample through base (a public URL root) and
 // returns the instance ID.
 func runSeed(t *testing.T, base string) string {

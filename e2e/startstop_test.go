@@ -256,7 +256,7 @@ func TestStartBeforeStorageIsUp(t *testing.T) {
 		return false
 	})
 	final := pollStatus(t, cs.StatusQueryGetURI, 60*time.Second)
-	if st := decode[statusPayload](t, final.body); st.RuntimeStatus != "Completed" || string(st.Output) != `["Hello Tokyo!","Hello Seattle!","Hello London!"]` {
+	if st := decode[statusPayload](t, final.body); st.RuntimeStatus != "Completed" || string(st.Output) != wantOutput {
 		t.Fatalf("final status: %s", final.body)
 	}
 	if took, code := sigterm(t, p, 30*time.Second); code != 0 {

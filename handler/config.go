@@ -529,3 +529,31 @@ func lookupFold(m map[string]json.RawMessage, key string) (json.RawMessage, bool
 	}
 	return nil, false
 }
+
+// ResolveSettings replaces every %NAME% in s with the app setting NAME
+// (lookup returns "" for one that is not set), as the Functions host
+// resolves the binding expressions of function.json (a queueTrigger's
+// queueName, say). A setting that is not set, or a % without its closing
+// one, is an error naming it.
+func ResolveSettings(s string, lookup func(string) string) (string, error) {
+	var out strings.Builder
+	for {
+		i := strings.IndexByte(s, '%')
+		if i < 0 {
+			out.WriteString(s)
+			return out.String(), nil
+		}
+		j := strings.IndexByte(s[i+1:], '%')
+		if j < 0 {
+			return "", fmt.Errorf("%q has a %% without its closing %%", s)
+		}
+		name := s[i+1 : i+1+j]
+		v := lookup(name)
+		if v == "" {
+			return "", fmt.Errorf("names app setting %s, which is not set", name)
+		}
+		out.WriteString(s[:i])
+		out.WriteString(v)
+		s = s[i+2+j:]
+	}
+}

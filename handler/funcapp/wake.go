@@ -72,7 +72,7 @@ func wakeFunction(cfg *handler.AppConfig, hub string, lookup func(string) string
 	if err != nil {
 		return f, false, err
 	}
-	resolved, err := resolveSettings(queueName, lookup)
+	resolved, err := handler.ResolveSettings(queueName, lookup)
 	if err != nil {
 		return f, false, fail("queueName %q: %v", queueName, err)
 	}
@@ -97,31 +97,6 @@ func wakeFunction(cfg *handler.AppConfig, hub string, lookup func(string) string
 			conn, SettingStorage, SettingStorage)
 	}
 	return f, true, nil
-}
-
-// resolveSettings replaces every %NAME% in s with the app setting NAME, as
-// the Functions host resolves binding expressions.
-func resolveSettings(s string, lookup func(string) string) (string, error) {
-	var out strings.Builder
-	for {
-		i := strings.IndexByte(s, '%')
-		if i < 0 {
-			out.WriteString(s)
-			return out.String(), nil
-		}
-		j := strings.IndexByte(s[i+1:], '%')
-		if j < 0 {
-			return "", errors.New("a % without its closing %")
-		}
-		name := s[i+1 : i+1+j]
-		v := lookup(name)
-		if v == "" {
-			return "", fmt.Errorf("names app setting %s, which is not set", name)
-		}
-		out.WriteString(s[:i])
-		out.WriteString(v)
-		s = s[i+2+j:]
-	}
 }
 
 func isTrue(v string) bool { return strings.EqualFold(v, "true") || v == "1" }

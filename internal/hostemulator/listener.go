@@ -158,7 +158,7 @@ func (h *Host) newQueueListener(f handler.FunctionInfo, settings queueSettings, 
 		_ = json.Unmarshal(trigger.Properties[name], &s)
 		return s
 	}
-	queue, err := h.resolveSettings(str("queueName"))
+	queue, err := handler.ResolveSettings(str("queueName"), func(k string) string { return h.env[k] })
 	if err != nil {
 		return nil, fmt.Errorf("queueName: %w", err)
 	}
@@ -194,30 +194,6 @@ func (h *Host) newQueueListener(f handler.FunctionInfo, settings queueSettings, 
 	}
 	return &queueListener{fn: f, queue: queue, client: svc.NewQueueClient(queue), poison: svc.NewQueueClient(queue + "-poison"),
 		maxPoll: maxPoll, settings: settings}, nil
-}
-
-// resolveSettings replaces every %NAME% in s with the handler's
-// environment value NAME, as the host resolves binding expressions.
-func (h *Host) resolveSettings(s string) (string, error) {
-	var out strings.Builder
-	for {
-		i := strings.IndexByte(s, '%')
-		if i < 0 {
-			out.WriteString(s)
-			return out.String(), nil
-		}
-		j := strings.IndexByte(s[i+1:], '%')
-		if j < 0 {
-			return "", fmt.Errorf("%q has a %% without its closing %%", s)
-		}
-		name := s[i+1 : i+1+j]
-		v := h.env[name]
-		if v == "" {
-			return "", fmt.Errorf("app setting %s is not set", name)
-		}
-		out.WriteString(s[:i] + v)
-		s = s[i+2+j:]
-	}
 }
 
 // listen polls l's queue until the host stops: at once again after a

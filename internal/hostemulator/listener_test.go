@@ -132,7 +132,7 @@ func TestQueueListener(t *testing.T) {
 // storage stops the start with the reason.
 func TestQueueListenerConfigErrors(t *testing.T) {
 	tests := []struct{ fn, settings, want string }{
-		{`"queueName":"%MISSING%"`, `{"Values":{"AzureWebJobsStorage":"UseDevelopmentStorage=true"}}`, "app setting MISSING is not set"},
+		{`"queueName":"%MISSING%"`, `{"Values":{"AzureWebJobsStorage":"UseDevelopmentStorage=true"}}`, "app setting MISSING, which is not set"},
 		{`"queueName":"q","connection":"Other"`, `{"Values":{}}`, "app setting AzureWebJobsOther or Other is not set"},
 	}
 	for _, tt := range tests {

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-durable/durablefunctions/internal/enginetest"
+
 	"github.com/go-durable/durablefunctions/taskhub/backend/memory"
 	"github.com/go-durable/durablefunctions/taskhub/client"
 	"github.com/go-durable/durablefunctions/taskhub/durable"
@@ -29,23 +31,8 @@ func TestWake(t *testing.T) {
 	}
 	echo := durable.NewOrchestrator("Echo", func(ctx *durable.Context, in string) (string, error) { return in, nil })
 	slow := func(worker string) *engine.Engine {
-		reg := durable.NewRegistry()
-		if err := reg.Add(echo); err != nil {
-			t.Fatal(err)
-		}
-		eng, err := engine.New(engine.Options{Backend: open(), Registry: reg, WorkerID: worker, Logger: slog.New(slog.DiscardHandler),
-			MinPollInterval: 10 * time.Minute, MaxPollInterval: 10 * time.Minute, LeaseInterval: 10 * time.Minute})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := eng.Start(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			eng.Stop(ctx)
-		})
+		eng, _, _ := enginetest.Start(t, engine.Options{Backend: open(), WorkerID: worker, Logger: slog.New(slog.DiscardHandler),
+			MinPollInterval: 10 * time.Minute, MaxPollInterval: 10 * time.Minute, LeaseInterval: 10 * time.Minute}, echo)
 		return eng
 	}
 	a := slow("a")

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-durable/durablefunctions/internal/enginetest"
+
 	"github.com/go-durable/durablefunctions/taskhub/backend"
 	"github.com/go-durable/durablefunctions/taskhub/backend/memory"
 	"github.com/go-durable/durablefunctions/taskhub/client"
@@ -56,22 +58,7 @@ func wakes(t *testing.T, b *memory.Backend) []memory.Wake {
 // startEngine runs an engine over be until the test ends.
 func startEngine(t *testing.T, be backend.Backend, defs ...durable.Definition) *engine.Engine {
 	t.Helper()
-	reg := durable.NewRegistry()
-	if err := reg.Add(defs...); err != nil {
-		t.Fatal(err)
-	}
-	eng, err := engine.New(engine.Options{Backend: be, Registry: reg, Logger: slog.New(slog.DiscardHandler), MaxPollInterval: 200 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := eng.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		eng.Stop(ctx)
-	})
+	eng, _, _ := enginetest.Start(t, engine.Options{Backend: be, Logger: slog.New(slog.DiscardHandler), MaxPollInterval: 200 * time.Millisecond}, defs...)
 	return eng
 }
 
