@@ -94,7 +94,7 @@ func New(be backend.Backend, catalog Catalog, local LocalEngine) *Client {
 }
 
 // SetTracerProvider sets the provider of the client's spans
-// (create_orchestration, orchestration_event); otel.GetTracerProvider() by
+// (create_orchestration, orchestration_event, entity signals); otel.GetTracerProvider() by
 // default. Call it before the client is used.
 func (c *Client) SetTracerProvider(tp trace.TracerProvider) { c.tracer = tp.Tracer(dtrace.ScopeName) }
 

@@ -11,8 +11,12 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/go-durable/durablefunctions/taskhub/backend"
 	"github.com/go-durable/durablefunctions/taskhub/history"
+	"github.com/go-durable/durablefunctions/taskhub/internal/dtrace"
 )
 
 // ErrUnknownEntity: no entity is registered under the name.
@@ -66,6 +70,30 @@ func (c *Client) SignalEntity(ctx context.Context, id history.EntityID, operatio
 	if !r.Due.IsZero() {
 		delay = max(time.Until(r.Due), 0)
 	}
+	// Durable Task's signal span: entity:{name}:{operation}, a Producer
+	// child of the caller's span; the request carries it as the parent of
+	// the entity's operation span.
+	ctx, span := c.tracer.Start(ctx, dtrace.EntitySpanName(id.Name, operation), trace.WithSpanKind(trace.SpanKindProducer))
+	defer span.End()
+	if span.IsRecording() {
+		span.SetAttributes(dtrace.Type.String(dtrace.TypeEntity), dtrace.Operation.String(dtrace.SignalEntity),
+			dtrace.EventTargetInstanceID.String(id.String()))
+		if !r.Due.IsZero() {
+			span.SetAttributes(dtrace.ScheduledTime.String(dtrace.FormatFireAt(r.Due)))
+		}
+		if err := r.SetTraceContext(dtrace.Context(span.SpanContext())); err != nil {
+			return fmt.Errorf("client: signal entity %q: %w", id, err)
+		}
+	}
+	err := c.signal(ctx, id, r, t, delay)
+	if err != nil && span.IsRecording() {
+		span.SetStatus(codes.Error, err.Error())
+	}
+	return err
+}
+
+// signal sends request r to entity id, hidden for delay.
+func (c *Client) signal(ctx context.Context, id history.EntityID, r history.EntityRequest, t time.Time, delay time.Duration) error {
 	ev, err := history.NewEntityRequestEvent(r, t)
 	if err != nil {
 		return fmt.Errorf("client: signal entity %q: %w", id, err)

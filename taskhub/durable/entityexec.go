@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	"github.com/go-durable/durablefunctions/taskhub/internal/replay"
 )
@@ -29,8 +30,9 @@ func (e *Entity[S]) executeBatch(ctx context.Context, b replay.EntityBatch) repl
 		c := &EntityContext[S]{ctx: ctx, id: b.ID, def: e, req: req, index: i,
 			base:    base,
 			stateIn: out.State, hadState: out.HasState, exists: out.HasState}
-		res := replay.EntityOperationResult{RequestID: req.RequestID, IsSignal: req.IsSignal}
+		res := replay.EntityOperationResult{RequestID: req.RequestID, IsSignal: req.IsSignal, StartTime: time.Now()}
 		state, has, err := c.run()
+		res.EndTime = time.Now()
 		if err != nil {
 			res.Failure = failureFromError(err)
 			out.Results = append(out.Results, res)

@@ -95,7 +95,7 @@ func (e *Engine) decide(inst *instance, plan batchPlan) checkpoint {
 		inst.closeExecutor()
 		inst.start = &start
 		inst.executionID = start.Instance.ExecutionID
-		inst.traced = nil
+		inst.traced, inst.tracedCalls = nil, nil
 		inst.terminal, inst.completion, inst.unrun = false, nil, false
 		inst.episodes = 0
 		inst.outstanding = map[int32]history.Event{}
@@ -143,7 +143,7 @@ func (e *Engine) decide(inst *instance, plan batchPlan) checkpoint {
 		start.ParentTraceContext = continuedTrace(start.ParentTraceContext)
 		stampStart(&start, start.Timestamp)
 		inst.closeExecutor()
-		inst.start, inst.executionID, inst.traced = &start, start.Instance.ExecutionID, nil
+		inst.start, inst.executionID, inst.traced, inst.tracedCalls = &start, start.Instance.ExecutionID, nil, nil
 		inst.outstanding, inst.local, inst.episodes = map[int32]history.Event{}, nil, 0
 		cp.from = 0
 		if mm := e.rejects(start.Version); mm != nil {

@@ -198,8 +198,15 @@ func (e *Engine) processEntity(ctx context.Context, inst *instance, batch []*inb
 		}
 		control = append(control, c)
 	}
+	spans, opTrace := entityOpSpans(inst.id, id, ops, res)
 	for _, a := range res.Actions {
-		c, err := entityActionMessage(self, a, t)
+		var tc *history.TraceContext
+		if opTrace != nil {
+			if s, c, ok := entityActionSpan(inst.id, id, ops, opTrace, res, a); ok {
+				spans, tc = append(spans, s), c
+			}
+		}
+		c, err := entityActionMessage(self, a, t, tc)
 		if err != nil {
 			fail("could not build a message an entity operation sends", err)
 			return
@@ -231,7 +238,7 @@ func (e *Engine) processEntity(ctx context.Context, inst *instance, batch []*inb
 	// OrchestratorCompleted.
 	events := []history.Event{history.NewEvent(history.OrchestratorStarted, t), start, history.NewEvent(history.OrchestratorCompleted, t)}
 	cp := checkpoint{executionID: start.Instance.ExecutionID, events: events, replaced: inst.executionID,
-		inputs: inputs, row: rowNow, customStatus: status, episodes: 1, opened: time.Now(), control: control}
+		inputs: inputs, row: rowNow, customStatus: status, episodes: 1, opened: time.Now(), control: control, spans: spans}
 	cp.deleted = func(in *inbound) {
 		// A client sends a request once, so once its copy is deleted its ID
 		// can go. An entity's batch retried after a failed commit sends its
@@ -392,12 +399,15 @@ func entityResponse(self history.OrchestrationInstance, r history.EntityRequest,
 }
 
 // entityActionMessage turns what an entity operation sends into the control
-// message that carries it.
-func entityActionMessage(self history.OrchestrationInstance, a replay.EntityAction, t time.Time) (controlSend, error) {
+// message that carries it, with trace context tc (nil: none).
+func entityActionMessage(self history.OrchestrationInstance, a replay.EntityAction, t time.Time, tc *history.TraceContext) (controlSend, error) {
 	switch a.Kind {
 	case replay.EntitySignal:
 		r := history.EntityRequest{Operation: a.Operation, Signal: true, Input: a.Input, ID: a.RequestID,
 			ParentInstanceID: self.InstanceID, ParentExecutionID: self.ExecutionID, Due: a.ScheduledTime, Timestamp: t}
+		if err := r.SetTraceContext(tc); err != nil {
+			return controlSend{}, err
+		}
 		ev, err := history.NewEntityRequestEvent(r, t)
 		if err != nil {
 			return controlSend{}, err
@@ -412,6 +422,7 @@ func entityActionMessage(self history.OrchestrationInstance, a replay.EntityActi
 		}
 		// Deterministic: the batch run again after a crash sends the same start.
 		ev.Instance = history.OrchestrationInstance{InstanceID: a.InstanceID, ExecutionID: derivedID(self.InstanceID+"/"+a.InstanceID, 0)}
+		ev.ParentTraceContext = tc
 		return controlSend{msg: backend.Message{Event: ev, Target: ev.Instance, Sender: self}}, nil
 	}
 	return controlSend{}, fmt.Errorf("unknown entity action %s", a.Kind)

@@ -127,6 +127,9 @@ type instance struct {
 	// traced are the scheduling events (activity and sub-orchestration
 	// calls, timers) of a traced execution whose spans are still open.
 	traced map[int32]history.Event
+	// tracedCalls maps the request IDs of the open entity calls among
+	// traced to their EventSent's event ID: the response names the request.
+	tracedCalls map[string]int32
 	// local are the outstanding calls running in this process.
 	local map[int32]bool
 	// window is the coalescing window: episodes decided but not committed
@@ -169,7 +172,7 @@ func (inst *instance) forget() {
 	inst.row, inst.rowDirty, inst.completion = nil, false, nil
 	inst.unrun = false
 	inst.entityLoaded = time.Time{}
-	inst.outstanding, inst.traced = nil, nil
+	inst.outstanding, inst.traced, inst.tracedCalls = nil, nil, nil
 	inst.window, inst.committing = nil, nil
 	inst.status.Store(nil)
 }

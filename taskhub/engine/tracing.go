@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
@@ -30,6 +31,13 @@ const (
 	spanActivity      = "activity"
 	spanSubCall       = "suborchestration"
 	spanTimer         = "timer"
+	// An orchestration's entity call or signal (by its EventSent), an
+	// entity operation (by its request ID), and an entity's signal or
+	// orchestration start (by its request ID).
+	spanEntityRequest = "entity"
+	spanEntityOp      = "entityop"
+	spanEntitySignal  = "entitysignal"
+	spanEntityStart   = "entitystart"
 )
 
 // spanRecord is a span of a recorded step, emitted after its commit.
@@ -49,6 +57,8 @@ type spanRecord struct {
 	fireAt     time.Time
 	failed     bool
 	reason     string
+	completed  bool                 // status Ok (Durable Task sets it on entity operations)
+	extra      []attribute.KeyValue // further attributes (entity spans)
 }
 
 // execTrace is the trace of the instance's current execution: its parent
@@ -113,6 +123,8 @@ func (e *Engine) traceStep(inst *instance, cp *checkpoint, events, actions []his
 			ev.ParentTraceContext = dtrace.Child(self, spanid.Derive(inst.executionID, spanActivity, ev.EventID))
 		case history.SubOrchestrationInstanceCreated:
 			ev.ClientSpanID = spanid.Derive(inst.executionID, spanSubCall, ev.EventID).String()
+		case history.EventSent:
+			stampEntityRequest(ev, self, spanid.Derive(inst.executionID, spanEntityRequest, ev.EventID))
 		}
 	}
 	for i := range actions {
@@ -136,6 +148,27 @@ func (e *Engine) traceStep(inst *instance, cp *checkpoint, events, actions []his
 			}
 		case history.TimerFired:
 			if r, ok := e.timerSpan(inst, self, ev, episode); ok {
+				cp.spans = append(cp.spans, r)
+			}
+		case history.EventSent:
+			r, ok := tracedEntityRequest(ev)
+			if !ok {
+				continue
+			}
+			if r.Signal {
+				cp.spans = append(cp.spans, entityRequestSpan(inst, self, entityOpener(ev, &r), ev.Timestamp, nil))
+				continue
+			}
+			if inst.traced == nil {
+				inst.traced = map[int32]history.Event{}
+			}
+			if inst.tracedCalls == nil {
+				inst.tracedCalls = map[string]int32{}
+			}
+			inst.traced[ev.EventID] = entityOpener(ev, &r)
+			inst.tracedCalls[r.ID] = ev.EventID
+		case history.EventRaised:
+			if r, ok := entityCallSpan(inst, self, ev); ok {
 				cp.spans = append(cp.spans, r)
 			}
 		case history.ExecutionCompleted, history.ContinueAsNew:
@@ -220,22 +253,33 @@ func (e *Engine) executionSpan(inst *instance, end *history.Event) spanRecord {
 // traceLoaded rebuilds, after a load, the open scheduling events of a
 // traced execution: those history shows unanswered.
 func traceLoaded(inst *instance, events []history.Event) {
-	inst.traced = nil
+	inst.traced, inst.tracedCalls = nil, nil
 	if _, _, ok := execTrace(inst); !ok {
 		return
 	}
 	open := map[int32]history.Event{}
+	calls := map[string]int32{}
 	for _, ev := range events {
 		switch ev.Type {
 		case history.TaskScheduled, history.SubOrchestrationInstanceCreated, history.TimerCreated:
 			open[ev.EventID] = spanOpener(&ev)
+		case history.EventSent:
+			if r, ok := tracedEntityRequest(&ev); ok && !r.Signal {
+				open[ev.EventID] = entityOpener(&ev, &r)
+				calls[r.ID] = ev.EventID
+			}
+		case history.EventRaised:
+			if id, ok := calls[ev.Name]; ok {
+				delete(open, id)
+				delete(calls, ev.Name)
+			}
 		case history.TaskCompleted, history.TaskFailed, history.SubOrchestrationInstanceCompleted, history.SubOrchestrationInstanceFailed:
 			delete(open, ev.TaskScheduledID)
 		case history.TimerFired:
 			delete(open, ev.TimerID)
 		}
 	}
-	inst.traced = open
+	inst.traced, inst.tracedCalls = open, calls
 }
 
 // spanOpener keeps of a scheduling event what its span needs, not its
@@ -270,7 +314,11 @@ func (e *Engine) emitSpan(r *spanRecord) {
 	if !span.IsRecording() {
 		return
 	}
-	span.SetAttributes(dtrace.Type.String(r.typ), dtrace.TaskName.String(r.taskName), dtrace.InstanceID.String(r.instanceID))
+	span.SetAttributes(dtrace.Type.String(r.typ), dtrace.InstanceID.String(r.instanceID))
+	if r.taskName != "" {
+		span.SetAttributes(dtrace.TaskName.String(r.taskName))
+	}
+	span.SetAttributes(r.extra...)
 	if r.version != "" {
 		span.SetAttributes(dtrace.TaskVersion.String(r.version))
 	}
@@ -286,8 +334,11 @@ func (e *Engine) emitSpan(r *spanRecord) {
 	if !r.fireAt.IsZero() {
 		span.SetAttributes(dtrace.FireAt.String(dtrace.FormatFireAt(r.fireAt)))
 	}
-	if r.failed {
+	switch {
+	case r.failed:
 		span.SetStatus(codes.Error, r.reason)
+	case r.completed:
+		span.SetStatus(codes.Ok, "")
 	}
 	end := r.end
 	if end.Before(r.start) {

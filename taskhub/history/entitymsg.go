@@ -131,6 +131,50 @@ type EntityRequest struct {
 // IsLockRequest reports whether r asks for locks rather than an operation.
 func (r *EntityRequest) IsLockRequest() bool { return r.LockSet != nil }
 
+// entityTraceJSON is Durable Task's DistributedTraceContext as a request
+// message carries it (Newtonsoft, member names as declared).
+type entityTraceJSON struct {
+	TraceParent string  `json:"TraceParent"`
+	TraceState  *string `json:"TraceState"`
+}
+
+// TraceContext returns the W3C trace context the request carries
+// ("parentTraceContext"): nil when it carries none (absent or null), an
+// error when the member is not a trace context.
+func (r *EntityRequest) TraceContext() (*TraceContext, error) {
+	if len(r.ParentTraceContext) == 0 || string(r.ParentTraceContext) == "null" {
+		return nil, nil
+	}
+	var w entityTraceJSON
+	if err := json.Unmarshal(r.ParentTraceContext, &w); err != nil {
+		return nil, fmt.Errorf("history: entity request %s: parentTraceContext: %w", r.ID, err)
+	}
+	if w.TraceParent == "" {
+		return nil, fmt.Errorf("history: entity request %s: parentTraceContext has no TraceParent", r.ID)
+	}
+	return &TraceContext{TraceParent: w.TraceParent, TraceState: deref(w.TraceState)}, nil
+}
+
+// SetTraceContext makes the request carry trace context c (nil: none), as
+// Durable Task writes it; a trace state longer than MaxTraceStateLength is
+// dropped, as Durable Task's setter drops it.
+func (r *EntityRequest) SetTraceContext(c *TraceContext) error {
+	if c == nil {
+		r.ParentTraceContext = nil
+		return nil
+	}
+	w := entityTraceJSON{TraceParent: c.TraceParent}
+	if c.TraceState != "" && len(c.TraceState) <= MaxTraceStateLength {
+		w.TraceState = &c.TraceState
+	}
+	b, err := marshalJSON(w)
+	if err != nil {
+		return fmt.Errorf("history: entity request %s: parentTraceContext: %w", r.ID, err)
+	}
+	r.ParentTraceContext = b
+	return nil
+}
+
 // entityRequestJSON is RequestMessage's member order and names. Newtonsoft
 // writes "op", "id", "Timestamp", "Predecessor", "IsLockRequest" and
 // "createTrace" always (no EmitDefaultValue=false) and the others only when

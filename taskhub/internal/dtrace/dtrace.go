@@ -29,6 +29,9 @@ const (
 	Status                = attribute.Key("durabletask.task.status")
 	EventTargetInstanceID = attribute.Key("durabletask.event.target_instance_id")
 	FireAt                = attribute.Key("durabletask.fire_at")
+	Operation             = attribute.Key("durabletask.task.operation")
+	ScheduledTime         = attribute.Key("durabletask.task.scheduled_time")
+	EntityErrorMessage    = attribute.Key("durabletask.entity.error_message")
 )
 
 // Values of durabletask.type, and span name prefixes.
@@ -39,7 +42,25 @@ const (
 	TypeEvent           = "event"
 	CreateOrchestration = "create_orchestration"
 	OrchestrationEvent  = "orchestration_event"
+	TypeEntity          = "entity"
+	// Values of durabletask.task.operation on entity spans.
+	CallEntity   = "call_entity"
+	SignalEntity = "signal_entity"
 )
+
+// EntitySpanName is the name of the spans of an entity operation, the
+// caller's and the entity's: "entity:{entity name}:{operation}".
+func EntitySpanName(entity, operation string) string {
+	return TypeEntity + ":" + entity + ":" + operation
+}
+
+// EntityStartSpanName is the name of the span of an entity starting an
+// orchestration. Durable Task names it "{entity name}:create_orchestration"
+// (TraceHelper.StartActivityForEntityStartingAnOrchestration), not
+// "create_orchestration:{orchestration}".
+func EntityStartSpanName(entity string) string {
+	return entity + ":" + CreateOrchestration
+}
 
 // SpanName is Durable Task's span name: "{what}:{name}", and
 // "{what}:{name}@({version})" when there is a version.

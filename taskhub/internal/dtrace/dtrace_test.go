@@ -15,6 +15,8 @@ func TestSpanNames(t *testing.T) {
 		{SpanName(CreateOrchestration, "Orchestrator", ""), "create_orchestration:Orchestrator"},
 		{SpanName(TypeActivity, "Hello", "1.2"), "activity:Hello@(1.2)"},
 		{TimerSpanName("Orchestrator"), "orchestration:Orchestrator:timer"},
+		{EntitySpanName("counter", "add"), "entity:counter:add"},
+		{EntityStartSpanName("counter"), "counter:create_orchestration"},
 		{FormatFireAt(time.Date(2026, 12, 2, 7, 0, 0, 0, time.UTC)), "2026-12-02T07:00:00.0000000Z"},
 	} {
 		if tt.got != tt.want {

@@ -50,6 +50,10 @@ type EntityOperationResult struct {
 	// Failure is why the operation failed (nil: it succeeded). A failed
 	// operation left neither a state change nor actions.
 	Failure *history.FailureDetails
+	// StartTime and EndTime are when the operation's code began and ended
+	// (Durable Task's OperationResult.StartTimeUtc, EndTimeUtc): the times
+	// of its span.
+	StartTime, EndTime time.Time
 }
 
 // EntityActionKind tells the kinds of EntityAction apart.
