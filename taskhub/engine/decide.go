@@ -95,7 +95,7 @@ func (e *Engine) decide(inst *instance, plan batchPlan) checkpoint {
 		inst.closeExecutor()
 		inst.start = &start
 		inst.executionID = start.Instance.ExecutionID
-		inst.traced, inst.tracedCalls = nil, nil
+		inst.traced, inst.tracedCalls, inst.tracedEarly = nil, nil, nil
 		inst.terminal, inst.completion, inst.unrun = false, nil, false
 		inst.episodes = 0
 		inst.outstanding = map[int32]history.Event{}
@@ -143,7 +143,7 @@ func (e *Engine) decide(inst *instance, plan batchPlan) checkpoint {
 		start.ParentTraceContext = continuedTrace(start.ParentTraceContext)
 		stampStart(&start, start.Timestamp)
 		inst.closeExecutor()
-		inst.start, inst.executionID, inst.traced, inst.tracedCalls = &start, start.Instance.ExecutionID, nil, nil
+		inst.start, inst.executionID, inst.traced, inst.tracedCalls, inst.tracedEarly = &start, start.Instance.ExecutionID, nil, nil, nil
 		inst.outstanding, inst.local, inst.episodes = map[int32]history.Event{}, nil, 0
 		cp.from = 0
 		if mm := e.rejects(start.Version); mm != nil {
@@ -228,7 +228,7 @@ func (e *Engine) route(inst *instance, cp *checkpoint, actions []history.Event) 
 			target := history.OrchestrationInstance{InstanceID: a.InstanceID}
 			cp.control = append(cp.control, controlSend{msg: backend.Message{Event: raised, Target: target, Sender: self}, at: at})
 		case history.ExecutionCompleted:
-			if p := inst.parent(); p != nil {
+			if p := inst.parent(); p != nil && !fireAndForget(inst.start) {
 				cp.control = append(cp.control, controlSend{msg: backend.Message{Event: replay.ParentNotice(p, a, now()), Target: p.Instance, Sender: self}})
 			}
 		}

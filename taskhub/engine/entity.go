@@ -199,14 +199,14 @@ func (e *Engine) processEntity(ctx context.Context, inst *instance, batch []*inb
 		control = append(control, c)
 	}
 	spans, opTrace := entityOpSpans(inst.id, id, ops, res)
-	for _, a := range res.Actions {
+	for i, a := range res.Actions {
 		var tc *history.TraceContext
 		if opTrace != nil {
 			if s, c, ok := entityActionSpan(inst.id, id, ops, opTrace, res, a); ok {
 				spans, tc = append(spans, s), c
 			}
 		}
-		c, err := entityActionMessage(self, a, t, tc)
+		c, err := entityActionMessage(self, a, int32(i), t, tc)
 		if err != nil {
 			fail("could not build a message an entity operation sends", err)
 			return
@@ -400,7 +400,12 @@ func entityResponse(self history.OrchestrationInstance, r history.EntityRequest,
 
 // entityActionMessage turns what an entity operation sends into the control
 // message that carries it, with trace context tc (nil: none).
-func entityActionMessage(self history.OrchestrationInstance, a replay.EntityAction, t time.Time, tc *history.TraceContext) (controlSend, error) {
+//
+// A started orchestration is a fire-and-forget child of the entity, as
+// Durable Task starts it (TaskEntityDispatcher.ProcessSendStartMessage):
+// the entity is its parent (seq numbers the batch's messages), and the
+// FireAndForget tag says no completion goes back to it.
+func entityActionMessage(self history.OrchestrationInstance, a replay.EntityAction, seq int32, t time.Time, tc *history.TraceContext) (controlSend, error) {
 	switch a.Kind {
 	case replay.EntitySignal:
 		r := history.EntityRequest{Operation: a.Operation, Signal: true, Input: a.Input, ID: a.RequestID,
@@ -423,6 +428,8 @@ func entityActionMessage(self history.OrchestrationInstance, a replay.EntityActi
 		// Deterministic: the batch run again after a crash sends the same start.
 		ev.Instance = history.OrchestrationInstance{InstanceID: a.InstanceID, ExecutionID: derivedID(self.InstanceID+"/"+a.InstanceID, 0)}
 		ev.ParentTraceContext = tc
+		ev.Parent = &history.ParentInstance{Name: self.InstanceID, TaskScheduleID: seq, Instance: self}
+		ev.Tags = map[string]string{history.TagFireAndForget: ""}
 		return controlSend{msg: backend.Message{Event: ev, Target: ev.Instance, Sender: self}}, nil
 	}
 	return controlSend{}, fmt.Errorf("unknown entity action %s", a.Kind)

@@ -111,24 +111,35 @@ func entityRequestSpan(inst *instance, self trace.SpanContext, opener history.Ev
 	return r
 }
 
-// entityCallSpan is the client span of the entity call that a raised
-// event answers, if it answers an open traced call.
-func entityCallSpan(inst *instance, self trace.SpanContext, ev *history.Event) (spanRecord, bool) {
-	id, ok := inst.tracedCalls[ev.Name]
-	if !ok {
-		return spanRecord{}, false
-	}
-	delete(inst.tracedCalls, ev.Name)
-	call, ok := inst.traced[id]
-	delete(inst.traced, id)
-	if !ok || call.Type != history.EventSent {
-		return spanRecord{}, false
-	}
+// entityCallSpan is the client span of an entity call (opener, from
+// entityOpener) that the raised event ev answers: it ends with the episode
+// that takes the response in (the response's own timestamp is the start of
+// the entity's batch, before the operation ran), and starts at the
+// response's timestamp when history recorded the request after it.
+func entityCallSpan(inst *instance, self trace.SpanContext, call history.Event, ev *history.Event, episode time.Time) spanRecord {
 	resp, err := history.DecodeEntityResponse(*ev)
 	if err != nil {
 		resp = history.EntityResponse{ErrorMessage: "the entity's response could not be read: " + err.Error()}
 	}
-	return entityRequestSpan(inst, self, call, ev.Timestamp, &resp), true
+	if ev.Timestamp.Before(call.Timestamp) {
+		call.Timestamp = ev.Timestamp // answered before history recorded the request
+	}
+	return entityRequestSpan(inst, self, call, maxTime(episode, ev.Timestamp), &resp)
+}
+
+// keepEarlyResponse remembers a raised event that no open entity call
+// awaits but may be the response to one whose request history records
+// later (a lost episode's request was answered before the episode ran
+// again). Only names shaped as request IDs (GUIDs) are kept, and of them
+// what the span needs.
+func keepEarlyResponse(inst *instance, ev *history.Event) {
+	if n := ev.Name; len(n) != 36 || n[8] != '-' || n[13] != '-' || n[18] != '-' || n[23] != '-' {
+		return
+	}
+	if inst.tracedEarly == nil {
+		inst.tracedEarly = map[string]history.Event{}
+	}
+	inst.tracedEarly[ev.Name] = history.Event{Type: ev.Type, Name: ev.Name, Timestamp: ev.Timestamp, Input: ev.Input}
 }
 
 // entityOpSpans returns the spans of a batch's operations (those whose

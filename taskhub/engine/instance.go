@@ -130,6 +130,9 @@ type instance struct {
 	// tracedCalls maps the request IDs of the open entity calls among
 	// traced to their EventSent's event ID: the response names the request.
 	tracedCalls map[string]int32
+	// tracedEarly are raised events that may answer entity calls history
+	// has not recorded yet (see keepEarlyResponse), by name.
+	tracedEarly map[string]history.Event
 	// local are the outstanding calls running in this process.
 	local map[int32]bool
 	// window is the coalescing window: episodes decided but not committed
@@ -172,7 +175,7 @@ func (inst *instance) forget() {
 	inst.row, inst.rowDirty, inst.completion = nil, false, nil
 	inst.unrun = false
 	inst.entityLoaded = time.Time{}
-	inst.outstanding, inst.traced, inst.tracedCalls = nil, nil, nil
+	inst.outstanding, inst.traced, inst.tracedCalls, inst.tracedEarly = nil, nil, nil, nil
 	inst.window, inst.committing = nil, nil
 	inst.status.Store(nil)
 }
@@ -220,6 +223,13 @@ func (inst *instance) startName() string {
 		return inst.start.Name
 	}
 	return ""
+}
+
+// fireAndForget reports whether start is a start whose parent awaits no
+// completion (Durable Task's FireAndForget tag).
+func fireAndForget(start *history.Event) bool {
+	_, ok := start.Tags[history.TagFireAndForget]
+	return ok
 }
 
 // parent returns the parent link of a sub-orchestration, or nil.

@@ -159,6 +159,13 @@ func (e *Engine) traceStep(inst *instance, cp *checkpoint, events, actions []his
 				cp.spans = append(cp.spans, entityRequestSpan(inst, self, entityOpener(ev, &r), ev.Timestamp, nil))
 				continue
 			}
+			if resp, ok := inst.tracedEarly[r.ID]; ok {
+				// Answered before history recorded the request: a lost
+				// episode's request was answered, and the episode ran again.
+				delete(inst.tracedEarly, r.ID)
+				cp.spans = append(cp.spans, entityCallSpan(inst, self, entityOpener(ev, &r), &resp, episode))
+				continue
+			}
 			if inst.traced == nil {
 				inst.traced = map[int32]history.Event{}
 			}
@@ -168,8 +175,15 @@ func (e *Engine) traceStep(inst *instance, cp *checkpoint, events, actions []his
 			inst.traced[ev.EventID] = entityOpener(ev, &r)
 			inst.tracedCalls[r.ID] = ev.EventID
 		case history.EventRaised:
-			if r, ok := entityCallSpan(inst, self, ev); ok {
-				cp.spans = append(cp.spans, r)
+			id, ok := inst.tracedCalls[ev.Name]
+			if !ok {
+				keepEarlyResponse(inst, ev)
+				continue
+			}
+			delete(inst.tracedCalls, ev.Name)
+			if call, ok := inst.traced[id]; ok && call.Type == history.EventSent {
+				delete(inst.traced, id)
+				cp.spans = append(cp.spans, entityCallSpan(inst, self, call, ev, episode))
 			}
 		case history.ExecutionCompleted, history.ContinueAsNew:
 			cp.spans = append(cp.spans, e.executionSpan(inst, ev))
@@ -253,7 +267,7 @@ func (e *Engine) executionSpan(inst *instance, end *history.Event) spanRecord {
 // traceLoaded rebuilds, after a load, the open scheduling events of a
 // traced execution: those history shows unanswered.
 func traceLoaded(inst *instance, events []history.Event) {
-	inst.traced, inst.tracedCalls = nil, nil
+	inst.traced, inst.tracedCalls, inst.tracedEarly = nil, nil, nil
 	if _, _, ok := execTrace(inst); !ok {
 		return
 	}
@@ -265,13 +279,19 @@ func traceLoaded(inst *instance, events []history.Event) {
 			open[ev.EventID] = spanOpener(&ev)
 		case history.EventSent:
 			if r, ok := tracedEntityRequest(&ev); ok && !r.Signal {
-				open[ev.EventID] = entityOpener(&ev, &r)
-				calls[r.ID] = ev.EventID
+				if _, answered := inst.tracedEarly[r.ID]; answered {
+					delete(inst.tracedEarly, r.ID) // its span was emitted with the request
+				} else {
+					open[ev.EventID] = entityOpener(&ev, &r)
+					calls[r.ID] = ev.EventID
+				}
 			}
 		case history.EventRaised:
 			if id, ok := calls[ev.Name]; ok {
 				delete(open, id)
 				delete(calls, ev.Name)
+			} else {
+				keepEarlyResponse(inst, &ev)
 			}
 		case history.TaskCompleted, history.TaskFailed, history.SubOrchestrationInstanceCompleted, history.SubOrchestrationInstanceFailed:
 			delete(open, ev.TaskScheduledID)

@@ -273,6 +273,11 @@ type Event struct {
 	Data string
 }
 
+// TagFireAndForget is the tag of an orchestration started by a parent that
+// awaits no completion (Durable Task's OrchestrationTags.FireAndForget): no
+// SubOrchestrationInstanceCompleted goes back to the parent.
+const TagFireAndForget = "FireAndForget"
+
 // TraceContext is Durable Task's DistributedTraceContext: a W3C trace
 // context, plus, on an ExecutionStarted, the span the execution made for
 // itself, so that every episode (in any process) continues that span.
