@@ -198,6 +198,10 @@ func TestEntityBatch(t *testing.T) {
 				if r.RequestID != fmt.Sprintf("req-%d", i) || r.IsSignal != tc.reqs[i].IsSignal {
 					t.Errorf("request %d: result names request %q (signal %v)", i, r.RequestID, r.IsSignal)
 				}
+				// The operation's times (its span's), in order, failed or not.
+				if r.StartTime.IsZero() || r.EndTime.Before(r.StartTime) || i > 0 && r.StartTime.Before(got.Results[i-1].EndTime) {
+					t.Errorf("request %d: times %v..%v (previous ended %v)", i, r.StartTime, r.EndTime, got.Results[max(i-1, 0)].EndTime)
+				}
 			}
 			switch {
 			case tc.final == nil && got.HasState:
@@ -332,7 +336,13 @@ func TestEntityActions(t *testing.T) {
 		ids[id] = true
 	}
 	// A rerun of the same batch (after a crash) sends the same IDs.
+	// (Only the operations' times differ.)
 	again := runBatch(t, reg, "Counter", "c", nil, reqs...)
+	for _, b := range []*replay.EntityBatchResult{&again, &got} {
+		for i := range b.Results {
+			b.Results[i].StartTime, b.Results[i].EndTime = time.Time{}, time.Time{}
+		}
+	}
 	if !reflect.DeepEqual(again, got) {
 		t.Errorf("rerun differs:\n%+v\n%+v", again, got)
 	}

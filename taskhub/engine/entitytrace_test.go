@@ -265,3 +265,37 @@ func TestNoEntitySpansWhenTracingIsOff(t *testing.T) {
 		}
 	}
 }
+
+// TestEntityStartsOrchestration: an orchestration an entity operation
+// starts runs (no client wrote an Instances row for it: its start names the
+// entity as its parent, as Durable Task's does) and, tagged FireAndForget,
+// sends no completion back to the entity: nothing is dropped and the
+// queues drain.
+func TestEntityStartsOrchestration(t *testing.T) {
+	mem := memoryBackend(t)
+	h := &hub{t: t, name: mem.HubName()}
+	eng, c := h.start(engine.Options{Backend: mem}, traceLeaf, traceCounter)
+	if err := c.SignalEntity(context.Background(), durable.NewEntityID("TraceCounter", "s"), "forward", nil); err != nil {
+		t.Fatal(err)
+	}
+	if st := wait(t, c, "leaf-1"); st.Status != history.StatusCompleted || st.Output != `"leaf"` {
+		t.Fatalf("leaf-1: %s %s", st.Status, st.Output)
+	}
+	hist, err := mem.LoadHistory(context.Background(), "leaf-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range hist.Events {
+		if ev.Type != history.ExecutionStarted {
+			continue
+		}
+		if _, ok := ev.Tags[history.TagFireAndForget]; !ok || ev.Parent == nil || ev.Parent.Instance.InstanceID != "@tracecounter@s" {
+			t.Errorf("the start's tags %v, parent %+v: want FireAndForget and the entity", ev.Tags, ev.Parent)
+		}
+	}
+	waitEntity(t, c, durable.NewEntityID("TraceCounter", "other"), "1")
+	until(t, "the queues drain", func() bool { return queued(mem) == 0 })
+	if n := eng.Stats().DroppedMessages; n != 0 {
+		t.Errorf("%d messages dropped (a completion sent to the entity?)", n)
+	}
+}

@@ -395,3 +395,61 @@ func TestEntityIDValidate(t *testing.T) {
 		t.Error("IsEntityInstanceID is wrong")
 	}
 }
+
+// TestEntityRequestTraceContext: a request carries its trace context as
+// Durable Task's RequestMessage.ParentTraceContext ({"TraceParent",
+// "TraceState"}); it survives the message, reads as Durable Task writes it
+// (a null TraceState, extra members), and a member that is not one is an
+// error naming the request.
+func TestEntityRequestTraceContext(t *testing.T) {
+	const tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	r := EntityRequest{Operation: "add", Signal: true, ID: "a0e3c8a2-1111-4222-8333-944455556666"}
+	if c, err := r.TraceContext(); c != nil || err != nil {
+		t.Fatalf("no context: got %+v, %v", c, err)
+	}
+	if err := r.SetTraceContext(&TraceContext{TraceParent: tp, TraceState: "congo=t61rcWkgMzE"}); err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"TraceParent":"` + tp + `","TraceState":"congo=t61rcWkgMzE"}`; string(r.ParentTraceContext) != want {
+		t.Errorf("parentTraceContext %s, want %s", r.ParentTraceContext, want)
+	}
+	ev, err := NewEntityRequestEvent(r, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := DecodeEntityRequest(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := back.TraceContext(); err != nil || c == nil || c.TraceParent != tp || c.TraceState != "congo=t61rcWkgMzE" {
+		t.Errorf("after the message: %+v, %v", c, err)
+	}
+	for raw, want := range map[string]string{
+		`{"TraceParent":"` + tp + `","TraceState":null,"Id":null,"SpanId":null,"ActivityStartTime":null}`: "",
+		`null`: "none",
+	} {
+		r.ParentTraceContext = json.RawMessage(raw)
+		c, err := r.TraceContext()
+		switch {
+		case err != nil:
+			t.Errorf("%s: %v", raw, err)
+		case want == "none" && c != nil, want != "none" && (c == nil || c.TraceParent != tp || c.TraceState != want):
+			t.Errorf("%s: got %+v", raw, c)
+		}
+	}
+	for _, raw := range []string{`"00-x"`, `{"TraceState":"a=b"}`} {
+		r.ParentTraceContext = json.RawMessage(raw)
+		if _, err := r.TraceContext(); err == nil || !strings.Contains(err.Error(), r.ID) {
+			t.Errorf("%s: error %v, want one naming the request", raw, err)
+		}
+	}
+	if err := r.SetTraceContext(&TraceContext{TraceParent: tp, TraceState: strings.Repeat("a", MaxTraceStateLength+1)}); err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := r.TraceContext(); c == nil || c.TraceState != "" {
+		t.Errorf("a trace state over %d characters is kept: %+v", MaxTraceStateLength, c)
+	}
+	if r.SetTraceContext(nil); r.ParentTraceContext != nil {
+		t.Errorf("SetTraceContext(nil) leaves %s", r.ParentTraceContext)
+	}
+}
