@@ -113,3 +113,81 @@ func TestStartAndRaiseSpans(t *testing.T) {
 		}
 	}
 }
+
+// TestSignalEntitySpan: SignalEntity makes Durable Task's signal span
+// (entity:{name}:{op}, Producer, child of the caller's span, with the
+// operation and target; a scheduled signal its due time) and the request
+// message carries it in parentTraceContext; on the no-op provider the
+// request carries none.
+func TestSignalEntitySpan(t *testing.T) {
+	ctx := context.Background()
+	be, err := memory.New(memory.Options{HubName: "TraceSignal"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := be.CreateTaskHub(ctx); err != nil {
+		t.Fatal(err)
+	}
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	c := New(be, nil, nil)
+	c.SetTracerProvider(tp)
+	id := history.NewEntityID("Counter", "c")
+	received := func() history.EntityRequest {
+		t.Helper()
+		got, _, err := be.ReceiveControl(ctx, be.PartitionOf(id.String()), 10, time.Minute)
+		if err != nil || len(got) != 1 {
+			t.Fatalf("received %d messages (%v), want 1", len(got), err)
+		}
+		r, err := history.DecodeEntityRequest(got[0].Message.Event)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+
+	rctx, req := tp.Tracer("test").Start(ctx, "request")
+	if err := c.SignalEntity(rctx, id, "add", 1); err != nil {
+		t.Fatal(err)
+	}
+	due := time.Now().Add(time.Hour)
+	if err := c.SignalEntity(rctx, id, "reset", nil, SignalOptions{At: due}); err != nil {
+		t.Fatal(err)
+	}
+	req.End()
+	spans := map[string]tracetest.SpanStub{}
+	for _, s := range exp.GetSpans() {
+		spans[s.Name] = s
+	}
+	for name, want := range map[string]map[string]string{
+		"entity:counter:add":   {"durabletask.type": "entity", "durabletask.task.operation": "signal_entity", "durabletask.event.target_instance_id": "@counter@c"},
+		"entity:counter:reset": {"durabletask.task.operation": "signal_entity", "durabletask.task.scheduled_time": dtrace.FormatFireAt(due)},
+	} {
+		s, ok := spans[name]
+		if !ok || s.SpanKind != trace.SpanKindProducer || s.Parent.SpanID() != req.SpanContext().SpanID() {
+			t.Fatalf("%s: span %+v, spans %v", name, s, exp.GetSpans())
+		}
+		got := map[string]string{}
+		for _, kv := range s.Attributes {
+			got[string(kv.Key)] = kv.Value.Emit()
+		}
+		for k, w := range want {
+			if got[k] != w {
+				t.Errorf("%s: %s = %q, want %q", name, k, got[k], w)
+			}
+		}
+	}
+	r := received() // the add; the reset is hidden until due
+	tc, err := r.TraceContext()
+	if err != nil || tc == nil || tc.TraceParent != dtrace.TraceParent(req.SpanContext(), spans["entity:counter:add"].SpanContext.SpanID()) {
+		t.Errorf("the request carries %+v (%v), want the signal span", tc, err)
+	}
+
+	c.SetTracerProvider(noop.NewTracerProvider())
+	if err := c.SignalEntity(rctx, id, "add", 1); err != nil {
+		t.Fatal(err)
+	}
+	if r := received(); len(r.ParentTraceContext) != 0 {
+		t.Errorf("on the no-op provider the request carries %s", r.ParentTraceContext)
+	}
+}
