@@ -238,3 +238,107 @@ func TestTraceAcrossCrash(t *testing.T) {
 	traceShape(t, spans, "CrashTest", "Step", cs.ID, 3)
 	checkInvariants(t, hub, []string{cs.ID}, func(string) string { return want })
 }
+
+// TestTraceOfEntities runs the test app's CounterAdder (five add signals
+// and a get call to Counter/{key}) and a signal through the HTTP entity
+// route, both with the caller's traceparent. After a clean stop the
+// receiver holds Durable Task's entity spans in the caller's trace: per
+// request an entity:counter:{op} span of its sender (Producer for a
+// signal, Client for the call; the HTTP signal's a child of the caller's
+// span) with the operation's span (Consumer, Server) as its one child, no
+// span ID twice.
+func TestTraceOfEntities(t *testing.T) {
+	rcv, otel := startReceiver(t)
+	p := startApp(t, binary(t, "./e2e/testapp"), appEnv(t, azuritetest.HubName(t), otel...)...)
+	const key = "traced"
+	cs := postWithTraceparent(t, p.base, "CounterAdder", `{"key":"`+key+`","signals":5}`)
+	req, err := http.NewRequest(http.MethodPost, p.base+"/api/durabletask/entities/Counter/"+key+"?op=add", strings.NewReader("1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("traceparent", callerParent)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := readAll(t, resp); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("signal: %d %s", resp.StatusCode, b)
+	}
+	if st := decode[statusPayload](t, pollStatus(t, cs.StatusQueryGetURI, 30*time.Second).body); st.RuntimeStatus != "Completed" {
+		t.Fatalf("CounterAdder: %s", st.RuntimeStatus)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for entityState(t, p.base, "Counter", key) != "6" {
+		if time.Now().After(deadline) {
+			t.Fatalf("Counter/%s: state %q, want 6", key, entityState(t, p.base, "Counter", key))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	terminate(t, p.cmd.Process.Pid)
+	<-p.done
+
+	spans := rcv.Spans()
+	var b strings.Builder
+	for _, s := range spans {
+		fmt.Fprintf(&b, "  %s %s id=%s parent=%s %v\n", s.Kind, s.Name, s.ID, s.ParentID, s.Attrs)
+	}
+	dump := b.String()
+	byID := map[string]otlptest.Span{}
+	for _, s := range spans {
+		if s.TraceID != callerTrace {
+			t.Errorf("span %s is in trace %s, want the caller's", s.Name, s.TraceID)
+		}
+		if _, dup := byID[s.ID]; dup {
+			t.Errorf("span ID %s twice:\n%s", s.ID, dump)
+		}
+		byID[s.ID] = s
+	}
+	if len(spans) != 16 {
+		t.Errorf("%d spans, want 16 (create, orchestration, 6 signals and a call with their operations):\n%s", len(spans), dump)
+	}
+	var orch string
+	for _, s := range spans {
+		if s.Name == "orchestration:CounterAdder" && s.Kind == tracepb.Span_SPAN_KIND_SERVER {
+			orch = s.ID
+		}
+	}
+	// Parent → sender kind → count, for the requests and their operations.
+	senders := map[string]map[tracepb.Span_SpanKind]int{}
+	for _, s := range spans {
+		if !strings.HasPrefix(s.Name, "entity:counter:") {
+			continue
+		}
+		switch s.Kind {
+		case tracepb.Span_SPAN_KIND_PRODUCER, tracepb.Span_SPAN_KIND_CLIENT:
+			if senders[s.ParentID] == nil {
+				senders[s.ParentID] = map[tracepb.Span_SpanKind]int{}
+			}
+			senders[s.ParentID][s.Kind]++
+			if s.Attrs["durabletask.event.target_instance_id"] != "@counter@"+key {
+				t.Errorf("%s %s targets %q", s.Kind, s.Name, s.Attrs["durabletask.event.target_instance_id"])
+			}
+			n := 0
+			for _, o := range spans {
+				if o.ParentID == s.ID {
+					n++
+					want := tracepb.Span_SPAN_KIND_CONSUMER
+					if s.Kind == tracepb.Span_SPAN_KIND_CLIENT {
+						want = tracepb.Span_SPAN_KIND_SERVER
+					}
+					if o.Name != s.Name || o.Kind != want || o.Attrs["durabletask.task.instance_id"] != "@counter@"+key {
+						t.Errorf("below %s %s: %s %s (instance %q)", s.Kind, s.Name, o.Kind, o.Name, o.Attrs["durabletask.task.instance_id"])
+					}
+				}
+			}
+			if n != 1 {
+				t.Errorf("%s %s %s has %d children, want its operation:\n%s", s.Kind, s.Name, s.ID, n, dump)
+			}
+		}
+	}
+	if got := senders[orch]; orch == "" || got[tracepb.Span_SPAN_KIND_PRODUCER] != 5 || got[tracepb.Span_SPAN_KIND_CLIENT] != 1 {
+		t.Errorf("the orchestration %q sent %v, want 5 signals and a call:\n%s", orch, got, dump)
+	}
+	if got := senders[callerSpan]; got[tracepb.Span_SPAN_KIND_PRODUCER] != 1 {
+		t.Errorf("the caller's span has %v entity requests below it, want the HTTP signal:\n%s", got, dump)
+	}
+}
