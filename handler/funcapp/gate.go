@@ -43,9 +43,9 @@ func (g gatedBackend) SendControl(ctx context.Context, msg backend.Message, dela
 }
 
 // SendWake is backend.Backend.SendWake once the engine is ready.
-func (g gatedBackend) SendWake(ctx context.Context, reason string, delay time.Duration) error {
+func (g gatedBackend) SendWake(ctx context.Context, reason string, delay time.Duration) (backend.Receipt, error) {
 	if err := g.ready(ctx); err != nil {
-		return err
+		return backend.Receipt{}, err
 	}
 	return g.Backend.SendWake(ctx, reason, delay)
 }

@@ -116,6 +116,9 @@ const (
 	WakeTimer = "timer" // a timer falls due
 	WakeStart = "start" // an orchestration (or sub-orchestration) start
 	WakeEvent = "event" // any other control message: event, terminate, entity signal, result...
+	// WakeWatchdog: a worker holding work may have died; its messages and
+	// partitions are free again (see wake.Watchdog).
+	WakeWatchdog = "watchdog"
 )
 
 // WakeMessage is the text of a wake message, as JSON, e.g.
@@ -276,9 +279,10 @@ type Backend interface {
 	// for delay (whole seconds, rounded up, at most 7 days). A queueTrigger
 	// function on that queue makes the Functions host start a worker when
 	// the message becomes visible; nothing in the task hub reads the queue.
-	// It fails with an error wrapping ErrNotFound when the hub does not
-	// exist.
-	SendWake(ctx context.Context, reason string, delay time.Duration) error
+	// The receipt lets the sender re-hide (SetVisibility) or delete
+	// (DeleteMessage) the wake without receiving it. It fails with an error
+	// wrapping ErrNotFound when the hub does not exist.
+	SendWake(ctx context.Context, reason string, delay time.Duration) (Receipt, error)
 	// SendWorkItem puts an activity message on the work-item queue.
 	SendWorkItem(ctx context.Context, msg Message, delay time.Duration) (Receipt, error)
 	// ReceiveWorkItems takes up to max visible activity messages, like

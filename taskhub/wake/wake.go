@@ -193,7 +193,7 @@ func (b *Backend) wake(ctx context.Context, reason string, delay time.Duration) 
 
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), sendTimeout)
 	defer cancel()
-	err := b.Backend.SendWake(sctx, reason, delay)
+	_, err := b.Backend.SendWake(sctx, reason, delay)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if err == nil {

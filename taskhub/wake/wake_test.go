@@ -222,7 +222,9 @@ type failingWakes struct{ *memory.Backend }
 
 var errWakeQueue = errors.New("wake queue unavailable")
 
-func (failingWakes) SendWake(context.Context, string, time.Duration) error { return errWakeQueue }
+func (failingWakes) SendWake(context.Context, string, time.Duration) (backend.Receipt, error) {
+	return backend.Receipt{}, errWakeQueue
+}
 
 // TestFailedWake: a wake that cannot be sent is logged and does not fail
 // the start, and the next message tries again.

@@ -13,22 +13,22 @@ import (
 // SendWake puts a wake message on the hub's wake queue, invisible for delay
 // (rounded up to whole seconds, at most 7 days). The text is stored as
 // azurestorage stores it: the WakeMessage's JSON in base64, the Functions
-// host's default queue message encoding.
-func (b *Backend) SendWake(ctx context.Context, reason string, delay time.Duration) error {
+// host's default queue message encoding. The receipt re-hides or deletes
+// the message (SetVisibility, DeleteMessage).
+func (b *Backend) SendWake(ctx context.Context, reason string, delay time.Duration) (backend.Receipt, error) {
 	q := b.WakeQueueName()
 	op := "send wake to " + q
 	if err := ctxErr(ctx, op); err != nil {
-		return err
+		return backend.Receipt{}, err
 	}
 	if delay > maxVisibility {
-		return fmt.Errorf("memory: %s: delay %v exceeds the queue limit of 7 days", op, delay)
+		return backend.Receipt{}, fmt.Errorf("memory: %s: delay %v exceeds the queue limit of 7 days", op, delay)
 	}
 	body, err := json.Marshal(backend.WakeMessage{Hub: b.name, DueTime: b.st.now().Add(max(delay, 0)).UTC(), Reason: reason})
 	if err != nil {
-		return fmt.Errorf("memory: %s: %w", op, err)
+		return backend.Receipt{}, fmt.Errorf("memory: %s: %w", op, err)
 	}
-	_, err = b.put(op, q, base64.StdEncoding.EncodeToString(body), delay)
-	return err
+	return b.put(op, q, base64.StdEncoding.EncodeToString(body), delay)
 }
 
 // Wake is a message of the wake queue (see Wakes).
