@@ -198,6 +198,7 @@ func (e *Engine) route(inst *instance, cp *checkpoint, actions []history.Event) 
 			if !e.isDraining() && e.acts.reserve() {
 				cp.local = append(cp.local, msg)
 			} else {
+				e.noteLeftWork() // while draining: for another worker
 				cp.workItems = append(cp.workItems, msg)
 			}
 		case history.TimerCreated:

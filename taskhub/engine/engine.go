@@ -25,6 +25,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -227,6 +228,8 @@ type Engine struct {
 	// unknownEntities are the entity instances whose messages were kept
 	// because this app does not define them (logged once each).
 	unknownEntities sync.Map
+	// leftWork: Stop left work for another worker (LeftWork).
+	leftWork atomic.Bool
 }
 
 // startState is what Ready reports while Start is retrying.
@@ -523,6 +526,7 @@ func (e *Engine) Stop(ctx context.Context) error {
 		// The messages of interrupted work are released below, with a
 		// deadline, rather than by the interrupted code paths.
 		taken = e.takeHeld()
+		e.leftWork.Store(true)
 		e.cancelWork()
 	}
 	e.mu.Lock()
@@ -549,6 +553,9 @@ func (e *Engine) Stop(ctx context.Context) error {
 		defer close(released)
 		e.closeInstances(rctx)
 		taken = append(taken, e.takeHeld()...)
+		if len(taken) > 0 {
+			e.leftWork.Store(true)
+		}
 		if failed := e.releaseReceipts(rctx, taken); failed > 0 {
 			relErrs = append(relErrs, fmt.Errorf("engine: stop: could not release %d of %d held messages; they reappear when their visibility expires", failed, len(taken)))
 		}

@@ -92,6 +92,7 @@ func (e *Engine) removeHeld(h *held) {
 // another attempt by whichever worker gets it.
 func (s *heldSet) release(ctx context.Context, h *held, delay time.Duration) {
 	s.finish(h, func(r backend.Receipt) {
+		s.e.noteLeftWork() // given back while stopping: for the next owner
 		if _, err := s.e.be.SetVisibility(ctx, r, delay); err != nil {
 			if !errors.Is(err, backend.ErrNotFound) {
 				s.e.log.Warn("could not release a message; it reappears when its visibility expires",
