@@ -23,6 +23,11 @@
 // of it), and delayed wakes are sent once per due second. They are best
 // effort: a failed wake is logged at warn level and never fails the
 // operation it accompanies, whose message is already stored.
+//
+// Watchdog covers the work a worker holds when it dies without a graceful
+// stop (a killed or recycled instance): while the worker is busy it keeps
+// one wake of its own hidden until the work it holds would be free again,
+// and deletes it when the worker is idle.
 package wake
 
 import (

@@ -70,3 +70,23 @@ func (b *Backend) Wakes() ([]Wake, error) {
 	}
 	return out, nil
 }
+
+// ReceiveWakes takes up to limit (at most 32) visible messages of the wake
+// queue and hides them for visibility, as the Functions host's queue
+// listener does before it invokes the wake function, and returns their
+// receipts (to delete them, as the host does after the invocation). Nothing
+// in the task hub consumes wakes; tests play the host with it.
+func (b *Backend) ReceiveWakes(ctx context.Context, limit int, visibility time.Duration) ([]backend.Receipt, error) {
+	got, undecodable, err := b.receive(ctx, b.WakeQueueName(), limit, visibility)
+	if err != nil {
+		return nil, err
+	}
+	var out []backend.Receipt
+	for _, r := range got {
+		out = append(out, r.Receipt)
+	}
+	for _, u := range undecodable { // a wake's text is not a task hub message
+		out = append(out, u.Receipt)
+	}
+	return out, nil
+}
