@@ -49,6 +49,16 @@ type App struct {
 	// Wakes sends the task hub's wake messages; nil unless the app has the
 	// wake function (WakeFunction) and runs under the Functions host.
 	Wakes *wake.Backend
+	// Watchdog keeps a wake in the queue while the engine is busy, for the
+	// work it holds should this process be killed (see wake.Watchdog);
+	// nil when Wakes is.
+	Watchdog *wake.Watchdog
+}
+
+// watchdogRefresh is how often the watchdog pushes its wake while the
+// engine is busy: a third of the message visibility, between 1 s and 30 s.
+func watchdogRefresh(visibility time.Duration) time.Duration {
+	return min(max(visibility/3, time.Second), 30*time.Second)
 }
 
 // New assembles an app from cfg with the given orchestrators and
@@ -134,6 +144,14 @@ func New(cfg Config, log *slog.Logger, defs ...durable.Definition) (*App, error)
 	}
 	api := durableapi.New(c, durableapi.Options{BasePath: base, HubName: cfg.HubName, Logger: log})
 	a := &App{Config: cfg, Log: log, Handler: h, Registry: reg, Store: store, Engine: eng, Client: c, API: api, Wakes: wakes}
+	if wakes != nil {
+		// Hidden until a killed worker's messages and partitions are free.
+		a.Watchdog, err = wake.NewWatchdog(wake.WatchdogOptions{Backend: store, Busy: eng.Busy, Logger: log,
+			Delay: eng.MessageVisibility() + eng.LeaseInterval(), Refresh: watchdogRefresh(eng.MessageVisibility())})
+		if err != nil {
+			return nil, err
+		}
+	}
 	// Bound even when disabled by app setting, which only the host reads:
 	// the handler would warn of a function without Go code.
 	if wakeFn.Name != "" && !wakeFn.IsHTTP() {
@@ -172,6 +190,7 @@ func (a *App) Run(ctx context.Context) error {
 	go func() { served <- a.Handler.Run(serveCtx, a.Config.Addr) }()
 	started := make(chan error, 1)
 	go func() { started <- a.Engine.Start(ctx) }()
+	stopWatchdog := a.runWatchdog()
 
 	var errs []error
 	serving := true
@@ -183,6 +202,7 @@ func (a *App) Run(ctx context.Context) error {
 			stopCtx, cancel := context.WithTimeout(context.Background(), a.Config.StopGrace)
 			defer cancel()
 			a.Engine.Stop(stopCtx)
+			stopWatchdog()
 			<-served
 			return err
 		}
@@ -209,6 +229,7 @@ func (a *App) Run(ctx context.Context) error {
 		a.Log.Error("the engine did not stop cleanly", "err", err)
 		errs = append(errs, err)
 	}
+	stopWatchdog()
 	if serving {
 		if err := <-served; err != nil {
 			errs = append(errs, err)
@@ -219,6 +240,33 @@ func (a *App) Run(ctx context.Context) error {
 	}
 	a.Log.Info("stopped cleanly", "took", time.Since(began).Round(time.Millisecond))
 	return nil
+}
+
+// runWatchdog runs the watchdog (if any) until the returned function is
+// called, after the engine stopped: it then leaves a wake visible shortly
+// for the work the stop left behind, or deletes it when there is none.
+func (a *App) runWatchdog() (stop func()) {
+	w := a.Watchdog
+	if w == nil {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(ctx) }()
+	return func() {
+		cancel()
+		<-done
+		left := a.Engine.LeftWork() || a.Engine.Busy()
+		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := w.Release(rctx, left); err != nil {
+			a.Log.Warn("watchdog: the wake for this worker could not be settled at stop", "leftWork", left, "err", err)
+			return
+		}
+		if left {
+			a.Log.Info("the stop left work for another worker: a wake message becomes visible shortly", "in", wake.DefaultWatchdogStopDelay)
+		}
+	}
 }
 
 // Main is the whole main function of a durable function app: it loads the

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestWakeFunction: the wake function opts the app in to wake messages
@@ -90,6 +91,28 @@ func TestWakeFunction(t *testing.T) {
 			if on := app.Wakes != nil; on != tt.wantOn {
 				t.Errorf("wakes sent: %v, want %v", on, tt.wantOn)
 			}
+			if on := app.Watchdog != nil; on != tt.wantOn {
+				t.Errorf("watchdog: %v, want %v (the same condition as wakes)", on, tt.wantOn)
+			}
+			if app.Watchdog != nil {
+				// The engine's defaults: visibility 60 s, a third of it.
+				if got := app.Watchdog.Refresh(); got != 20*time.Second {
+					t.Errorf("watchdog refresh %v, want 20s", got)
+				}
+			}
 		})
+	}
+}
+
+func TestWatchdogRefresh(t *testing.T) {
+	for _, tc := range []struct{ visibility, want time.Duration }{
+		{time.Minute, 20 * time.Second},
+		{2 * time.Second, time.Second},
+		{5 * time.Second, 5 * time.Second / 3},
+		{10 * time.Minute, 30 * time.Second},
+	} {
+		if got := watchdogRefresh(tc.visibility); got != tc.want {
+			t.Errorf("watchdogRefresh(%v) = %v, want %v", tc.visibility, got, tc.want)
+		}
 	}
 }

@@ -1,5 +1,7 @@
 package engine
 
+import "time"
+
 // Busy reports whether this worker holds work that would be hidden from
 // every other worker if this process died now: queue messages it received
 // or sent itself hidden and has not finished with (hand-over copies,
@@ -39,3 +41,6 @@ func (f *inFlight) count() int {
 	defer f.mu.Unlock()
 	return f.n
 }
+
+// LeaseInterval returns how long a partition lease lasts without renewal.
+func (e *Engine) LeaseInterval() time.Duration { return e.opts.LeaseInterval }
