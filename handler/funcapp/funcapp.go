@@ -55,6 +55,15 @@ type App struct {
 	Watchdog *wake.Watchdog
 }
 
+// watchdogDelay is how long the watchdog's wake stays hidden after a push:
+// until a killed worker's messages (hidden for at most visibility after
+// its death) and partitions (leased for at most lease) are free, counted
+// from a push up to refresh before the death. With the defaults, 60 s +
+// 30 s: MessageVisibility + LeaseInterval.
+func watchdogDelay(visibility, lease, refresh time.Duration) time.Duration {
+	return visibility + max(lease, refresh)
+}
+
 // watchdogRefresh is how often the watchdog pushes its wake while the
 // engine is busy: a third of the message visibility, between 1 s and 30 s.
 func watchdogRefresh(visibility time.Duration) time.Duration {
@@ -145,9 +154,9 @@ func New(cfg Config, log *slog.Logger, defs ...durable.Definition) (*App, error)
 	api := durableapi.New(c, durableapi.Options{BasePath: base, HubName: cfg.HubName, Logger: log})
 	a := &App{Config: cfg, Log: log, Handler: h, Registry: reg, Store: store, Engine: eng, Client: c, API: api, Wakes: wakes}
 	if wakes != nil {
-		// Hidden until a killed worker's messages and partitions are free.
+		vis, refresh := eng.MessageVisibility(), watchdogRefresh(eng.MessageVisibility())
 		a.Watchdog, err = wake.NewWatchdog(wake.WatchdogOptions{Backend: store, Busy: eng.Busy, Logger: log,
-			Delay: eng.MessageVisibility() + eng.LeaseInterval(), Refresh: watchdogRefresh(eng.MessageVisibility())})
+			Delay: watchdogDelay(vis, eng.LeaseInterval(), refresh), Refresh: refresh})
 		if err != nil {
 			return nil, err
 		}

@@ -34,8 +34,9 @@ type WatchdogOptions struct {
 	// Required.
 	Busy func() bool
 	// Delay is how long the wake stays hidden after each push: until a
-	// dead worker's messages and partitions are free again, the engine's
-	// MessageVisibility plus its LeaseInterval. Required.
+	// dead worker's messages and partitions are free again, counted from a
+	// push up to Refresh before its death: the engine's MessageVisibility
+	// plus the longer of its LeaseInterval and Refresh. Required.
 	Delay time.Duration
 	// Refresh is how often a busy worker pushes its wake's visibility
 	// forward, and how soon after its last push an idle worker deletes it.
