@@ -210,7 +210,15 @@ func startApp(t *testing.T, bin string, env ...string) *process {
 // every violation.
 func checkInvariants(t *testing.T, hub string, ids []string, want func(id string) string) {
 	t.Helper()
-	checker, err := invariants.New(invariants.Options{ConnectionString: azuritetest.ConnectionString(t), HubName: hub, DrainTimeout: 10 * time.Second})
+	checkInvariantsOf(t, hub, 0, ids, want)
+}
+
+// checkInvariantsOf is checkInvariants for a hub of partitions control
+// queues (0: the default count).
+func checkInvariantsOf(t *testing.T, hub string, partitions int, ids []string, want func(id string) string) {
+	t.Helper()
+	checker, err := invariants.New(invariants.Options{ConnectionString: azuritetest.ConnectionString(t), HubName: hub,
+		PartitionCount: partitions, DrainTimeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

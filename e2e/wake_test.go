@@ -44,17 +44,14 @@ const wakeTimerSeconds = 10
 func TestWakeFromZero(t *testing.T) {
 	hub := azuritetest.HubName(t)
 	conn := azuritetest.ConnectionString(t)
-	root := appRootWithoutLocalSettings(t)
-	// The wake function for this hub, as the README says to write it for a
-	// custom hub name.
-	fn := `{"bindings":[{"name":"wake","type":"queueTrigger","direction":"in","queueName":"` + wake.QueueName(hub) + `","connection":"AzureWebJobsStorage"}]}`
-	if err := os.WriteFile(filepath.Join(root, "DurableTaskWake", "function.json"), []byte(fn), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	root := wakeAppRoot(t, hub)
 	opts := func(worker string) hostemulator.Options {
 		return hostemulator.Options{AppRoot: root, Executable: binary(t, "./e2e/testapp"), QueuePollInterval: 100 * time.Millisecond,
 			Env: []string{"AzureWebJobsStorage=" + conn, "DURABLE_TASK_HUB=" + hub, "DURABLE_WORKER_ID=" + worker,
-				"DURABLE_MIN_POLL_INTERVAL=10m", "DURABLE_MAX_POLL_INTERVAL=10m", "CRASHTEST_DIR=" + t.TempDir()}}
+				"DURABLE_MIN_POLL_INTERVAL=10m", "DURABLE_MAX_POLL_INTERVAL=10m", "CRASHTEST_DIR=" + t.TempDir(),
+				// The watchdog wake a worker holds while busy is deleted
+				// within 2 s of its going idle.
+				"DURABLE_MESSAGE_VISIBILITY=6s"}}
 	}
 	queues, err := rawstorage.Queues(conn)
 	if err != nil {
@@ -99,7 +96,7 @@ func TestWakeFromZero(t *testing.T) {
 	if len(wakeDeliveries(hostA)) != 0 {
 		t.Errorf("worker A's host delivered wakes: %+v", wakeDeliveries(hostA))
 	}
-	assertQueueEmpty(t, wakeQueue)
+	assertQueueDrained(t, wakeQueue)
 
 	// Start for an unowned partition: this process owns none.
 	c := client.New(wake.New(store, wake.Options{}), nil, nil)
@@ -114,7 +111,7 @@ func TestWakeFromZero(t *testing.T) {
 	if len(ws) != 2 || ws[1].Err != nil || ws[1].msg.Reason != backend.WakeStart || ws[1].At.After(done) {
 		t.Fatalf("wake deliveries on B: %+v, want a start wake second, before the completion at %v", ws, done)
 	}
-	assertQueueEmpty(t, wakeQueue)
+	assertQueueDrained(t, wakeQueue)
 
 	// The same through the command-line tool in storage mode, a process of
 	// its own that owns no partition either.
@@ -127,7 +124,7 @@ func TestWakeFromZero(t *testing.T) {
 	if len(ws) != 3 || ws[2].Err != nil || ws[2].msg.Reason != backend.WakeStart || ws[2].At.After(done) {
 		t.Fatalf("wake deliveries on B: %+v, want the CLI's start wake third, before the completion at %v", ws, done)
 	}
-	assertQueueEmpty(t, wakeQueue)
+	assertQueueDrained(t, wakeQueue)
 
 	outputs := map[string]string{timerID: `"` + fireAt.Format(time.RFC3339Nano) + `"`, startID: `"from afar"`, cliID: `"by the CLI"`}
 	checkInvariants(t, hub, []string{timerID, startID, cliID}, func(id string) string { return outputs[id] })
@@ -136,6 +133,144 @@ func TestWakeFromZero(t *testing.T) {
 			t.Errorf("invocation errors: %v", errs)
 		}
 	}
+}
+
+// wakeAppRoot is the sample's app root with the wake function for hub, as
+// the README says to write it for a custom hub name.
+func wakeAppRoot(t *testing.T, hub string) string {
+	t.Helper()
+	root := appRootWithoutLocalSettings(t)
+	fn := `{"bindings":[{"name":"wake","type":"queueTrigger","direction":"in","queueName":"` + wake.QueueName(hub) + `","connection":"AzureWebJobsStorage"}]}`
+	if err := os.WriteFile(filepath.Join(root, "DurableTaskWake", "function.json"), []byte(fn), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// TestWatchdogWakeAfterKill: the platform stops an instance while its
+// worker holds work, and the host kills the handler (no graceful stop).
+// Worker A runs CrashTest under the host emulator with wakes on and one
+// partition; its step two blocks. Worker B runs beside it, owns nothing
+// (A holds the one partition) and polls only every 10 minutes. A is
+// killed while step two runs: its partition lease expires after 1 s and B
+// claims the partition and polls it once, but the instance's recovery
+// anchor is still hidden (12 s visibility), so without A's watchdog wake B
+// would not look again for 10 minutes. The watchdog wake A kept hidden
+// becomes visible once the anchor is, B's host delivers it, B polls, step
+// two runs again and the instance completes. Afterwards the wake queue is
+// empty (B's own watchdog wake is deleted once B is idle) and the
+// invariants hold.
+func TestWatchdogWakeAfterKill(t *testing.T) {
+	hub := azuritetest.HubName(t)
+	conn := azuritetest.ConnectionString(t)
+	root := wakeAppRoot(t, hub)
+	dir := t.TempDir()
+	opts := func(worker string) hostemulator.Options {
+		return hostemulator.Options{AppRoot: root, Executable: binary(t, "./e2e/testapp"), QueuePollInterval: 100 * time.Millisecond,
+			Env: []string{"AzureWebJobsStorage=" + conn, "DURABLE_TASK_HUB=" + hub, "DURABLE_WORKER_ID=" + worker,
+				"DURABLE_PARTITION_COUNT=1", "DURABLE_MESSAGE_VISIBILITY=12s", "DURABLE_LEASE_INTERVAL=1s",
+				"DURABLE_MIN_POLL_INTERVAL=10m", "DURABLE_MAX_POLL_INTERVAL=10m", "CRASHTEST_DIR=" + dir}}
+	}
+	queues, err := rawstorage.Queues(conn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wakeQueue := queues.NewQueueClient(wake.QueueName(hub))
+	started := func(h *hostemulator.Host, worker string) {
+		t.Helper()
+		if _, err := h.WaitForLog(t.Context(), func(l hostemulator.LogLine) bool {
+			return strings.Contains(l.Text, "task hub engine started") && strings.Contains(l.Text, worker)
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	hostA := startHostWith(t, opts("worker-a"))
+	started(hostA, "worker-a") // A owns the partition: its start is handed over in memory, no wake
+	r := do(t, http.MethodPost, hostA.URL()+"/api/orchestrators/CrashTest", `"watched"`)
+	if r.status != http.StatusAccepted {
+		t.Fatalf("start on A: %d %s", r.status, r.body)
+	}
+	id := decode[checkStatus](t, r.body).ID
+	hostB := startHostWith(t, opts("worker-b"))
+	started(hostB, "worker-b")
+	waitUntilTrue(t, 30*time.Second, "step two runs on A", func() bool {
+		_, err := os.Stat(filepath.Join(dir, "blocked"))
+		return err == nil
+	})
+	waitUntilTrue(t, 10*time.Second, "A's watchdog wake is in the queue", func() bool { return queueCount(t, wakeQueue) == 1 })
+
+	// The platform stops A's instance: the host kills the handler
+	// (SIGKILL) and stops listening; nothing restarts it.
+	pidA := hostA.PID()
+	killed := time.Now()
+	if err := hostA.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(pidA, 0); err == nil {
+		t.Fatalf("A's handler (pid %d) still runs after the kill", pidA)
+	}
+	// Step two's first run died with A; its re-run may finish.
+	if err := os.WriteFile(filepath.Join(dir, "release"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	store, err := azurestorage.New(azurestorage.Options{ConnectionString: conn, HubName: hub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := waitCompletedRow(t, store, id)
+	t.Logf("watchdog: A killed while step two ran; completed by B %v later (B polls every 10 minutes on its own)",
+		done.Sub(killed).Round(time.Millisecond))
+	ws := wakeDeliveries(hostB)
+	if len(ws) != 1 || ws[0].Err != nil || ws[0].msg.Reason != backend.WakeWatchdog || ws[0].msg.Hub != hub || ws[0].At.After(done) {
+		t.Fatalf("wake deliveries on B: %+v, want one watchdog wake of hub %s before the completion at %v", ws, hub, done)
+	}
+	t.Logf("the watchdog wake reached B %v after the kill", ws[0].At.Sub(killed).Round(time.Millisecond))
+	if len(wakeDeliveries(hostA)) != 0 {
+		t.Errorf("A's host delivered wakes: %+v", wakeDeliveries(hostA))
+	}
+	st, err := store.GetInstance(t.Context(), id, false)
+	const want = `["done one","done two","done three"]`
+	if err != nil || st.Output != want {
+		t.Fatalf("instance row: %+v, %v; want output %s", st, err, want)
+	}
+	runs, err := os.ReadFile(filepath.Join(dir, "runs.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(runs) != "one\ntwo\ntwo\nthree\n" {
+		t.Errorf("activity runs:\n%s", runs)
+	}
+	// B was busy with the recovery, so it held a watchdog wake too; idle
+	// again, it deletes it.
+	assertQueueDrained(t, wakeQueue)
+	checkInvariantsOf(t, hub, 1, []string{id}, func(string) string { return want })
+	if errs := hostB.InvocationErrors(); len(errs) > 0 {
+		t.Errorf("invocation errors on B: %v", errs)
+	}
+}
+
+// waitUntilTrue polls cond until it holds, failing the test after timeout.
+func waitUntilTrue(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, timeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// queueCount is a queue's approximate message count, hidden messages
+// included.
+func queueCount(t *testing.T, q *azqueue.QueueClient) int32 {
+	t.Helper()
+	p, err := q.GetProperties(t.Context(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return *p.ApproximateMessagesCount
 }
 
 // waitTimerCreated waits for the instance's history to record its timer
@@ -217,13 +352,10 @@ func wakeDeliveries(h *hostemulator.Host) []wakeDelivery {
 	return out
 }
 
-func assertQueueEmpty(t *testing.T, q *azqueue.QueueClient) {
+// assertQueueDrained waits until the wake queue is empty: every wake was
+// delivered, and the watchdog wake of a worker that was busy meanwhile is
+// deleted once it is idle (within its refresh interval).
+func assertQueueDrained(t *testing.T, q *azqueue.QueueClient) {
 	t.Helper()
-	p, err := q.GetProperties(t.Context(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n := *p.ApproximateMessagesCount; n != 0 {
-		t.Errorf("the wake queue holds %d messages", n)
-	}
+	waitUntilTrue(t, 10*time.Second, "the wake queue is drained", func() bool { return queueCount(t, q) == 0 })
 }

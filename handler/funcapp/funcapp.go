@@ -58,10 +58,11 @@ type App struct {
 // watchdogDelay is how long the watchdog's wake stays hidden after a push:
 // until a killed worker's messages (hidden for at most visibility after
 // its death) and partitions (leased for at most lease) are free, counted
-// from a push up to refresh before the death. With the defaults, 60 s +
-// 30 s: MessageVisibility + LeaseInterval.
+// from a push up to refresh plus one check (pushes happen on the
+// watchdog's 1 s checks) before the death, plus a second for whole-second
+// visibilities and clock skew. With the defaults, 60 s + 30 s + 1 s.
 func watchdogDelay(visibility, lease, refresh time.Duration) time.Duration {
-	return visibility + max(lease, refresh)
+	return visibility + max(lease, refresh+wake.DefaultWatchdogCheck) + time.Second
 }
 
 // watchdogRefresh is how often the watchdog pushes its wake while the

@@ -119,8 +119,8 @@ func TestWatchdogRefresh(t *testing.T) {
 
 func TestWatchdogDelay(t *testing.T) {
 	for _, tc := range []struct{ visibility, lease, want time.Duration }{
-		{time.Minute, 30 * time.Second, 90 * time.Second}, // the defaults: visibility + lease
-		{12 * time.Second, time.Second, 16 * time.Second}, // a short lease: the last push may be 4 s old
+		{time.Minute, 30 * time.Second, 91 * time.Second}, // the defaults: visibility + lease + 1 s
+		{12 * time.Second, time.Second, 18 * time.Second}, // a short lease: the last push may be 5 s old
 	} {
 		if got := watchdogDelay(tc.visibility, tc.lease, watchdogRefresh(tc.visibility)); got != tc.want {
 			t.Errorf("watchdogDelay(%v, %v) = %v, want %v", tc.visibility, tc.lease, got, tc.want)
