@@ -152,14 +152,15 @@ func wakeAppRoot(t *testing.T, hub string) string {
 // Worker A runs CrashTest under the host emulator with wakes on and one
 // partition; its step two blocks. Worker B runs beside it, owns nothing
 // (A holds the one partition) and polls only every 10 minutes. A is
-// killed while step two runs: its partition lease expires after 1 s and B
-// claims the partition and polls it once, but the instance's recovery
-// anchor is still hidden (12 s visibility), so without A's watchdog wake B
-// would not look again for 10 minutes. The watchdog wake A kept hidden
-// becomes visible once the anchor is, B's host delivers it, B polls, step
-// two runs again and the instance completes. Afterwards the wake queue is
-// empty (B's own watchdog wake is deleted once B is idle) and the
-// invariants hold.
+// killed while step two runs, right after it pushed its watchdog wake's
+// visibility forward: its partition lease expires after 1 s and B claims
+// the partition and polls it once, but the instance's recovery anchor is
+// still hidden (12 s visibility), so without A's watchdog wake B would not
+// look again for 10 minutes. The wake becomes visible 18 s after A's last
+// push, once the anchor is; B's host delivers it, B polls, step two runs
+// again and the instance completes. Afterwards the wake queue is empty
+// (B's own watchdog wake is deleted once B is idle) and the invariants
+// hold.
 func TestWatchdogWakeAfterKill(t *testing.T) {
 	hub := azuritetest.HubName(t)
 	conn := azuritetest.ConnectionString(t)
@@ -168,7 +169,7 @@ func TestWatchdogWakeAfterKill(t *testing.T) {
 	opts := func(worker string) hostemulator.Options {
 		return hostemulator.Options{AppRoot: root, Executable: binary(t, "./e2e/testapp"), QueuePollInterval: 100 * time.Millisecond,
 			Env: []string{"AzureWebJobsStorage=" + conn, "DURABLE_TASK_HUB=" + hub, "DURABLE_WORKER_ID=" + worker,
-				"DURABLE_PARTITION_COUNT=1", "DURABLE_MESSAGE_VISIBILITY=12s", "DURABLE_LEASE_INTERVAL=1s",
+				"DURABLE_PARTITION_COUNT=1", "DURABLE_MESSAGE_VISIBILITY=12s", "DURABLE_LEASE_INTERVAL=1s", "DURABLE_LOG_LEVEL=debug",
 				"DURABLE_MIN_POLL_INTERVAL=10m", "DURABLE_MAX_POLL_INTERVAL=10m", "CRASHTEST_DIR=" + dir}}
 	}
 	queues, err := rawstorage.Queues(conn)
@@ -198,7 +199,20 @@ func TestWatchdogWakeAfterKill(t *testing.T) {
 		_, err := os.Stat(filepath.Join(dir, "blocked"))
 		return err == nil
 	})
-	waitUntilTrue(t, 10*time.Second, "A's watchdog wake is in the queue", func() bool { return queueCount(t, wakeQueue) == 1 })
+	if n := queueCount(t, wakeQueue); n > 1 {
+		t.Fatalf("the wake queue holds %d messages while A runs, want at most A's watchdog wake", n)
+	}
+	// Kill A once it has pushed its wake's visibility forward (it logs
+	// that at debug level), so that the wake's visibility is the push's.
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	pushed, err := hostA.WaitForLog(ctx, func(l hostemulator.LogLine) bool { return strings.Contains(l.Text, "watchdog: wake pushed") })
+	if err != nil {
+		t.Fatalf("A did not push its watchdog wake: %v", err)
+	}
+	if n := queueCount(t, wakeQueue); n != 1 {
+		t.Fatalf("the wake queue holds %d messages before the kill, want A's watchdog wake", n)
+	}
 
 	// The platform stops A's instance: the host kills the handler
 	// (SIGKILL) and stops listening; nothing restarts it.
@@ -225,7 +239,13 @@ func TestWatchdogWakeAfterKill(t *testing.T) {
 	if len(ws) != 1 || ws[0].Err != nil || ws[0].msg.Reason != backend.WakeWatchdog || ws[0].msg.Hub != hub || ws[0].At.After(done) {
 		t.Fatalf("wake deliveries on B: %+v, want one watchdog wake of hub %s before the completion at %v", ws, hub, done)
 	}
-	t.Logf("the watchdog wake reached B %v after the kill", ws[0].At.Sub(killed).Round(time.Millisecond))
+	t.Logf("the watchdog wake reached B %v after the kill, %v after A's last push", ws[0].At.Sub(killed).Round(time.Millisecond),
+		ws[0].At.Sub(pushed.Time).Round(time.Millisecond))
+	// Hidden 18 s from the push (12 s + max(1 s, 4 s + 1 s) + 1 s); from
+	// its creation, 4 s before the push, it would have shown 4 s sooner.
+	if d := ws[0].At.Sub(pushed.Time); d < 17*time.Second {
+		t.Errorf("the wake was delivered %v after A's last push, want about 18 s: the push did not hide it longer", d)
+	}
 	if len(wakeDeliveries(hostA)) != 0 {
 		t.Errorf("A's host delivered wakes: %+v", wakeDeliveries(hostA))
 	}

@@ -258,6 +258,7 @@ func (w *Watchdog) send(ctx context.Context, now time.Time, delay time.Duration)
 	}
 	w.receipt, w.created, w.pushed = &r, now, now
 	w.stats.Sent++
+	w.log.Debug("watchdog: wake sent", "hub", w.be.HubName(), "visibleIn", delay)
 	return true
 }
 
@@ -268,6 +269,7 @@ func (w *Watchdog) push(ctx context.Context, now time.Time) {
 	case err == nil:
 		w.receipt, w.pushed = &r, now
 		w.stats.Pushed++
+		w.log.Debug("watchdog: wake pushed", "hub", w.be.HubName(), "visibleIn", w.delay)
 	case stale(err):
 		// A host received the wake (it became visible: pushes failed or
 		// were late) and deleted it: a fresh one goes out next tick.
@@ -285,6 +287,7 @@ func (w *Watchdog) remove(ctx context.Context, r backend.Receipt) bool {
 	switch {
 	case err == nil:
 		w.stats.Deleted++
+		w.log.Debug("watchdog: wake deleted", "hub", w.be.HubName())
 	case errors.Is(err, backend.ErrConflict):
 		w.stats.Stale++
 	default:

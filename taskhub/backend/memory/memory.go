@@ -12,7 +12,8 @@
 //   - the history store fenced by a sentinel ETag per instance;
 //   - Instances rows with ETags (If-Match updates and merges);
 //   - the partition table with ETags, the app lease and the poison table;
-//   - the wake queue (SendWake, read back with Wakes).
+//   - the wake queue (SendWake, read back with Wakes, received as the
+//     Functions host would with ReceiveWakes).
 //
 // Values are stored as Azure Storage keeps them: times in UTC at 100 ns
 // precision (history.StorageTime), empty maps as nil, events with only the
