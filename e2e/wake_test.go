@@ -162,46 +162,8 @@ func wakeAppRoot(t *testing.T, hub string) string {
 // (B's own watchdog wake is deleted once B is idle) and the invariants
 // hold.
 func TestWatchdogWakeAfterKill(t *testing.T) {
-	hub := azuritetest.HubName(t)
-	conn := azuritetest.ConnectionString(t)
-	root := wakeAppRoot(t, hub)
-	dir := t.TempDir()
-	opts := func(worker string) hostemulator.Options {
-		return hostemulator.Options{AppRoot: root, Executable: binary(t, "./e2e/testapp"), QueuePollInterval: 100 * time.Millisecond,
-			Env: []string{"AzureWebJobsStorage=" + conn, "DURABLE_TASK_HUB=" + hub, "DURABLE_WORKER_ID=" + worker,
-				"DURABLE_PARTITION_COUNT=1", "DURABLE_MESSAGE_VISIBILITY=12s", "DURABLE_LEASE_INTERVAL=1s", "DURABLE_LOG_LEVEL=debug",
-				"DURABLE_MIN_POLL_INTERVAL=10m", "DURABLE_MAX_POLL_INTERVAL=10m", "CRASHTEST_DIR=" + dir}}
-	}
-	queues, err := rawstorage.Queues(conn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	wakeQueue := queues.NewQueueClient(wake.QueueName(hub))
-	started := func(h *hostemulator.Host, worker string) {
-		t.Helper()
-		if _, err := h.WaitForLog(t.Context(), func(l hostemulator.LogLine) bool {
-			return strings.Contains(l.Text, "task hub engine started") && strings.Contains(l.Text, worker)
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
-
-	hostA := startHostWith(t, opts("worker-a"))
-	started(hostA, "worker-a") // A owns the partition: its start is handed over in memory, no wake
-	r := do(t, http.MethodPost, hostA.URL()+"/api/orchestrators/CrashTest", `"watched"`)
-	if r.status != http.StatusAccepted {
-		t.Fatalf("start on A: %d %s", r.status, r.body)
-	}
-	id := decode[checkStatus](t, r.body).ID
-	hostB := startHostWith(t, opts("worker-b"))
-	started(hostB, "worker-b")
-	waitUntilTrue(t, 30*time.Second, "step two runs on A", func() bool {
-		_, err := os.Stat(filepath.Join(dir, "blocked"))
-		return err == nil
-	})
-	if n := queueCount(t, wakeQueue); n > 1 {
-		t.Fatalf("the wake queue holds %d messages while A runs, want at most A's watchdog wake", n)
-	}
+	r := newWatchdogRun(t)
+	hostA, hostB, id := r.startBlocked()
 	// Kill A once it has pushed its wake's visibility forward (it logs
 	// that at debug level), so that the wake's visibility is the push's.
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
@@ -210,7 +172,7 @@ func TestWatchdogWakeAfterKill(t *testing.T) {
 	if err != nil {
 		t.Fatalf("A did not push its watchdog wake: %v", err)
 	}
-	if n := queueCount(t, wakeQueue); n != 1 {
+	if n := queueCount(t, r.wakeQueue); n != 1 {
 		t.Fatalf("the wake queue holds %d messages before the kill, want A's watchdog wake", n)
 	}
 
@@ -225,46 +187,166 @@ func TestWatchdogWakeAfterKill(t *testing.T) {
 		t.Fatalf("A's handler (pid %d) still runs after the kill", pidA)
 	}
 	// Step two's first run died with A; its re-run may finish.
-	if err := os.WriteFile(filepath.Join(dir, "release"), nil, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(r.dir, "release"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	store, err := azurestorage.New(azurestorage.Options{ConnectionString: conn, HubName: hub})
+	done := waitCompletedRow(t, r.store, id)
+	t.Logf("watchdog: A killed while step two ran; completed by B %v later (B polls every 10 minutes on its own)",
+		done.Sub(killed).Round(time.Millisecond))
+	w := r.oneWatchdogWake(hostA, hostB, done)
+	t.Logf("the watchdog wake reached B %v after the kill, %v after A's last push", w.At.Sub(killed).Round(time.Millisecond),
+		w.At.Sub(pushed.Time).Round(time.Millisecond))
+	// Hidden 18 s from the push (12 s + max(1 s, 4 s + 1 s) + 1 s); from
+	// its creation, 4 s before the push, it would have shown 4 s sooner.
+	if d := w.At.Sub(pushed.Time); d < 17*time.Second {
+		t.Errorf("the wake was delivered %v after A's last push, want about 18 s: the push did not hide it longer", d)
+	}
+	r.check(hostB, id, "one\ntwo\ntwo\nthree\n")
+}
+
+// TestWatchdogWakeAfterGracefulStop: a graceful stop that leaves work for
+// another worker makes the watchdog wake visible 5 s later. A is stopped
+// (SIGTERM) while step two runs; step two then finishes within the grace,
+// and the episode that follows sends step three to the shared work-item
+// queue, since a draining worker starts no activity. A stops cleanly, its
+// wake shows 5 s later, B (polling every 10 minutes) receives it, polls
+// the work-item queue and finishes the instance; nothing runs twice.
+func TestWatchdogWakeAfterGracefulStop(t *testing.T) {
+	r := newWatchdogRun(t)
+	hostA, hostB, id := r.startBlocked()
+	if err := syscall.Kill(hostA.PID(), syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	if _, err := hostA.WaitForLog(ctx, func(l hostemulator.LogLine) bool { return strings.Contains(l.Text, `msg=stopping`) }); err != nil {
+		t.Fatalf("A did not begin to stop: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(r.dir, "release"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	left, err := hostA.WaitForLog(ctx, func(l hostemulator.LogLine) bool {
+		return strings.Contains(l.Text, "the stop left work for another worker")
+	})
+	if err != nil {
+		t.Fatalf("A did not leave a wake for the work its stop left: %v", err)
+	}
+	if _, err := hostA.WaitForLog(ctx, func(l hostemulator.LogLine) bool { return strings.Contains(l.Text, "stopped cleanly") }); err != nil {
+		t.Fatalf("A did not stop cleanly: %v", err)
+	}
+	if err := hostA.Stop(); err != nil { // the host stops listening
+		t.Fatal(err)
+	}
+	done := waitCompletedRow(t, r.store, id)
+	w := r.oneWatchdogWake(hostA, hostB, done)
+	t.Logf("graceful stop: the watchdog wake reached B %v after A left it, the instance completed %v after that",
+		w.At.Sub(left.Time).Round(time.Millisecond), done.Sub(w.At).Round(time.Millisecond))
+	if d := w.At.Sub(left.Time); d < 4*time.Second {
+		t.Errorf("the wake was delivered %v after A's stop, want about 5 s", d)
+	}
+	r.check(hostB, id, "one\ntwo\nthree\n")
+}
+
+// watchdogRun is a hub for the watchdog tests: CrashTest under two
+// emulated hosts with wakes on, one partition, a 12 s message visibility,
+// a 1 s lease, and polling every 10 minutes.
+type watchdogRun struct {
+	t               *testing.T
+	hub, conn, root string
+	dir             string
+	wakeQueue       *azqueue.QueueClient
+	store           *azurestorage.Store
+}
+
+func newWatchdogRun(t *testing.T) *watchdogRun {
+	t.Helper()
+	r := &watchdogRun{t: t, hub: azuritetest.HubName(t), conn: azuritetest.ConnectionString(t), dir: t.TempDir()}
+	r.root = wakeAppRoot(t, r.hub)
+	queues, err := rawstorage.Queues(r.conn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := waitCompletedRow(t, store, id)
-	t.Logf("watchdog: A killed while step two ran; completed by B %v later (B polls every 10 minutes on its own)",
-		done.Sub(killed).Round(time.Millisecond))
-	ws := wakeDeliveries(hostB)
-	if len(ws) != 1 || ws[0].Err != nil || ws[0].msg.Reason != backend.WakeWatchdog || ws[0].msg.Hub != hub || ws[0].At.After(done) {
-		t.Fatalf("wake deliveries on B: %+v, want one watchdog wake of hub %s before the completion at %v", ws, hub, done)
+	r.wakeQueue = queues.NewQueueClient(wake.QueueName(r.hub))
+	if r.store, err = azurestorage.New(azurestorage.Options{ConnectionString: r.conn, HubName: r.hub}); err != nil {
+		t.Fatal(err)
 	}
-	t.Logf("the watchdog wake reached B %v after the kill, %v after A's last push", ws[0].At.Sub(killed).Round(time.Millisecond),
-		ws[0].At.Sub(pushed.Time).Round(time.Millisecond))
-	// Hidden 18 s from the push (12 s + max(1 s, 4 s + 1 s) + 1 s); from
-	// its creation, 4 s before the push, it would have shown 4 s sooner.
-	if d := ws[0].At.Sub(pushed.Time); d < 17*time.Second {
-		t.Errorf("the wake was delivered %v after A's last push, want about 18 s: the push did not hide it longer", d)
+	return r
+}
+
+// startHost starts worker's host and waits until its engine runs.
+func (r *watchdogRun) startHost(worker string) *hostemulator.Host {
+	t := r.t
+	t.Helper()
+	h := startHostWith(t, hostemulator.Options{AppRoot: r.root, Executable: binary(t, "./e2e/testapp"), QueuePollInterval: 100 * time.Millisecond,
+		Env: []string{"AzureWebJobsStorage=" + r.conn, "DURABLE_TASK_HUB=" + r.hub, "DURABLE_WORKER_ID=" + worker,
+			"DURABLE_PARTITION_COUNT=1", "DURABLE_MESSAGE_VISIBILITY=12s", "DURABLE_LEASE_INTERVAL=1s", "DURABLE_LOG_LEVEL=debug",
+			"DURABLE_MIN_POLL_INTERVAL=10m", "DURABLE_MAX_POLL_INTERVAL=10m", "CRASHTEST_DIR=" + r.dir}})
+	if _, err := h.WaitForLog(t.Context(), func(l hostemulator.LogLine) bool {
+		return strings.Contains(l.Text, "task hub engine started") && strings.Contains(l.Text, worker)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// startBlocked starts worker A, which takes the partition, and CrashTest
+// on it, then worker B, which owns nothing, and waits until step two
+// blocks on A.
+func (r *watchdogRun) startBlocked() (hostA, hostB *hostemulator.Host, id string) {
+	t := r.t
+	t.Helper()
+	hostA = r.startHost("worker-a") // A owns the partition: its start is handed over in memory, no wake
+	resp := do(t, http.MethodPost, hostA.URL()+"/api/orchestrators/CrashTest", `"watched"`)
+	if resp.status != http.StatusAccepted {
+		t.Fatalf("start on A: %d %s", resp.status, resp.body)
+	}
+	id = decode[checkStatus](t, resp.body).ID
+	hostB = r.startHost("worker-b")
+	waitUntilTrue(t, 30*time.Second, "step two runs on A", func() bool {
+		_, err := os.Stat(filepath.Join(r.dir, "blocked"))
+		return err == nil
+	})
+	if n := queueCount(t, r.wakeQueue); n > 1 {
+		t.Fatalf("the wake queue holds %d messages while A runs, want at most A's watchdog wake", n)
+	}
+	return hostA, hostB, id
+}
+
+// oneWatchdogWake checks that B's host delivered one wake, the watchdog's,
+// before the instance completed at done, and A's none; it returns it.
+func (r *watchdogRun) oneWatchdogWake(hostA, hostB *hostemulator.Host, done time.Time) wakeDelivery {
+	t := r.t
+	t.Helper()
+	ws := wakeDeliveries(hostB)
+	if len(ws) != 1 || ws[0].Err != nil || ws[0].msg.Reason != backend.WakeWatchdog || ws[0].msg.Hub != r.hub || ws[0].At.After(done) {
+		t.Fatalf("wake deliveries on B: %+v, want one watchdog wake of hub %s before the completion at %v", ws, r.hub, done)
 	}
 	if len(wakeDeliveries(hostA)) != 0 {
 		t.Errorf("A's host delivered wakes: %+v", wakeDeliveries(hostA))
 	}
-	st, err := store.GetInstance(t.Context(), id, false)
+	return ws[0]
+}
+
+// check checks the instance's output and activity runs, that the wake
+// queue drains (B held a watchdog wake of its own while it worked, and
+// deletes it once idle), the invariants, and B's invocations.
+func (r *watchdogRun) check(hostB *hostemulator.Host, id, wantRuns string) {
+	t := r.t
+	t.Helper()
 	const want = `["done one","done two","done three"]`
+	st, err := r.store.GetInstance(t.Context(), id, false)
 	if err != nil || st.Output != want {
 		t.Fatalf("instance row: %+v, %v; want output %s", st, err, want)
 	}
-	runs, err := os.ReadFile(filepath.Join(dir, "runs.log"))
+	runs, err := os.ReadFile(filepath.Join(r.dir, "runs.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(runs) != "one\ntwo\ntwo\nthree\n" {
-		t.Errorf("activity runs:\n%s", runs)
+	if string(runs) != wantRuns {
+		t.Errorf("activity runs:\n%s\nwant:\n%s", runs, wantRuns)
 	}
-	// B was busy with the recovery, so it held a watchdog wake too; idle
-	// again, it deletes it.
-	assertQueueDrained(t, wakeQueue)
-	checkInvariantsOf(t, hub, 1, []string{id}, func(string) string { return want })
+	assertQueueDrained(t, r.wakeQueue)
+	checkInvariantsOf(t, r.hub, 1, []string{id}, func(string) string { return want })
 	if errs := hostB.InvocationErrors(); len(errs) > 0 {
 		t.Errorf("invocation errors on B: %v", errs)
 	}
