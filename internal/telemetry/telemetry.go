@@ -77,46 +77,90 @@ func Setup(ctx context.Context, cfg Config, log *slog.Logger) (shutdown func(con
 	if !on.Traces && !on.Metrics {
 		return nothing, on, nil
 	}
-	res, err := newResource(ctx, cfg)
-	if err != nil {
-		return nil, Signals{}, err
-	}
 	if log != nil {
 		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
 			log.Warn("telemetry export failed", "err", err)
 		}))
 	}
 
-	var stops []func(context.Context) error
-	shutdown = func(ctx context.Context) error {
-		var errs []error
-		for _, stop := range stops {
-			errs = append(errs, stop(ctx))
-		}
-		return errors.Join(errs...)
-	}
+	var traces sdktrace.SpanExporter
+	var metrics sdkmetric.Exporter
 	if on.Traces {
-		exp, err := traceExporter(ctx, getenv)
-		if err != nil {
+		if traces, err = traceExporter(ctx, getenv); err != nil {
 			return nil, Signals{}, err
 		}
-		// The engine builds spans of recorded steps with the span IDs their
-		// history implies (see internal/spanid).
-		tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res), sdktrace.WithIDGenerator(spanid.Generator{}))
-		otel.SetTracerProvider(tp)
-		stops = append(stops, tp.Shutdown)
 	}
 	if on.Metrics {
-		exp, err := metricExporter(ctx, getenv)
-		if err != nil {
-			_ = shutdown(ctx)
+		if metrics, err = metricExporter(ctx, getenv); err != nil {
+			if traces != nil {
+				_ = traces.Shutdown(ctx)
+			}
 			return nil, Signals{}, err
 		}
-		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp)), sdkmetric.WithResource(res))
-		otel.SetMeterProvider(mp)
-		stops = append(stops, mp.Shutdown)
 	}
-	return shutdown, on, nil
+	p, err := NewProviders(ctx, cfg, traces, metrics)
+	if err != nil {
+		return nil, Signals{}, err
+	}
+	if p.Tracer != nil {
+		otel.SetTracerProvider(p.Tracer)
+	}
+	if p.Meter != nil {
+		otel.SetMeterProvider(p.Meter)
+	}
+	return p.Shutdown, on, nil
+}
+
+// Providers are the SDK providers the app reports through. A nil field is
+// a signal that is off.
+type Providers struct {
+	Tracer *sdktrace.TracerProvider
+	Meter  *sdkmetric.MeterProvider
+}
+
+// NewProviders builds the providers Setup installs, over the given
+// exporters, without installing them: a tracer provider with the batch span
+// processor (OTEL_BSP_* apply) and the span IDs of internal/spanid, and a
+// meter provider with a periodic reader (OTEL_METRIC_EXPORT_INTERVAL
+// applies), both describing cfg's resource. A nil exporter leaves its
+// signal off. Callers that wire providers through options (a benchmark, a
+// library user) use it; Setup uses it for the app. On error the exporters
+// are shut down.
+func NewProviders(ctx context.Context, cfg Config, traces sdktrace.SpanExporter, metrics sdkmetric.Exporter) (Providers, error) {
+	res, err := newResource(ctx, cfg)
+	if err != nil {
+		var errs []error
+		if traces != nil {
+			errs = append(errs, traces.Shutdown(ctx))
+		}
+		if metrics != nil {
+			errs = append(errs, metrics.Shutdown(ctx))
+		}
+		return Providers{}, errors.Join(append([]error{err}, errs...)...)
+	}
+	var p Providers
+	if traces != nil {
+		// The engine builds spans of recorded steps with the span IDs their
+		// history implies (see internal/spanid).
+		p.Tracer = sdktrace.NewTracerProvider(sdktrace.WithBatcher(traces), sdktrace.WithResource(res), sdktrace.WithIDGenerator(spanid.Generator{}))
+	}
+	if metrics != nil {
+		p.Meter = sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewPeriodicReader(metrics)), sdkmetric.WithResource(res))
+	}
+	return p, nil
+}
+
+// Shutdown flushes and stops the providers; call it once, after the work
+// that reports has stopped.
+func (p Providers) Shutdown(ctx context.Context) error {
+	var errs []error
+	if p.Tracer != nil {
+		errs = append(errs, p.Tracer.Shutdown(ctx))
+	}
+	if p.Meter != nil {
+		errs = append(errs, p.Meter.Shutdown(ctx))
+	}
+	return errors.Join(errs...)
 }
 
 // enabled reads OTEL_{signal}_EXPORTER and the endpoints.

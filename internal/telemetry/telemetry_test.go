@@ -8,10 +8,14 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/trace"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/go-durable/durablefunctions/internal/otlptest"
+	"github.com/go-durable/durablefunctions/internal/spanid"
 )
 
 // setenv sets m and clears every other variable Setup reads.
@@ -122,5 +126,80 @@ func TestSetupChoosesSignals(t *testing.T) {
 			defer cancel()
 			shutdown(ctx) // the endpoint is unreachable; only the choice is tested
 		})
+	}
+}
+
+func TestNewProvidersInstallNothingAndExport(t *testing.T) {
+	r, err := otlptest.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	setenv(t, nil)
+	ctx := context.Background()
+	globalTP, globalMP := otel.GetTracerProvider(), otel.GetMeterProvider()
+	traces, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(r.HTTPEndpoint()+"/v1/traces"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, err := otlpmetrichttp.New(ctx, otlpmetrichttp.WithEndpointURL(r.HTTPEndpoint()+"/v1/metrics"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewProviders(ctx, Config{ServiceName: "bench"}, traces, metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Tracer == nil || p.Meter == nil {
+		t.Fatalf("providers %+v, want both", p)
+	}
+	if otel.GetTracerProvider() != globalTP || otel.GetMeterProvider() != globalMP {
+		t.Error("NewProviders changed the global providers")
+	}
+	// The span IDs of internal/spanid are honoured: the generator is installed.
+	parentCtx, parent := p.Tracer.Tracer("test").Start(ctx, "parent")
+	want := trace.SpanID{1, 2, 3, 4, 5, 6, 7, 8}
+	_, child := p.Tracer.Tracer("test").Start(spanid.With(parentCtx, want), "child")
+	child.End()
+	parent.End()
+	c, _ := p.Meter.Meter("test").Int64Counter("probe")
+	c.Add(ctx, 5)
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := p.Shutdown(sctx); err != nil {
+		t.Fatal(err)
+	}
+	var gotChild bool
+	for _, s := range r.Spans() {
+		if s.Name == "child" {
+			gotChild = true
+			if s.ID != want.String() {
+				t.Errorf("child span ID %s, want %s", s.ID, want)
+			}
+			if s.Resource["service.name"] != "bench" {
+				t.Errorf("resource %v", s.Resource)
+			}
+		}
+	}
+	if !gotChild {
+		t.Errorf("child span not received: %+v", r.Spans())
+	}
+	var value float64
+	for _, pt := range r.Points() {
+		if pt.Metric == "probe" {
+			value = pt.Value
+		}
+	}
+	if value != 5 {
+		t.Errorf("counter probe = %v, want 5 (points %+v)", value, r.Points())
+	}
+
+	// A nil exporter leaves its signal off.
+	only, err := NewProviders(ctx, Config{}, nil, nil)
+	if err != nil || only.Tracer != nil || only.Meter != nil {
+		t.Fatalf("NewProviders(nil, nil) = %+v, %v; want no providers", only, err)
+	}
+	if err := only.Shutdown(ctx); err != nil {
+		t.Errorf("Shutdown of no providers: %v", err)
 	}
 }
