@@ -404,8 +404,8 @@ func medianRun(runs []signalRun) signalRun {
 // entities runs the entity workloads and prints their figures.
 func (b *bench) entities(ctx context.Context) error {
 	c := b.cfg
-	fmt.Printf("\nEntities (Counter \"add\" 1 per signal; goals: >= %d signals/s into one entity, CallEntity p50 <= %d ms;\n", goalSignalsPerS, goalCallP50MS)
-	fmt.Printf("    for context, Durable Functions publishes %d operations/s for one entity on Azure Storage), medians of %d runs\n", dfOpsPerS, c.entityRepeat)
+	fmt.Fprintf(b.out, "\nEntities (Counter \"add\" 1 per signal; goals: >= %d signals/s into one entity, CallEntity p50 <= %d ms;\n", goalSignalsPerS, goalCallP50MS)
+	fmt.Fprintf(b.out, "    for context, Durable Functions publishes %d operations/s for one entity on Azure Storage), medians of %d runs\n", dfOpsPerS, c.entityRepeat)
 	b.sum.add("entity_runs", c.entityRepeat)
 	type shape struct {
 		label, key string
@@ -445,7 +445,7 @@ func (b *bench) entities(ctx context.Context) error {
 			runs = append(runs, r)
 		}
 		m := medianRun(runs)
-		fmt.Println(s.label)
+		fmt.Fprintln(b.out, s.label)
 		var all []string
 		for _, r := range runs {
 			all = append(all, fmt.Sprintf("%.0f", r.rate()))
@@ -454,12 +454,12 @@ func (b *bench) entities(ctx context.Context) error {
 		if s.orch {
 			sender = "orchestrations started"
 		}
-		fmt.Printf("    %.0f signals/s applied (%d in %s; runs: %v)  -  %.0f/s %s\n",
+		fmt.Fprintf(b.out, "    %.0f signals/s applied (%d in %s; runs: %v)  -  %.0f/s %s\n",
 			m.rate(), m.n, m.elapsed.Round(time.Millisecond), all, m.sendRate(), sender)
 		total, kinds := m.perSignal()
-		fmt.Printf("    app's storage calls per signal: %.2f (%s)\n", total, kinds)
+		fmt.Fprintf(b.out, "    app's storage calls per signal: %.2f (%s)\n", total, kinds)
 		if s.keys == 1 {
-			fmt.Printf("    goal >= %d signals/s into one entity: %s; Durable Functions: %d operations/s\n", goalSignalsPerS, versus(m.rate(), goalSignalsPerS), dfOpsPerS)
+			fmt.Fprintf(b.out, "    goal >= %d signals/s into one entity: %s; Durable Functions: %d operations/s\n", goalSignalsPerS, versus(m.rate(), goalSignalsPerS), dfOpsPerS)
 		}
 		b.sum.add(s.key+"_signals_per_s", round2(m.rate()))
 		if s.orch {
@@ -486,12 +486,12 @@ func (b *bench) entities(ctx context.Context) error {
 			mean = append(mean, sum/time.Duration(len(r.lat)))
 			outside = append(outside, r.outside/time.Duration(r.calls))
 		}
-		fmt.Printf("E4  one orchestration making %d sequential CallEntity[int](\"get\") on a Counter\n", c.entityCalls)
-		fmt.Printf("    round trip from history (sending episode's OrchestratorStarted to the receiving one's):\n")
-		fmt.Printf("      p50 %s  p90 %s  p99 %s  mean %s   (medians over runs; p50 of each run: %s)\n",
+		fmt.Fprintf(b.out, "E4  one orchestration making %d sequential CallEntity[int](\"get\") on a Counter\n", c.entityCalls)
+		fmt.Fprintf(b.out, "    round trip from history (sending episode's OrchestratorStarted to the receiving one's):\n")
+		fmt.Fprintf(b.out, "      p50 %s  p90 %s  p99 %s  mean %s   (medians over runs; p50 of each run: %s)\n",
 			fmtMS(pct(p50, 50)), fmtMS(pct(p90, 50)), fmtMS(pct(p99, 50)), fmtMS(pct(mean, 50)), fmtList(p50))
-		fmt.Printf("    from outside (start to completion notification / %d): %s per call\n", c.entityCalls, fmtMS(pct(outside, 50)))
-		fmt.Printf("    goal p50 <= %d ms: %s\n", goalCallP50MS, versusMax(ms(pct(p50, 50)), goalCallP50MS))
+		fmt.Fprintf(b.out, "    from outside (start to completion notification / %d): %s per call\n", c.entityCalls, fmtMS(pct(outside, 50)))
+		fmt.Fprintf(b.out, "    goal p50 <= %d ms: %s\n", goalCallP50MS, versusMax(ms(pct(p50, 50)), goalCallP50MS))
 		b.sum.add("e4_calls", c.entityCalls)
 		b.sum.add("e4_call_p50_ms", msR(pct(p50, 50)))
 		b.sum.add("e4_call_p90_ms", msR(pct(p90, 50)))

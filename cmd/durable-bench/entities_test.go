@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/go-durable/durablefunctions/internal/azuritetest"
+	"github.com/go-durable/durablefunctions/internal/telemetry"
 	"github.com/go-durable/durablefunctions/taskhub/client"
 	"github.com/go-durable/durablefunctions/taskhub/history"
 )
@@ -104,7 +105,7 @@ func TestEntityWorkloads(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	b, closeApp, err := assemble(ctx, cfg, conn, root)
+	b, closeApp, err := assemble(ctx, cfg, conn, root, telemetry.Providers{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -90,8 +90,8 @@ func (b *bench) benchList(ctx context.Context, n int) error {
 	if want := (n + 3) / 4; found != want {
 		return fmt.Errorf("listed %d Running instances, want %d", found, want)
 	}
-	fmt.Printf("\nListing the Running instances among %d rows through the management API (filled in %s)\n", n, fillTime.Round(time.Millisecond))
-	fmt.Printf("    %d found in %d pages: first page %s, total %s\n", found, pages, first.Round(time.Millisecond), total.Round(time.Millisecond))
+	fmt.Fprintf(b.out, "\nListing the Running instances among %d rows through the management API (filled in %s)\n", n, fillTime.Round(time.Millisecond))
+	fmt.Fprintf(b.out, "    %d found in %d pages: first page %s, total %s\n", found, pages, first.Round(time.Millisecond), total.Round(time.Millisecond))
 	b.sum.add("list_total_ms", msR(total))
 	return nil
 }

@@ -52,6 +52,8 @@ import (
 	"github.com/go-durable/durablefunctions/handler/durableapi"
 	"github.com/go-durable/durablefunctions/handler/funcapp"
 	"github.com/go-durable/durablefunctions/internal/azuritetest"
+	"github.com/go-durable/durablefunctions/internal/otlptest"
+	"github.com/go-durable/durablefunctions/internal/telemetry"
 	"github.com/go-durable/durablefunctions/taskhub/azurestorage"
 	"github.com/go-durable/durablefunctions/taskhub/backend"
 	"github.com/go-durable/durablefunctions/taskhub/client"
@@ -84,6 +86,9 @@ type config struct {
 	entityOrchs, entityOrchSignals           int
 	entityCalls, entityRepeat                int
 	entityTimeout                            time.Duration
+	// OpenTelemetry (otel.go): off, on or both, and the rounds of both.
+	otel       string
+	otelRounds int
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -116,9 +121,14 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.entityCalls, "entity-calls", 200, "E4: sequential CallEntity \"get\" of one orchestration (0 skips)")
 	fs.IntVar(&c.entityRepeat, "entity-repeat", 3, "E1..E4: runs each; the median is reported (0 skips every entity workload)")
 	fs.DurationVar(&c.entityTimeout, "entity-timeout", 5*time.Minute, "E1..E4: limit for one run")
+	fs.StringVar(&c.otel, "otel", otelOff, "OpenTelemetry: off (as the app runs with no OTEL_* set), on (traces and metrics exported over OTLP/HTTP to an in-process receiver), "+
+		"or both (W1..W4 and E1..E4 only, off and on alternately for -otel-rounds rounds, each on a fresh task hub; prints medians and on/off ratios)")
+	fs.IntVar(&c.otelRounds, "otel-rounds", 5, "-otel both: rounds of one off and one on run")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments %q: every setting is a flag (see -help)", fs.Args())
 	}
@@ -167,6 +177,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if c.idle < 0 {
 		errs = append(errs, fmt.Errorf("-idle=%v: want 0 (off) or a positive duration", c.idle))
 	}
+	errs = append(errs, checkOtelFlags(&c, set)...)
 	return c, errors.Join(errs...)
 }
 
@@ -186,6 +197,7 @@ type bench struct {
 	startURL string          // the start route of the sample orchestrator
 	apiURL   string          // the management API's base
 	web      *http.Client
+	out      io.Writer // the report (stdout; discarded for the runs of -otel both)
 	progress io.Writer
 	sum      summary
 }
@@ -226,14 +238,38 @@ func run(args []string) error {
 		conn, where = srv.ConnectionString(), fmt.Sprintf("a private Azurite (queues on 127.0.0.1:%d)", srv.QueuePort)
 	}
 
-	b, closeApp, err := assemble(ctx, cfg, conn, root)
+	if cfg.otel == otelBoth {
+		return runBoth(ctx, cfg, conn, where, root)
+	}
+	var tel telemetry.Providers // none: the engine's default, the global no-op providers
+	var recv *otlptest.Receiver
+	if cfg.otel == otelOn {
+		if recv, tel, err = startTelemetry(ctx); err != nil {
+			return err
+		}
+		defer recv.Close()
+	}
+	b, closeApp, err := assemble(ctx, cfg, conn, root, tel)
 	if err != nil {
+		shutdownTelemetry(tel)
 		return err
 	}
-	defer closeApp()
-	fmt.Printf("durable-bench: task hub %s on %s, %d of %d partitions owned, app at %s\n\n",
-		b.hub, where, len(b.eng.OwnedPartitions()), b.store.PartitionCount(), b.baseURL)
-	return b.runAll(ctx)
+	fmt.Fprintf(b.out, "durable-bench: task hub %s on %s, %d of %d partitions owned, app at %s%s\n\n",
+		b.hub, where, len(b.eng.OwnedPartitions()), b.store.PartitionCount(), b.baseURL, otelBanner(cfg.otel))
+	err = b.runAll(ctx)
+	closeApp() // every span has ended once the engine stopped
+	if err != nil {
+		shutdownTelemetry(tel)
+		return err
+	}
+	if cfg.otel == otelOn {
+		if err := b.checkTelemetry(tel, recv, 0, 0); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintln(b.out)
+	fmt.Fprintln(b.out, b.sum.json())
+	return nil
 }
 
 // assemble builds the app the way funcapp.New does (handler, store,
@@ -265,12 +301,16 @@ func bindHTTP(h *handler.App, eng *engine.Engine, app *client.Client, api *durab
 	return nil
 }
 
-func assemble(ctx context.Context, cfg config, conn, root string) (b *bench, closeAll func(), err error) {
+// tel's providers, when set, are passed to the app's engine, store and
+// client; unset, they keep their defaults (the global providers, no-op
+// unless something installed the SDK), as in an app with no OTEL_* set.
+func assemble(ctx context.Context, cfg config, conn, root string, tel telemetry.Providers) (b *bench, closeAll func(), err error) {
 	var closers []func()
 	closeAll = func() {
 		for i := len(closers) - 1; i >= 0; i-- {
 			closers[i]()
 		}
+		closers = nil
 	}
 	defer func() {
 		if err != nil {
@@ -278,12 +318,25 @@ func assemble(ctx context.Context, cfg config, conn, root string) (b *bench, clo
 		}
 	}()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	reg := durable.NewRegistry()
+	if err := reg.Add(definitions...); err != nil {
+		return nil, nil, err
+	}
 	hub := fmt.Sprintf("bench%d", time.Now().UnixNano()%1_000_000_000)
 	counter := &countingTransport{
 		next:     &http.Transport{MaxIdleConnsPerHost: 128, IdleConnTimeout: 4 * time.Second},
 		classify: newClassifier(hub).classify,
 	}
-	store, err := azurestorage.New(azurestorage.Options{ConnectionString: conn, HubName: hub, HTTPClient: &http.Client{Transport: counter}, Logger: log})
+	storeOpts := azurestorage.Options{ConnectionString: conn, HubName: hub, HTTPClient: &http.Client{Transport: counter}, Logger: log}
+	engOpts := engine.Options{Registry: reg, Logger: log}
+	// Set only what is on: a nil *SDK provider in an interface is not nil.
+	if tel.Meter != nil {
+		storeOpts.MeterProvider, engOpts.MeterProvider = tel.Meter, tel.Meter
+	}
+	if tel.Tracer != nil {
+		engOpts.TracerProvider = tel.Tracer
+	}
+	store, err := azurestorage.New(storeOpts)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -291,11 +344,8 @@ func assemble(ctx context.Context, cfg config, conn, root string) (b *bench, clo
 	if err != nil {
 		return nil, nil, err
 	}
-	reg := durable.NewRegistry()
-	if err := reg.Add(definitions...); err != nil {
-		return nil, nil, err
-	}
-	eng, err := engine.New(engine.Options{Backend: store, Registry: reg, Logger: log})
+	engOpts.Backend = store
+	eng, err := engine.New(engOpts)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -310,7 +360,9 @@ func assemble(ctx context.Context, cfg config, conn, root string) (b *bench, clo
 		if err := eng.Stop(stopCtx); err != nil {
 			fmt.Fprintln(os.Stderr, "durable-bench: stop the engine:", err)
 		}
-		if cfg.storage != "" { // a private Azurite goes away with its data
+		// A private Azurite goes away with its data; the hubs of -otel both
+		// are dropped one by one so that every run starts on empty tables.
+		if cfg.storage != "" || cfg.otel == otelBoth {
 			if err := store.DeleteTaskHub(stopCtx); err != nil {
 				fmt.Fprintln(os.Stderr, "durable-bench: delete task hub", hub+":", err)
 			}
@@ -329,6 +381,9 @@ func assemble(ctx context.Context, cfg config, conn, root string) (b *bench, clo
 	}
 
 	app := client.New(store, reg, eng)
+	if tel.Tracer != nil {
+		app.SetTracerProvider(tel.Tracer)
+	}
 	h, err := handler.New(handler.Options{AppRoot: root, Logger: log})
 	if err != nil {
 		return nil, nil, err
@@ -365,11 +420,11 @@ func assemble(ctx context.Context, cfg config, conn, root string) (b *bench, clo
 		cfg: cfg, hub: hub, store: store, counter: counter, eng: eng, app: app,
 		watch:   client.New(plain, reg, eng),
 		plain:   plain,
-		baseURL: baseURL, startURL: baseURL + startPath, apiURL: baseURL + base, web: web, progress: os.Stderr,
+		baseURL: baseURL, startURL: baseURL + startPath, apiURL: baseURL + base, web: web, out: os.Stdout, progress: os.Stderr,
 	}, closeAll, nil
 }
 
-// runAll runs every workload in order and prints the summary.
+// runAll runs every workload in order; the caller prints the summary.
 func (b *bench) runAll(ctx context.Context) error {
 	c := b.cfg
 	b.note("W1: %d warm-up and %d measured sample runs, in process and over HTTP", c.warmup, c.sequential)
@@ -411,8 +466,6 @@ func (b *bench) runAll(ctx context.Context) error {
 			return fmt.Errorf("list: %w", err)
 		}
 	}
-	fmt.Println()
-	fmt.Println(b.sum.json())
 	return nil
 }
 
@@ -441,11 +494,11 @@ func (b *bench) w1(ctx context.Context) error {
 			return err
 		}
 		b.eng.WaitBackground()
-		fmt.Printf("Timeline of the storage calls of one sample orchestration (completed after %s; deferred calls included):\n", fmtMS(d))
+		fmt.Fprintf(b.out, "Timeline of the storage calls of one sample orchestration (completed after %s; deferred calls included):\n", fmtMS(d))
 		for _, ev := range b.counter.stopTrace() {
-			fmt.Printf("  %8.2f ms  +%6.2f ms  %s\n", ms(ev.at), ms(ev.took), ev.kind)
+			fmt.Fprintf(b.out, "  %8.2f ms  +%6.2f ms  %s\n", ms(ev.at), ms(ev.took), ev.kind)
 		}
-		fmt.Println()
+		fmt.Fprintln(b.out)
 	}
 
 	// In process, counting storage calls over the whole batch.
@@ -484,11 +537,11 @@ func (b *bench) w1(ctx context.Context) error {
 		gets = append(gets, time.Duration(n))
 	}
 
-	fmt.Printf("W1  the sample (Hello x3 in sequence), one instance at a time, %d runs after %d warm-ups\n", c.sequential, c.warmup)
-	fmt.Printf("    in process (client StartNew -> completion notification):   p50 %s  p95 %s  (min %s, max %s)\n",
+	fmt.Fprintf(b.out, "W1  the sample (Hello x3 in sequence), one instance at a time, %d runs after %d warm-ups\n", c.sequential, c.warmup)
+	fmt.Fprintf(b.out, "    in process (client StartNew -> completion notification):   p50 %s  p95 %s  (min %s, max %s)\n",
 		fmtMS(pct(inproc, 50)), fmtMS(pct(inproc, 95)), fmtMS(pct(inproc, 0)), fmtMS(pct(inproc, 100)))
-	fmt.Printf("    as a user sees it (POST %s, then GET statusQueryGetUri every 2 ms until 200):\n", strings.TrimPrefix(b.startURL, b.baseURL))
-	fmt.Printf("                                                               p50 %s  p95 %s  (min %s, max %s; median %d GETs)\n",
+	fmt.Fprintf(b.out, "    as a user sees it (POST %s, then GET statusQueryGetUri every 2 ms until 200):\n", strings.TrimPrefix(b.startURL, b.baseURL))
+	fmt.Fprintf(b.out, "                                                               p50 %s  p95 %s  (min %s, max %s; median %d GETs)\n",
 		fmtMS(pct(user, 50)), fmtMS(pct(user, 95)), fmtMS(pct(user, 0)), fmtMS(pct(user, 100)), int64(pct(gets, 50)))
 	b.sum.add("w1_runs", c.sequential)
 	b.sum.add("w1_p50_ms_inproc", msR(pct(inproc, 50)))
@@ -496,15 +549,15 @@ func (b *bench) w1(ctx context.Context) error {
 	b.sum.add("w1_p50_ms_user", msR(pct(user, 50)))
 	b.sum.add("w1_p95_ms_user", msR(pct(user, 95)))
 
-	fmt.Printf("\nStorage calls per sample orchestration: %.2f\n", calls.perRun())
-	fmt.Printf("    counted at the app's storage client over the %d in-process W1 runs (%s; start, completion, deferred\n", c.sequential, batchTime.Round(time.Millisecond))
-	fmt.Printf("    deletes and status writes), divided by %d. Polls (queue receive) and ownership passes (partition\n", c.sequential)
-	fmt.Printf("    table, app lease) are the idle background and kept out; any other call seen in an idle window of\n")
-	fmt.Printf("    the same length right after is subtracted. The bench's own waits and reads are not counted.\n")
+	fmt.Fprintf(b.out, "\nStorage calls per sample orchestration: %.2f\n", calls.perRun())
+	fmt.Fprintf(b.out, "    counted at the app's storage client over the %d in-process W1 runs (%s; start, completion, deferred\n", c.sequential, batchTime.Round(time.Millisecond))
+	fmt.Fprintf(b.out, "    deletes and status writes), divided by %d. Polls (queue receive) and ownership passes (partition\n", c.sequential)
+	fmt.Fprintf(b.out, "    table, app lease) are the idle background and kept out; any other call seen in an idle window of\n")
+	fmt.Fprintf(b.out, "    the same length right after is subtracted. The bench's own waits and reads are not counted.\n")
 	for _, k := range sortedKeys(calls.work) {
-		fmt.Printf("      %-32s %6.2f  (%d in the batch, %d idle)\n", k, calls.work[k], calls.batch[k], calls.idle[k])
+		fmt.Fprintf(b.out, "      %-32s %6.2f  (%d in the batch, %d idle)\n", k, calls.work[k], calls.batch[k], calls.idle[k])
 	}
-	fmt.Printf("    idle background, kept out (in the batch / in the idle window):\n")
+	fmt.Fprintf(b.out, "    idle background, kept out (in the batch / in the idle window):\n")
 	bg := map[string]bool{}
 	for k := range calls.batchBG {
 		bg[k] = true
@@ -513,10 +566,10 @@ func (b *bench) w1(ctx context.Context) error {
 		bg[k] = true
 	}
 	if len(bg) == 0 {
-		fmt.Printf("      none\n")
+		fmt.Fprintf(b.out, "      none\n")
 	}
 	for _, k := range sortedKeys(bg) {
-		fmt.Printf("      %-32s %d / %d\n", k, calls.batchBG[k], calls.idleBG[k])
+		fmt.Fprintf(b.out, "      %-32s %d / %d\n", k, calls.batchBG[k], calls.idleBG[k])
 	}
 	byKind := map[string]float64{}
 	for k, v := range calls.work {
@@ -535,12 +588,12 @@ func (b *bench) w2(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("\nW2  %d sample instances started at once through POST %s by %d clients\n", n, strings.TrimPrefix(b.startURL, b.baseURL), clients)
-	fmt.Printf("    throughput from the Instances table, %d / (last CompletedTime - first CreatedTime = %s): %.1f orchestrations/s\n",
+	fmt.Fprintf(b.out, "\nW2  %d sample instances started at once through POST %s by %d clients\n", n, strings.TrimPrefix(b.startURL, b.baseURL), clients)
+	fmt.Fprintf(b.out, "    throughput from the Instances table, %d / (last CompletedTime - first CreatedTime = %s): %.1f orchestrations/s\n",
 		n, r.tableSpan.Round(time.Millisecond), r.tableRate)
-	fmt.Printf("    wall-clock, first POST to the last completion notification: %s = %.1f orchestrations/s\n",
+	fmt.Fprintf(b.out, "    wall-clock, first POST to the last completion notification: %s = %.1f orchestrations/s\n",
 		r.wall.Round(time.Millisecond), float64(n)/r.wall.Seconds())
-	fmt.Printf("    per instance, POST to completion notification: p50 %s  p95 %s  max %s\n",
+	fmt.Fprintf(b.out, "    per instance, POST to completion notification: p50 %s  p95 %s  max %s\n",
 		fmtMS(pct(r.lat, 50)), fmtMS(pct(r.lat, 95)), fmtMS(pct(r.lat, 100)))
 	b.sum.add("w2_n", n)
 	b.sum.add("w2_clients", clients)
@@ -569,10 +622,10 @@ func (b *bench) w3w4(ctx context.Context) error {
 		}
 		seq = append(seq, d)
 	}
-	fmt.Printf("\nW3  one orchestration fanning out to %d activities (Echo 1..%d) and summing them, %d runs, in process\n", c.fan, c.fan, c.repeat)
-	fmt.Printf("    start to completed: median %s  (min %s, max %s)\n", fmtMS(pct(fan, 50)), fmtMS(pct(fan, 0)), fmtMS(pct(fan, 100)))
-	fmt.Printf("W4  one orchestration calling %d activities (Inc) in sequence, %d runs, in process\n", c.chain, c.repeat)
-	fmt.Printf("    start to completed: median %s = %s per activity  (min %s, max %s)\n",
+	fmt.Fprintf(b.out, "\nW3  one orchestration fanning out to %d activities (Echo 1..%d) and summing them, %d runs, in process\n", c.fan, c.fan, c.repeat)
+	fmt.Fprintf(b.out, "    start to completed: median %s  (min %s, max %s)\n", fmtMS(pct(fan, 50)), fmtMS(pct(fan, 0)), fmtMS(pct(fan, 100)))
+	fmt.Fprintf(b.out, "W4  one orchestration calling %d activities (Inc) in sequence, %d runs, in process\n", c.chain, c.repeat)
+	fmt.Fprintf(b.out, "    start to completed: median %s = %s per activity  (min %s, max %s)\n",
 		fmtMS(pct(seq, 50)), fmtMS(pct(seq, 50)/time.Duration(c.chain)), fmtMS(pct(seq, 0)), fmtMS(pct(seq, 100)))
 	b.sum.add(fmt.Sprintf("w3_fan%d_ms", c.fan), msR(pct(fan, 50)))
 	b.sum.add(fmt.Sprintf("w4_seq%d_ms", c.chain), msR(pct(seq, 50)))
@@ -588,10 +641,10 @@ func (b *bench) long(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("\nOne orchestration of %d sequential activities (Inc), in process: %s in all, %s per activity\n",
+	fmt.Fprintf(b.out, "\nOne orchestration of %d sequential activities (Inc), in process: %s in all, %s per activity\n",
 		n, total.Round(time.Millisecond), fmtMS(total/time.Duration(n)))
-	fmt.Printf("    time per activity, from the times the activities recorded (start of activity i to start of i+%d, / %d):\n", w, w)
-	fmt.Printf("      first %d: %s    last %d: %s    (last / first = %.2f)\n", w, fmtMS(first), w, fmtMS(last), float64(last)/float64(first))
+	fmt.Fprintf(b.out, "    time per activity, from the times the activities recorded (start of activity i to start of i+%d, / %d):\n", w, w)
+	fmt.Fprintf(b.out, "      first %d: %s    last %d: %s    (last / first = %.2f)\n", w, fmtMS(first), w, fmtMS(last), float64(last)/float64(first))
 	p := fmt.Sprintf("seq%d_", n)
 	b.sum.add(p+fmt.Sprintf("first%d_ms_per_act", w), round3(ms(first)))
 	b.sum.add(p+fmt.Sprintf("last%d_ms_per_act", w), round3(ms(last)))
@@ -613,9 +666,9 @@ func (b *bench) idle(ctx context.Context) error {
 		total += n
 	}
 	perHour := float64(total) * float64(time.Hour) / float64(d)
-	fmt.Printf("\nIdle engine: %d storage calls in %s = %.0f per hour\n", total, d, perHour)
+	fmt.Fprintf(b.out, "\nIdle engine: %d storage calls in %s = %.0f per hour\n", total, d, perHour)
 	for _, k := range sortedKeys(calls) {
-		fmt.Printf("      %-32s %d\n", k, calls[k])
+		fmt.Fprintf(b.out, "      %-32s %d\n", k, calls[k])
 	}
 	b.sum.add("idle_calls_per_hour", round2(perHour))
 	return nil

@@ -153,8 +153,16 @@ func TestParseFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.sequential != 30 || c.burst != 500 || c.starters != 32 || c.fan != 200 || c.chain != 50 || c.long != 5000 || c.longWindow != 500 || c.list != 0 ||
-		c.entitySignals != 1000 || c.entityClients != 32 || c.entityKeys != 100 || c.entityOrchs != 25 || c.entityOrchSignals != 40 || c.entityCalls != 200 || c.entityRepeat != 3 {
+		c.entitySignals != 1000 || c.entityClients != 32 || c.entityKeys != 100 || c.entityOrchs != 25 || c.entityOrchSignals != 40 || c.entityCalls != 200 || c.entityRepeat != 3 ||
+		c.otel != otelOff || c.otelRounds != 5 {
 		t.Errorf("defaults = %+v", c)
+	}
+	// -otel both leaves the long sequence out unless it was asked for.
+	if c, err := parseFlags([]string{"-otel", "both"}, &sink); err != nil || c.long != 0 || c.otel != otelBoth {
+		t.Errorf("-otel both: long %d, otel %q, err %v; want long 0", c.long, c.otel, err)
+	}
+	if c, err := parseFlags([]string{"-otel", "both", "-long", "0", "-otel-rounds", "2"}, &sink); err != nil || c.otelRounds != 2 {
+		t.Errorf("-otel both -long 0 -otel-rounds 2: rounds %d, err %v", c.otelRounds, err)
 	}
 	for _, tt := range []struct {
 		args []string
@@ -174,6 +182,12 @@ func TestParseFlags(t *testing.T) {
 		{[]string{"-entity-timeout", "0s"}, "-entity-timeout=0s: want a positive duration"},
 		{[]string{"-entity-signals", "50"}, "-entity-signals=50 with -entity-keys=100: want at least one signal per entity"},
 		{[]string{"-entity-orchs", "2", "-entity-orch-signals", "10"}, "-entity-orchs=2 x -entity-orch-signals=10 = 20 signals with -entity-keys=100"},
+		{[]string{"-otel", "yes"}, `-otel="yes": want off, on or both`},
+		{[]string{"-otel-rounds", "0"}, "-otel-rounds=0: want a positive number"},
+		{[]string{"-otel", "both", "-long", "1000"}, "-long with -otel both"},
+		{[]string{"-otel", "both", "-idle", "5s"}, "-idle with -otel both"},
+		{[]string{"-otel", "both", "-trace"}, "-trace with -otel both"},
+		{[]string{"-otel", "both", "-list", "10"}, "-list with -otel both"},
 	} {
 		if _, err := parseFlags(tt.args, &sink); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("parseFlags(%q) error = %v, want one containing %q", tt.args, err, tt.want)
