@@ -18,6 +18,11 @@
 //     over the first and the last 500, from times the activities record;
 //   - a final one-line JSON summary of all figures.
 //
+// -otel on runs it all with OpenTelemetry traces and metrics exported to an
+// in-process OTLP receiver and prints what the receiver got; -otel both
+// runs W1..W4 and E1..E4 with it off and on alternately and prints the
+// medians and on/off ratios (otel.go).
+//
 // Every output is checked; a wrong result or a timeout ends the run with
 // an error and a non-zero exit. Figures are printed, never judged.
 //

@@ -248,35 +248,37 @@ func (b *bench) checkTelemetry(tel telemetry.Providers, recv *otlptest.Receiver,
 
 // measure is one figure compared off and on.
 type measure struct {
-	key, label     string
-	higherIsBetter bool
+	key, short, label string // short: the per-run lines' name
 }
 
 // measures are the figures of -otel both, in the summary's keys.
 func measures(c config) []measure {
 	ms := []measure{
-		{"w1_p50_ms_inproc", "W1 sample p50, in process (ms)", false},
-		{"w1_p95_ms_inproc", "W1 sample p95, in process (ms)", false},
-		{"w1_p50_ms_user", "W1 sample p50, as a user sees it (ms)", false},
+		{"w1_p50_ms_inproc", "W1", "W1 sample p50, in process (ms)"},
+		{"w1_p95_ms_inproc", "W1p95", "W1 sample p95, in process (ms)"},
+		{"w1_p50_ms_user", "W1user", "W1 sample p50, as a user sees it (ms)"},
 	}
 	if c.burst > 0 {
-		ms = append(ms, measure{"w2_orch_per_s", fmt.Sprintf("W2 %d at once, Instances table (orch/s)", c.burst), true},
-			measure{"w2_p50_ms", "W2 per instance p50 (ms)", false})
+		ms = append(ms, measure{"w2_orch_per_s", "W2/s", fmt.Sprintf("W2 %d at once, Instances table (orch/s)", c.burst)},
+			measure{"w2_p50_ms", "W2p50", "W2 per instance p50 (ms)"})
 	}
 	if c.repeat > 0 {
-		ms = append(ms, measure{fmt.Sprintf("w3_fan%d_ms", c.fan), fmt.Sprintf("W3 fan-out to %d (ms)", c.fan), false},
-			measure{fmt.Sprintf("w4_seq%d_ms", c.chain), fmt.Sprintf("W4 %d in sequence (ms)", c.chain), false})
+		ms = append(ms, measure{fmt.Sprintf("w3_fan%d_ms", c.fan), "W3", fmt.Sprintf("W3 fan-out to %d (ms)", c.fan)},
+			measure{fmt.Sprintf("w4_seq%d_ms", c.chain), "W4", fmt.Sprintf("W4 %d in sequence (ms)", c.chain)})
 	}
 	if c.entityRepeat > 0 && c.entitySignals > 0 {
-		ms = append(ms, measure{"e1_http_one_signals_per_s", "E1 HTTP signals, one entity (/s)", true},
-			measure{"e2_http_many_signals_per_s", fmt.Sprintf("E2 HTTP signals, %d entities (/s)", c.entityKeys), true})
+		ms = append(ms, measure{"e1_http_one_signals_per_s", "E1/s", "E1 HTTP signals, one entity (/s)"},
+			measure{"e2_http_many_signals_per_s", "E2/s", fmt.Sprintf("E2 HTTP signals, %d entities (/s)", c.entityKeys)})
 	}
 	if c.entityRepeat > 0 && c.entityOrchs > 0 {
-		ms = append(ms, measure{"e3_orch_one_signals_per_s", "E3 orchestration signals, one entity (/s)", true},
-			measure{"e3_orch_many_signals_per_s", fmt.Sprintf("E3 orchestration signals, %d entities (/s)", c.entityKeys), true})
+		ms = append(ms, measure{"e3_orch_one_signals_per_s", "E3one/s", "E3 orchestration signals, one entity (/s)"},
+			measure{"e3_orch_many_signals_per_s", "E3many/s", fmt.Sprintf("E3 orchestration signals, %d entities (/s)", c.entityKeys)})
 	}
 	if c.entityRepeat > 0 && c.entityCalls > 0 {
-		ms = append(ms, measure{"e4_call_p50_ms", "E4 CallEntity p50, from history (ms)", false})
+		ms = append(ms, measure{"e4_call_p50_ms", "E4", "E4 CallEntity p50, from history (ms)"})
+	}
+	if _, ok := processCPU(); ok {
+		ms = append(ms, measure{cpuKey, "CPU", "CPU of the whole run: app, bench, receiver (s)"})
 	}
 	return ms
 }
@@ -306,7 +308,7 @@ func runBoth(ctx context.Context, cfg config, conn, where, root string) error {
 			vals[on] = append(vals[on], got)
 			var line []string
 			for _, m := range ms {
-				line = append(line, fmt.Sprintf("%s %.2f", strings.SplitN(m.label, " ", 2)[0], got[m.key]))
+				line = append(line, fmt.Sprintf("%s %.2f", m.short, got[m.key]))
 			}
 			fmt.Printf("round %d %-3s  %s  (%s)\n", round, mode, strings.Join(line, ", "), time.Since(began).Round(time.Second))
 			if on {
@@ -382,10 +384,15 @@ func runSegment(ctx context.Context, cfg config, conn, root string, recv *otlpte
 		return nil, pipeline{}, err
 	}
 	b.out = io.Discard
+	// The CPU time covers the workloads, the app's stop and the last
+	// export (spans still batched, the final metric collection).
+	cpu0, cpuOK := processCPU()
 	err = b.runAll(ctx)
 	closeApp()
+	if flushErr := shutdownTelemetry(tel); err == nil {
+		err = flushErr
+	}
 	if err != nil {
-		shutdownTelemetry(tel)
 		return nil, pipeline{}, err
 	}
 	got := map[string]float64{}
@@ -394,12 +401,15 @@ func runSegment(ctx context.Context, cfg config, conn, root string, recv *otlpte
 			got[k] = v
 		}
 	}
+	if cpu1, ok := processCPU(); cpuOK && ok {
+		got[cpuKey] = round2((cpu1 - cpu0).Seconds())
+	}
 	if !on {
 		return got, pipeline{}, nil
-	}
-	if err := shutdownTelemetry(tel); err != nil {
-		return nil, pipeline{}, err
 	}
 	p := readPipeline(recv.Spans()[spansFrom:], recv.Points()[pointsFrom:])
 	return got, p, p.check()
 }
+
+// cpuKey is the process's CPU seconds over one run of -otel both.
+const cpuKey = "cpu_s"
