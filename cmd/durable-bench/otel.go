@@ -308,7 +308,11 @@ func runBoth(ctx context.Context, cfg config, conn, where, root string) error {
 			vals[on] = append(vals[on], got)
 			var line []string
 			for _, m := range ms {
-				line = append(line, fmt.Sprintf("%s %.2f", m.short, got[m.key]))
+				v, ok := got[m.key]
+				if !ok {
+					return fmt.Errorf("round %d, OpenTelemetry %s: the run reported no %s (%s)", round, mode, m.label, m.key)
+				}
+				line = append(line, fmt.Sprintf("%s %.2f", m.short, v))
 			}
 			fmt.Printf("round %d %-3s  %s  (%s)\n", round, mode, strings.Join(line, ", "), time.Since(began).Round(time.Second))
 			if on {
@@ -337,7 +341,11 @@ func runBoth(ctx context.Context, cfg config, conn, where, root string) error {
 		if mo > 0 {
 			ratio = mn / mo
 		}
-		fmt.Printf("  %-44s %10.2f %10.2f %7.3f %7.3f  %.3f..%.3f\n", m.label, mo, mn, ratio, medianF(paired), slices.Min(paired), slices.Max(paired))
+		span := "-"
+		if len(paired) > 0 {
+			span = fmt.Sprintf("%.3f..%.3f", slices.Min(paired), slices.Max(paired))
+		}
+		fmt.Printf("  %-44s %10.2f %10.2f %7.3f %7.3f  %s\n", m.label, mo, mn, ratio, medianF(paired), span)
 		sum.add("otel_off_"+m.key, round2(mo))
 		sum.add("otel_on_"+m.key, round2(mn))
 		sum.add("otel_ratio_"+m.key, round3(ratio))
