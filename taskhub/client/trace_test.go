@@ -25,17 +25,7 @@ import (
 // error span; on the no-op provider nothing is stamped.
 func TestStartAndRaiseSpans(t *testing.T) {
 	ctx := context.Background()
-	be, err := memory.New(memory.Options{HubName: "TraceClient"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := be.CreateTaskHub(ctx); err != nil {
-		t.Fatal(err)
-	}
-	exp := tracetest.NewInMemoryExporter()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
-	c := New(be, nil, nil)
-	c.SetTracerProvider(tp)
+	be, c, exp, tp := tracedClient(t, "TraceClient")
 	c.SetDefaultVersion("2.0")
 
 	rctx, req := tp.Tracer("test").Start(ctx, "request")
@@ -121,17 +111,7 @@ func TestStartAndRaiseSpans(t *testing.T) {
 // request carries none.
 func TestSignalEntitySpan(t *testing.T) {
 	ctx := context.Background()
-	be, err := memory.New(memory.Options{HubName: "TraceSignal"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := be.CreateTaskHub(ctx); err != nil {
-		t.Fatal(err)
-	}
-	exp := tracetest.NewInMemoryExporter()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
-	c := New(be, nil, nil)
-	c.SetTracerProvider(tp)
+	be, c, exp, tp := tracedClient(t, "TraceSignal")
 	id := history.NewEntityID("Counter", "c")
 	received := func() history.EntityRequest {
 		t.Helper()
@@ -190,4 +170,22 @@ func TestSignalEntitySpan(t *testing.T) {
 	if r := received(); len(r.ParentTraceContext) != 0 {
 		t.Errorf("on the no-op provider the request carries %s", r.ParentTraceContext)
 	}
+}
+
+// tracedClient is a client over a new memory hub that traces into exp
+// through tp.
+func tracedClient(t *testing.T, hub string) (*memory.Backend, *Client, *tracetest.InMemoryExporter, *sdktrace.TracerProvider) {
+	t.Helper()
+	be, err := memory.New(memory.Options{HubName: hub})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := be.CreateTaskHub(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	c := New(be, nil, nil)
+	c.SetTracerProvider(tp)
+	return be, c, exp, tp
 }
