@@ -206,7 +206,14 @@ func (e *Engine) processEntity(ctx context.Context, inst *instance, batch []*inb
 				spans, tc = append(spans, s), c
 			}
 		}
-		c, err := entityActionMessage(self, a, int32(i), t, tc)
+		var num *signalNumber
+		if a.Kind == replay.EntitySignal && a.ScheduledTime.IsZero() {
+			// Numbered in the order the batch sends them, from the
+			// committed counter: the receiver applies them in this order.
+			seq, pred, predAt := step.numberSignal(a.Target.String())
+			num = &signalNumber{seq: seq, pred: pred, predAt: predAt}
+		}
+		c, err := entityActionMessage(self, a, int32(i), t, tc, num)
 		if err != nil {
 			fail("could not build a message an entity operation sends", err)
 			return
@@ -308,7 +315,7 @@ func (e *Engine) intakeEntity(ctx context.Context, inst *instance, batch []*inbo
 			verdict := step.takeRequest(r)
 			if e.log.Enabled(ctx, slog.LevelDebug) {
 				e.log.Debug("entity request", "entity", inst.id, "id", r.ID, "from", r.ParentInstanceID, "seq", r.Seq, "predSeq", r.PredSeq,
-					"verdict", verdict.String(), "record", step.state.Senders[history.SenderKey(r.ParentInstanceID, r.ParentExecutionID)].Last)
+					"verdict", verdict.String(), "record", step.state.Senders[history.RequestSenderKey(&r)].Last)
 			}
 			switch verdict {
 			case intakeTaken:
@@ -398,18 +405,29 @@ func entityResponse(self history.OrchestrationInstance, r history.EntityRequest,
 	return controlSend{msg: backend.Message{Event: ev, Target: target, Sender: self}}, nil
 }
 
+// signalNumber is the numbering of an entity's signal to another entity
+// (see entityStep.numberSignal).
+type signalNumber struct {
+	seq, pred int64
+	predAt    time.Time
+}
+
 // entityActionMessage turns what an entity operation sends into the control
-// message that carries it, with trace context tc (nil: none).
+// message that carries it, with trace context tc (nil: none) and, for a
+// signal, its number (nil: not numbered).
 //
 // A started orchestration is a fire-and-forget child of the entity, as
 // Durable Task starts it (TaskEntityDispatcher.ProcessSendStartMessage):
 // the entity is its parent (seq numbers the batch's messages), and the
 // FireAndForget tag says no completion goes back to it.
-func entityActionMessage(self history.OrchestrationInstance, a replay.EntityAction, seq int32, t time.Time, tc *history.TraceContext) (controlSend, error) {
+func entityActionMessage(self history.OrchestrationInstance, a replay.EntityAction, seq int32, t time.Time, tc *history.TraceContext, num *signalNumber) (controlSend, error) {
 	switch a.Kind {
 	case replay.EntitySignal:
 		r := history.EntityRequest{Operation: a.Operation, Signal: true, Input: a.Input, ID: a.RequestID,
 			ParentInstanceID: self.InstanceID, ParentExecutionID: self.ExecutionID, Due: a.ScheduledTime, Timestamp: t}
+		if num != nil {
+			r.Seq, r.PredSeq, r.Predecessor = num.seq, num.pred, num.predAt
+		}
 		if err := r.SetTraceContext(tc); err != nil {
 			return controlSend{}, err
 		}

@@ -21,8 +21,15 @@ import (
 // A request whose predecessor does not come within the reorder wait (its
 // sender's lost episode, run again, went another way) is taken in ahead
 // of it, never dropped.
-// Other requests (from clients, from entities, forwarded lock requests)
-// are remembered by ID in Applied for as long as a copy may come again.
+// An entity numbers the signals it sends to entities too (one counter
+// over all targets, committed with its batch): the receiver orders them
+// the same way, under one record per sending entity, but deduplicates
+// them by ID, because a batch run again after a lost commit sends the
+// same IDs yet may number them differently (it may take in its messages
+// in another order). Other requests (from clients, scheduled signals,
+// forwarded lock requests, and entities' signals from older versions or
+// Durable Task) are remembered by ID in Applied for as long as a copy may
+// come again.
 //
 // Taken-in requests queue in the state; while an orchestration holds the
 // entity's lock only its own requests leave the queue, and a lock request
@@ -98,7 +105,7 @@ func orderBatch[T any](items []T, reqs []*history.EntityRequest) {
 		if r == nil || !numbered(r) {
 			continue
 		}
-		k := history.SenderKey(r.ParentInstanceID, r.ParentExecutionID)
+		k := history.RequestSenderKey(r)
 		if bySender[k] == nil {
 			senders = append(senders, k)
 		}
@@ -137,61 +144,28 @@ func (s *entityStep) takeRequest(r history.EntityRequest) intake {
 
 func (s *entityStep) take(r history.EntityRequest) intake {
 	st := s.state
-	if numbered(&r) {
-		k := history.SenderKey(r.ParentInstanceID, r.ParentExecutionID)
-		rec, known := st.Senders[k]
-		_, ahead := rec.Ahead[r.Seq]
-		_, predAhead := rec.Ahead[r.PredSeq]
-		inOrder := r.PredSeq == 0 || known && (r.PredSeq <= rec.Last || predAhead) ||
-			// Without a record, a predecessor sent long ago was taken
-			// in before the record was forgotten (a record outlives
-			// its sender's silence by the horizon).
-			!known && (r.Predecessor.IsZero() || s.now.Sub(r.Predecessor) >= entityDedupHorizon)
-		switch {
-		case known && (r.Seq <= rec.Last || ahead):
-			return intakeDup
-		case !inOrder && s.now.Sub(r.Timestamp) < s.reorderWait:
-			return intakeWait
-		}
-		rec.Seen = s.now
-		if inOrder && (r.PredSeq <= rec.Last || !known) && !predAhead {
-			rec.Last = max(rec.Last, r.Seq)
-			// Requests taken in ahead of this one now follow on.
-			for advanced := true; advanced; {
-				advanced = false
-				for seq, pred := range rec.Ahead {
-					if pred <= rec.Last {
-						rec.Last = max(rec.Last, seq)
-						delete(rec.Ahead, seq)
-						advanced = true
-					}
-				}
-			}
-		} else {
-			// Its predecessor did not come within the reorder wait (a
-			// crash lost the episode that sent it, and the episode run
-			// again went another way), or follows one that did not: take
-			// it ahead, and keep its number so that a copy is dropped.
-			if rec.Ahead == nil {
-				rec.Ahead = map[int64]int64{}
-			}
-			rec.Ahead[r.Seq] = r.PredSeq
-		}
-		if len(rec.Ahead) == 0 {
-			rec.Ahead = nil
-		}
-		if st.Senders == nil {
-			st.Senders = map[string]history.SenderRecord{}
-		}
-		st.Senders[k] = rec
-	} else {
-		if _, seen := st.Applied[r.ID]; seen || s.forgotten != nil && s.forgotten(r.ID) {
+	switch {
+	case numbered(&r) && history.IsEntityInstanceID(r.ParentInstanceID):
+		// An entity's numbers order its signals, its IDs deduplicate them:
+		// a batch run again after a lost commit sends the same IDs but,
+		// having taken in its messages in another order or another mix,
+		// may number them differently.
+		if s.seenID(r.ID) {
 			return intakeDup
 		}
-		if st.Applied == nil {
-			st.Applied = map[string]time.Time{}
+		if v := s.order(r, true); v != intakeTaken {
+			return v
 		}
-		st.Applied[r.ID] = s.now
+		s.rememberID(r.ID)
+	case numbered(&r):
+		if v := s.order(r, false); v != intakeTaken {
+			return v
+		}
+	default:
+		if s.seenID(r.ID) {
+			return intakeDup
+		}
+		s.rememberID(r.ID)
 	}
 	if st.LockedBy != "" && r.ParentInstanceID == st.LockedBy {
 		s.holder = append(s.holder, r)
@@ -199,6 +173,95 @@ func (s *entityStep) take(r history.EntityRequest) intake {
 		st.Queue = append(st.Queue, r)
 	}
 	return intakeTaken
+}
+
+// seenID reports whether the entity took in a request of this ID that it
+// still remembers.
+func (s *entityStep) seenID(id string) bool {
+	_, seen := s.state.Applied[id]
+	return seen || s.forgotten != nil && s.forgotten(id)
+}
+
+// rememberID records a request taken in by its ID.
+func (s *entityStep) rememberID(id string) {
+	if s.state.Applied == nil {
+		s.state.Applied = map[string]time.Time{}
+	}
+	s.state.Applied[id] = s.now
+}
+
+// order decides on numbered request r by its sender's record, and updates
+// the record when r is taken in. With byID (an entity's signal, whose ID
+// was checked already), a number the record has seen is a request that a
+// batch run again numbered differently: it is taken in, out of order.
+func (s *entityStep) order(r history.EntityRequest, byID bool) intake {
+	st := s.state
+	k := history.RequestSenderKey(&r)
+	rec, known := st.Senders[k]
+	_, ahead := rec.Ahead[r.Seq]
+	_, predAhead := rec.Ahead[r.PredSeq]
+	inOrder := r.PredSeq == 0 || known && (r.PredSeq <= rec.Last || predAhead) ||
+		// Without a record, a predecessor sent long ago was taken
+		// in before the record was forgotten (a record outlives
+		// its sender's silence by the horizon).
+		!known && (r.Predecessor.IsZero() || s.now.Sub(r.Predecessor) >= entityDedupHorizon)
+	switch {
+	case known && (r.Seq <= rec.Last || ahead) && !byID:
+		return intakeDup
+	case known && (r.Seq <= rec.Last || ahead):
+		rec.Seen = s.now
+		st.Senders[k] = rec
+		return intakeTaken
+	case !inOrder && s.now.Sub(r.Timestamp) < s.reorderWait:
+		return intakeWait
+	}
+	rec.Seen = s.now
+	if inOrder && (r.PredSeq <= rec.Last || !known) && !predAhead {
+		rec.Last = max(rec.Last, r.Seq)
+		// Requests taken in ahead of this one now follow on.
+		for advanced := true; advanced; {
+			advanced = false
+			for seq, pred := range rec.Ahead {
+				if pred <= rec.Last {
+					rec.Last = max(rec.Last, seq)
+					delete(rec.Ahead, seq)
+					advanced = true
+				}
+			}
+		}
+	} else {
+		// Its predecessor did not come within the reorder wait (a
+		// crash lost the episode that sent it, and the episode run
+		// again went another way), or follows one that did not: take
+		// it ahead, and keep its number so that a copy is dropped.
+		if rec.Ahead == nil {
+			rec.Ahead = map[int64]int64{}
+		}
+		rec.Ahead[r.Seq] = r.PredSeq
+	}
+	if len(rec.Ahead) == 0 {
+		rec.Ahead = nil
+	}
+	if st.Senders == nil {
+		st.Senders = map[string]history.SenderRecord{}
+	}
+	st.Senders[k] = rec
+	return intakeTaken
+}
+
+// numberSignal numbers a signal this entity sends now to the entity
+// target (its instance ID): the next number of the entity's one counter,
+// and the number and time of the last signal to target as predecessor
+// (none if target's entry was forgotten).
+func (s *entityStep) numberSignal(target string) (seq, pred int64, predAt time.Time) {
+	sent := &s.state.Sent
+	last := sent.To[target]
+	sent.Last++
+	if sent.To == nil {
+		sent.To = map[string]history.SentRecord{}
+	}
+	sent.To[target] = history.SentRecord{Seq: sent.Last, At: s.now}
+	return sent.Last, last.Seq, last.At
 }
 
 // takeRelease applies a lock release: it frees the lock if the release
@@ -255,6 +318,11 @@ func (s *entityStep) grant(r history.EntityRequest) (forward *history.EntityRequ
 	return &next, false
 }
 
+// sentKeep is how long an entity keeps the last number it sent to a
+// target: past the receiver's reorder wait, and past the horizon for
+// which the receiver keeps its record of this sender.
+func (s *entityStep) sentKeep() time.Duration { return entityDedupHorizon + s.reorderWait }
+
 // prune forgets the records no longer needed: applied client requests
 // whose copies are confirmed deleted (confirmed), and any request ID or
 // sender record older than the dedup horizon.
@@ -269,6 +337,19 @@ func (s *entityStep) prune(confirmed map[string]bool) {
 		if s.now.Sub(maxTime(rec.Seen, s.loaded)) >= entityDedupHorizon {
 			delete(st.Senders, k)
 		}
+	}
+	// A target not signalled for sentKeep starts a new chain (PredSeq 0)
+	// with its next signal: by then its receiver has stopped waiting for
+	// any predecessor, and the one counter keeps the new number above the
+	// old ones, so that a receiver still holding its record does not take
+	// the new signal for a copy.
+	for target, rec := range st.Sent.To {
+		if s.now.Sub(rec.At) >= s.sentKeep() {
+			delete(st.Sent.To, target)
+		}
+	}
+	if len(st.Sent.To) == 0 {
+		st.Sent.To = nil
 	}
 	if len(st.Applied) == 0 {
 		st.Applied = nil

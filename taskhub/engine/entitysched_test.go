@@ -220,3 +220,163 @@ func TestOrderBatchSortsEachSenderInPlace(t *testing.T) {
 		}
 	}
 }
+
+// entitySignal is a numbered signal from entity @a@1, sent by the batch
+// (execution) exec.
+func entitySignal(id, exec string, seq, pred int64, sent time.Time) history.EntityRequest {
+	return history.EntityRequest{ID: id, Operation: "append", Signal: true, ParentInstanceID: "@a@1", ParentExecutionID: exec,
+		Seq: seq, PredSeq: pred, Timestamp: sent}
+}
+
+// TestEntityStepEntitySignals: an entity's numbered signals are ordered
+// under one record for all its batches (executions), and deduplicated by
+// ID, also when a batch run again numbered them differently.
+func TestEntityStepEntitySignals(t *testing.T) {
+	t0 := time.Date(2026, 12, 2, 5, 0, 0, 0, time.UTC)
+	recent := t0.Add(-time.Second)
+	st := history.EntitySchedulerState{}
+	step := func(at time.Time) *entityStep { return &entityStep{state: &st, now: at, reorderWait: time.Minute} }
+	key := history.SenderKey("@a@1", "")
+	steps := []struct {
+		name string
+		at   time.Time
+		req  history.EntityRequest
+		want intake
+		last int64 // the sender's record afterwards
+		n    int   // requests taken in ahead afterwards
+	}{
+		{"first", t0, entitySignal("s1", "x1", 1, 0, recent), intakeTaken, 1, 0},
+		{"next batch's signal runs ahead of its predecessor: wait", t0, entitySignal("s3", "x3", 3, 2, recent), intakeWait, 1, 0},
+		{"its predecessor, from another batch", t0, entitySignal("s2", "x2", 2, 1, recent), intakeTaken, 2, 0},
+		{"now in order", t0, entitySignal("s3", "x3", 3, 2, recent), intakeTaken, 3, 0},
+		{"a copy resent by a batch run again", t0.Add(time.Second), entitySignal("s2", "x2b", 2, 1, recent), intakeDup, 3, 0},
+		{"a copy numbered differently by the batch run again", t0.Add(time.Second), entitySignal("s3", "x3b", 2, 1, recent), intakeDup, 3, 0},
+		{"a new ID under a number seen (renumbered run): taken once", t0.Add(time.Second), entitySignal("s9", "x3b", 3, 2, recent), intakeTaken, 3, 0},
+		{"a gap, sent recently: wait", t0.Add(time.Second), entitySignal("s6", "x6", 6, 5, recent), intakeWait, 3, 0},
+		{"the gap after the reorder wait: taken ahead", t0.Add(2 * time.Minute), entitySignal("s6", "x6", 6, 5, recent), intakeTaken, 3, 1},
+		{"the late predecessor closes the chain", t0.Add(2 * time.Minute), entitySignal("s5", "x5", 5, 3, recent), intakeTaken, 6, 0},
+		{"a forgotten target's new chain, numbered above the old", t0.Add(3 * time.Minute), entitySignal("s7", "x7", 40, 0, recent), intakeTaken, 40, 0},
+	}
+	for _, c := range steps {
+		if got := step(c.at).take(c.req); got != c.want {
+			t.Fatalf("%s: verdict %s, want %s", c.name, got, c.want)
+		}
+		rec := st.Senders[key]
+		if rec.Last != c.last || len(rec.Ahead) != c.n {
+			t.Fatalf("%s: record %+v, want last %d with %d ahead", c.name, rec, c.last, c.n)
+		}
+	}
+	if len(st.Senders) != 1 {
+		t.Errorf("records %v, want one for the sending entity", st.Senders)
+	}
+	var ids []string
+	for _, q := range st.Queue {
+		ids = append(ids, q.ID)
+	}
+	if got := strings.Join(ids, ","); got != "s1,s2,s3,s9,s6,s5,s7" {
+		t.Fatalf("queue %s", got)
+	}
+	for _, id := range ids {
+		if _, ok := st.Applied[id]; !ok {
+			t.Errorf("signal %s is not remembered by ID", id)
+		}
+	}
+	// Within one batch, a second copy of a signal taken in is deleted only
+	// after the commit.
+	s := step(t0.Add(4 * time.Minute))
+	if v := s.takeRequest(entitySignal("s8", "x8", 41, 40, recent)); v != intakeTaken {
+		t.Fatalf("s8: %s", v)
+	}
+	if v := s.takeRequest(entitySignal("s8", "x8", 41, 40, recent)); v != intakeDupPending {
+		t.Fatalf("s8 again: %s", v)
+	}
+	// Past the horizon of silence, the record and the IDs go.
+	s.now = t0.Add(4*time.Minute + entityDedupHorizon)
+	s.prune(nil)
+	if st.Senders != nil || st.Applied != nil {
+		t.Errorf("kept past the horizon: senders %v, applied %v", st.Senders, st.Applied)
+	}
+}
+
+// TestEntityStepUnnumberedEntitySignals: signals without numbers (older
+// versions, Durable Task, scheduled signals) are deduplicated by ID and
+// neither ordered nor recorded per sender, as before.
+func TestEntityStepUnnumberedEntitySignals(t *testing.T) {
+	t0 := time.Date(2026, 12, 2, 5, 0, 0, 0, time.UTC)
+	st := history.EntitySchedulerState{}
+	s := entityStep{state: &st, now: t0, reorderWait: time.Minute}
+	plain := entitySignal("u1", "x1", 0, 0, t0)
+	scheduled := entitySignal("u2", "x2", 5, 4, t0)
+	scheduled.Due = t0.Add(-time.Second)
+	for _, r := range []history.EntityRequest{plain, scheduled} {
+		if v := s.take(r); v != intakeTaken {
+			t.Fatalf("%s: %s, want taken", r.ID, v)
+		}
+		if v := s.take(r); v != intakeDup {
+			t.Fatalf("%s again: %s, want a copy", r.ID, v)
+		}
+	}
+	if len(st.Senders) != 0 || len(st.Queue) != 2 || len(st.Applied) != 2 {
+		t.Fatalf("senders %v, queue %d, applied %v", st.Senders, len(st.Queue), st.Applied)
+	}
+}
+
+// TestOrderBatchEntitySenderAcrossExecutions: an entity's signals sent by
+// different batches (executions) are one sender's, sorted by number.
+func TestOrderBatchEntitySenderAcrossExecutions(t *testing.T) {
+	items := []string{"s3", "s1", "s2"}
+	a, b, c := entitySignal("s3", "x3", 3, 2, time.Time{}), entitySignal("s1", "x1", 1, 0, time.Time{}), entitySignal("s2", "x2", 2, 1, time.Time{})
+	orderBatch(items, []*history.EntityRequest{&a, &b, &c})
+	if got := strings.Join(items, ","); got != "s1,s2,s3" {
+		t.Fatalf("order %s", got)
+	}
+}
+
+// TestEntityStepNumberSignals: one counter over all targets; each target's
+// predecessor is its previous signal; a target not signalled for sentKeep
+// is forgotten and starts a new chain, numbered above everything before.
+func TestEntityStepNumberSignals(t *testing.T) {
+	t0 := time.Date(2026, 12, 2, 5, 0, 0, 0, time.UTC)
+	st := history.EntitySchedulerState{}
+	s := entityStep{state: &st, now: t0, reorderWait: time.Minute}
+	type num struct {
+		seq, pred int64
+		predAt    time.Time
+	}
+	var got []num
+	for _, target := range []string{"@b@1", "@c@1", "@b@1"} {
+		seq, pred, at := s.numberSignal(target)
+		got = append(got, num{seq, pred, at})
+	}
+	want := []num{{1, 0, time.Time{}}, {2, 0, time.Time{}}, {3, 1, t0}}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("numbers %+v, want %+v", got, want)
+		}
+	}
+	// The state survives its encoding (a batch run again reads it back).
+	b, err := st.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := history.ParseEntitySchedulerState(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.Sent.Last != 3 || back.Sent.To["@b@1"].Seq != 3 || !back.Sent.To["@c@1"].At.Equal(t0) {
+		t.Fatalf("decoded %+v from %s", back.Sent, b)
+	}
+	s.now = t0.Add(s.sentKeep() - time.Second)
+	s.prune(nil)
+	if len(st.Sent.To) != 2 {
+		t.Fatalf("forgotten before sentKeep: %+v", st.Sent)
+	}
+	s.now = t0.Add(s.sentKeep())
+	s.prune(nil)
+	if st.Sent.To != nil || st.Sent.Last != 3 {
+		t.Fatalf("after sentKeep: %+v, want no targets and the counter kept", st.Sent)
+	}
+	if seq, pred, _ := s.numberSignal("@b@1"); seq != 4 || pred != 0 {
+		t.Fatalf("after forgetting: seq %d pred %d, want 4 and 0", seq, pred)
+	}
+}

@@ -118,9 +118,11 @@ type EntityRequest struct {
 	// Seq and PredSeq are our own members ("seq", "predSeq"; Durable Task
 	// ignores them): an orchestration numbers the requests it sends, so
 	// that an entity applies each once and in the order sent, even when a
-	// crash makes the orchestration send them again (see EntityRequestSeq).
+	// crash makes the orchestration send them again (see EntityRequestSeq);
+	// an entity numbers its unscheduled signals to entities (see
+	// SentState), so that they are applied in the order sent.
 	Seq     int64 // "seq": this request's number; 0 = not numbered
-	PredSeq int64 // "predSeq": the number of the sender's previous numbered request to the same entity in the same execution; 0 = none
+	PredSeq int64 // "predSeq": the number of the sender's previous numbered request to the same entity (an orchestration: in the same execution); 0 = none
 
 	// Fields carried as they are (distributed tracing).
 	ParentTraceContext json.RawMessage // "parentTraceContext"
@@ -375,8 +377,56 @@ type EntitySchedulerState struct {
 	LockID string
 	// Senders is our own addition ("senders"): per sending orchestration
 	// execution, the last numbered request applied (see EntityRequest.Seq),
-	// keyed by SenderKey.
+	// keyed by SenderKey. An entity sender has one record for all its
+	// executions (SenderKey with no execution ID): an entity starts a new
+	// execution with every batch.
 	Senders map[string]SenderRecord
+	// Sent is our own addition ("sent"): how this entity numbers the
+	// signals it sends to entities, so that a receiver applies them in the
+	// order sent. It is committed with the batch that sent them.
+	Sent SentState
+}
+
+// SentState is how an entity numbers the signals it sends to other
+// entities (see EntityRequest.Seq): one counter over all targets (Last),
+// so that a target's next number is always higher than any it had before,
+// even after its entry in To was forgotten, and per target the number and
+// time of the last signal sent to it (the next one's PredSeq and
+// Predecessor).
+type SentState struct {
+	Last int64                 // "last": the number of the last numbered signal sent, to any entity
+	To   map[string]SentRecord // "to": by target instance ID
+}
+
+// SentRecord is the last numbered signal an entity sent to one target.
+type SentRecord struct {
+	Seq int64
+	At  time.Time
+}
+
+type sentRecordJSON struct {
+	Seq int64   `json:"seq"`
+	At  netTime `json:"at"`
+}
+
+// MarshalJSON writes the record with its time as Durable Task writes times.
+func (r SentRecord) MarshalJSON() ([]byte, error) {
+	return marshalJSON(sentRecordJSON{Seq: r.Seq, At: netTime(r.At)})
+}
+
+// UnmarshalJSON reads a record.
+func (r *SentRecord) UnmarshalJSON(b []byte) error {
+	var w sentRecordJSON
+	if err := json.Unmarshal(b, &w); err != nil {
+		return fmt.Errorf("history: entity sent record: %w", err)
+	}
+	*r = SentRecord{Seq: w.Seq, At: time.Time(w.At)}
+	return nil
+}
+
+type sentStateJSON struct {
+	Last int64                 `json:"last"`
+	To   map[string]SentRecord `json:"to,omitempty"`
 }
 
 // SenderRecord is what an entity remembers of one sending orchestration
@@ -392,6 +442,16 @@ type SenderRecord struct {
 // SenderKey returns the key of a sender's record: the sending instance
 // and its execution.
 func SenderKey(instanceID, executionID string) string { return instanceID + "|" + executionID }
+
+// RequestSenderKey returns the key of the record of r's sender: its
+// instance and execution for an orchestration, its instance alone for an
+// entity (whose every batch is a new execution).
+func RequestSenderKey(r *EntityRequest) string {
+	if IsEntityInstanceID(r.ParentInstanceID) {
+		return SenderKey(r.ParentInstanceID, "")
+	}
+	return SenderKey(r.ParentInstanceID, r.ParentExecutionID)
+}
 
 type senderRecordJSON struct {
 	Last  int64           `json:"last"`
@@ -439,6 +499,7 @@ type schedulerStateJSON struct {
 	Applied   map[string]netTime      `json:"applied,omitempty"`
 	LockID    string                  `json:"lockId,omitempty"`
 	Senders   map[string]SenderRecord `json:"senders,omitempty"`
+	Sent      *sentStateJSON          `json:"sent,omitempty"`
 }
 
 // MarshalJSON writes s as Durable Task's SchedulerState, with the Durable
@@ -448,6 +509,9 @@ type schedulerStateJSON struct {
 func (s EntitySchedulerState) MarshalJSON() ([]byte, error) {
 	w := schedulerStateJSON{Exists: s.Exists(), Queue: s.Queue, LockedBy: s.LockedBy, Suspended: s.Suspended, Sorter: &s.Sorter,
 		LockID: s.LockID, Senders: s.Senders}
+	if s.Sent.Last != 0 || len(s.Sent.To) > 0 {
+		w.Sent = &sentStateJSON{Last: s.Sent.Last, To: s.Sent.To}
+	}
 	if s.State != "" {
 		w.State = &s.State
 	}
@@ -476,6 +540,9 @@ func (s *EntitySchedulerState) UnmarshalJSON(b []byte) error {
 		LockID: w.LockID, Senders: w.Senders}
 	if w.Exists && s.State == "" {
 		s.State = "null"
+	}
+	if w.Sent != nil {
+		s.Sent = SentState{Last: w.Sent.Last, To: w.Sent.To}
 	}
 	if w.Sorter != nil {
 		s.Sorter = *w.Sorter
