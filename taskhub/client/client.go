@@ -68,6 +68,9 @@ type LocalEngine interface {
 	HandOffStart(msg backend.Message, receipt backend.Receipt, row backend.InstanceState, fresh bool, rowETag <-chan string) bool
 	Watch(instanceID string) (final <-chan backend.InstanceState, tracking bool, stop func())
 	HandOff(msg backend.Message, receipt backend.Receipt) bool
+	// PollPartition makes the engine poll control-queue partition p now,
+	// if it owns it.
+	PollPartition(p int)
 	// ForgetFinished drops what the engine remembers of a finished
 	// execution of instanceID: a new execution (restart, rewind) begins.
 	ForgetFinished(instanceID string)
@@ -269,6 +272,9 @@ func (c *Client) startNew(ctx context.Context, span trace.Span, name string, opt
 	receipt, err := c.be.SendControl(ctx, msg, delay)
 	if err != nil {
 		return "", fmt.Errorf("client: send start message for %q: %w", id, err)
+	}
+	if !local {
+		c.pollIfOwnedNow(id)
 	}
 	// A brand-new instance is handed to the local engine right away: its
 	// first episode overlaps with the row write below, and it starts no
@@ -603,12 +609,25 @@ func (c *Client) deliver(ctx context.Context, id string, msg backend.Message) er
 	if err != nil {
 		return fmt.Errorf("client: send %s to %q: %w", ev.Type, id, err)
 	}
+	if !local {
+		c.pollIfOwnedNow(id)
+	}
 	if local && !c.local.HandOff(msg, r) {
 		if _, err := c.be.SetVisibility(ctx, r, 0); err != nil {
 			return fmt.Errorf("client: release %s for %q: %w", ev.Type, id, err)
 		}
 	}
 	return nil
+}
+
+// pollIfOwnedNow covers a race with the local engine taking the
+// partition of id: the message was sent visible because the engine did not
+// own the partition when the client looked, but it may have claimed it and
+// polled since, and then waits a whole backoff before it polls again.
+func (c *Client) pollIfOwnedNow(id string) {
+	if c.local != nil && c.local.OwnsPartitionOf(id) {
+		c.local.PollPartition(c.be.PartitionOf(id))
+	}
 }
 
 // ErrInstanceRunning: the operation needs a finished instance.
