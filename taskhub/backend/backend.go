@@ -242,6 +242,27 @@ type PartitionLease struct {
 	ETag         string
 }
 
+// VisibleWakes says when, from now, to poll for a message sent with delay
+// whose receipt is r, so that a poller finds it as soon as it is visible.
+// Queues report NextVisible in whole seconds, truncated, so the message
+// shows at some time in the second after it: the first wake comes at
+// NextVisible (a poller whose backoff restarts small then finds the
+// message soon), the second when it is surely visible (for a poller whose
+// least interval is long). Without NextVisible both derive from delay,
+// which visibility rounds up to whole seconds.
+func VisibleWakes(r Receipt, delay time.Duration) [2]time.Duration {
+	const margin = 20 * time.Millisecond
+	if r.NextVisible.IsZero() {
+		d := delay.Truncate(time.Second)
+		if d < delay {
+			d += time.Second
+		}
+		return [2]time.Duration{d + margin, d + time.Second + margin}
+	}
+	at := time.Until(r.NextVisible)
+	return [2]time.Duration{at + margin, at + time.Second + margin}
+}
+
 // Backend is the storage contract of the task hub. All methods are safe for
 // concurrent use.
 type Backend interface {

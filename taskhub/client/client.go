@@ -630,6 +630,19 @@ func (c *Client) pollIfOwnedNow(id string) {
 	}
 }
 
+// pollWhenVisible makes the local engine poll id's partition once the
+// message of receipt r, sent with delay, is visible, if the engine owns the
+// partition then: it would otherwise find the message only at its next
+// poll (see backend.VisibleWakes).
+func (c *Client) pollWhenVisible(id string, r backend.Receipt, delay time.Duration) {
+	if c.local == nil {
+		return
+	}
+	for _, wait := range backend.VisibleWakes(r, delay) {
+		time.AfterFunc(wait, func() { c.pollIfOwnedNow(id) })
+	}
+}
+
 // ErrInstanceRunning: the operation needs a finished instance.
 var ErrInstanceRunning = errors.New("instance is still running")
 

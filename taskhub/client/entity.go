@@ -100,9 +100,11 @@ func (c *Client) signal(ctx context.Context, id history.EntityID, r history.Enti
 	}
 	msg := backend.Message{Event: ev, Target: history.OrchestrationInstance{InstanceID: id.String()}}
 	if delay > 0 {
-		if _, err := c.be.SendControl(ctx, msg, delay); err != nil {
+		r, err := c.be.SendControl(ctx, msg, delay)
+		if err != nil {
 			return fmt.Errorf("client: signal entity %q: %w", id, err)
 		}
+		c.pollWhenVisible(id.String(), r, delay)
 		return nil
 	}
 	return c.deliver(ctx, id.String(), msg)

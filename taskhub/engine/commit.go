@@ -620,12 +620,10 @@ func (e *Engine) sendControl(ctx context.Context, c *controlSend) error {
 		c.handOver, c.held = true, e.held.hold(r, p)
 	case delay > 0:
 		c.receipt = r
-		// Queue visibility has whole seconds: wake the poller once it is visible.
-		wake := time.Until(r.NextVisible) + 20*time.Millisecond
-		if r.NextVisible.IsZero() {
-			wake = delay.Truncate(time.Second) + time.Second + 20*time.Millisecond
+		// Wake the poller once the message is visible.
+		for _, wake := range backend.VisibleWakes(r, delay) {
+			time.AfterFunc(wake, func() { e.wakePartition(p) })
 		}
-		time.AfterFunc(wake, func() { e.wakePartition(p) })
 	}
 	return nil
 }
