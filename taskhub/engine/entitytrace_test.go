@@ -13,7 +13,6 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
-	"github.com/go-durable/durablefunctions/taskhub/backend"
 	"github.com/go-durable/durablefunctions/taskhub/durable"
 	"github.com/go-durable/durablefunctions/taskhub/engine"
 	"github.com/go-durable/durablefunctions/taskhub/history"
@@ -195,26 +194,12 @@ func TestTraceOfEntities(t *testing.T) {
 // (orchestration episodes and entity batches alike) failing, or
 // committing with their answer lost, the entity spans are there once each.
 func TestTraceOfEntitiesSurvivesFailedAndLostCommits(t *testing.T) {
-	for name, wrap := range map[string]func(backend.Backend) backend.Backend{
-		"failed appends": func(b backend.Backend) backend.Backend { return &failingAppends{Backend: b, n: 2} },
-		"lost answers": func(b backend.Backend) backend.Backend {
-			return &lostAnswers{Backend: b, calls: map[string]int{}, every: map[string]int{"append": 2}, lost: map[string]int{}}
-		},
-	} {
+	for name, wrap := range commitFaults {
 		t.Run(name, func(t *testing.T) {
 			h := newTracedHub(t, separate, wrap, traceEntities, traceLeaf, traceCounter)
 			id, req := runEntities(t, h)
 			checkEntityTrace(t, h.spans(14), id, req, false)
-			switch b := h.be.(type) {
-			case *failingAppends:
-				if b.calls < 4 {
-					t.Errorf("only %d appends: nothing was re-run", b.calls)
-				}
-			case *lostAnswers:
-				if b.lost["append"] == 0 {
-					t.Error("no append answer was lost")
-				}
-			}
+			checkCommitFaultsHit(t, h.be)
 		})
 	}
 }

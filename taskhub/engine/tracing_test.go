@@ -359,16 +359,37 @@ func (f *failingAppends) AppendHistory(ctx context.Context, id, exec string, fro
 	return f.Backend.AppendHistory(ctx, id, exec, from, evs, etag)
 }
 
+// commitFaults wrap a backend so that every second history append fails
+// (the episode or batch is re-run), or commits with its answer lost (the
+// engine finds it committed).
+var commitFaults = map[string]func(backend.Backend) backend.Backend{
+	"failed appends": func(b backend.Backend) backend.Backend { return &failingAppends{Backend: b, n: 2} },
+	"lost answers": func(b backend.Backend) backend.Backend {
+		return &lostAnswers{Backend: b, calls: map[string]int{}, every: map[string]int{"append": 2}, lost: map[string]int{}}
+	},
+}
+
+// checkCommitFaultsHit fails the test when the fault of a commitFaults
+// backend never struck: no append was re-run, or no answer was lost.
+func checkCommitFaultsHit(t *testing.T, be backend.Backend) {
+	t.Helper()
+	switch b := be.(type) {
+	case *failingAppends:
+		if b.calls < 4 {
+			t.Errorf("only %d appends: nothing was re-run", b.calls)
+		}
+	case *lostAnswers:
+		if b.lost["append"] == 0 {
+			t.Error("no append answer was lost")
+		}
+	}
+}
+
 // TestTraceSurvivesFailedAndLostCommits: with history appends failing
 // (the episode is re-run) or committing with their answer lost (the
 // engine finds them committed), the trace still has each span once.
 func TestTraceSurvivesFailedAndLostCommits(t *testing.T) {
-	for name, wrap := range map[string]func(backend.Backend) backend.Backend{
-		"failed appends": func(b backend.Backend) backend.Backend { return &failingAppends{Backend: b, n: 2} },
-		"lost answers": func(b backend.Backend) backend.Backend {
-			return &lostAnswers{Backend: b, calls: map[string]int{}, every: map[string]int{"append": 2}, lost: map[string]int{}}
-		},
-	} {
+	for name, wrap := range commitFaults {
 		t.Run(name, func(t *testing.T) {
 			h := newTracedHub(t, separate, wrap, seq3, greet)
 			id, req := h.run("Seq3", nil)
@@ -376,16 +397,7 @@ func TestTraceSurvivesFailedAndLostCommits(t *testing.T) {
 			checkTrace(t, spans, req.TraceID(), id)
 			orch := one(t, spans, "orchestration:Seq3", trace.SpanKindServer)
 			checkActivities(t, spans, "Greet", orch.SpanContext.SpanID(), 3)
-			switch b := h.be.(type) {
-			case *failingAppends:
-				if b.calls < 4 {
-					t.Errorf("only %d appends: no episode was re-run", b.calls)
-				}
-			case *lostAnswers:
-				if b.lost["append"] == 0 {
-					t.Error("no append answer was lost")
-				}
-			}
+			checkCommitFaultsHit(t, h.be)
 		})
 	}
 }
