@@ -482,7 +482,13 @@ const continuationHeader = "x-ms-continuation-token"
 // ("" after the last). A page may be shorter than f.PageSize, even empty,
 // with more to come: only an empty next token ends the listing.
 func (c *Client) ListPage(ctx context.Context, f Filter, continuation string) ([]*Status, string, error) {
-	u := c.endpoint(filterQuery(f, true), "instances")
+	return getPage[*Status](ctx, c, c.endpoint(filterQuery(f, true), "instances"), continuation)
+}
+
+// getPage GETs one page of a listing at u, sending continuation in
+// x-ms-continuation-token, and returns its items and the next page's
+// token ("" after the last).
+func getPage[T any](ctx context.Context, c *Client, u, continuation string) ([]T, string, error) {
 	var h http.Header
 	if continuation != "" {
 		h = http.Header{}
@@ -492,7 +498,7 @@ func (c *Client) ListPage(ctx context.Context, f Filter, continuation string) ([
 	if err != nil {
 		return nil, "", err
 	}
-	page, err := decodeBody[[]*Status](http.MethodGet, u, r)
+	page, err := decodeBody[[]T](http.MethodGet, u, r)
 	if err != nil {
 		return nil, "", err
 	}

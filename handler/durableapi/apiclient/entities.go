@@ -67,21 +67,7 @@ func (c *Client) ListEntitiesPage(ctx context.Context, f EntityFilter, continuat
 	if f.Name != "" {
 		segs = append(segs, f.Name)
 	}
-	u := c.endpoint(q, segs...)
-	var h http.Header
-	if continuation != "" {
-		h = http.Header{}
-		h.Set(continuationHeader, continuation)
-	}
-	r, err := c.call(ctx, http.MethodGet, u, nil, h, http.StatusOK)
-	if err != nil {
-		return nil, "", err
-	}
-	page, err := decodeBody[[]Entity](http.MethodGet, u, r)
-	if err != nil {
-		return nil, "", err
-	}
-	return page, r.header.Get(continuationHeader), nil
+	return getPage[Entity](ctx, c, c.endpoint(q, segs...), continuation)
 }
 
 // EntityState returns the state of entity name/key as JSON; ErrNotFound
