@@ -93,6 +93,7 @@ type Backend struct {
 	mu            sync.Mutex
 	nextImmediate time.Time          // no immediate wake before then
 	sentDue       map[int64]struct{} // due seconds (Unix) of delayed wakes sent
+	prunedAt      int64              // the second (Unix) sentDue was last pruned in
 	stats         Stats
 }
 
@@ -188,9 +189,14 @@ func (b *Backend) wake(ctx context.Context, reason string, delay time.Duration) 
 			return
 		}
 		b.sentDue[key] = struct{}{}
-		for k := range b.sentDue {
-			if k < now.Unix() {
-				delete(b.sentDue, k)
+		// Forget the seconds gone by, once per second: a new key is never
+		// in the past, so a past one only takes room.
+		if sec := now.Unix(); sec > b.prunedAt {
+			b.prunedAt = sec
+			for k := range b.sentDue {
+				if k < sec {
+					delete(b.sentDue, k)
+				}
 			}
 		}
 	}
